@@ -1,0 +1,105 @@
+#include "schedule/cli.hpp"
+
+#include <iostream>
+#include <sstream>
+
+#include "models/error.hpp"
+
+namespace resist::cli {
+
+int guarded(const std::string& program, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const UserError& e) {
+    std::cerr << program << ": " << e.what() << "\n";
+  } catch (const po::error& e) {
+    std::cerr << program << ": " << e.what() << " (see --help)\n";
+  }
+  return kUserErrorExit;
+}
+
+std::vector<std::string> parse_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<int> parse_int_list(const std::string& flag, const std::string& text) {
+  std::vector<int> out;
+  for (const auto& item : parse_list(text)) {
+    std::size_t used = 0;
+    long v = 0;
+    try {
+      v = std::stol(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || v < 1 || v > (1 << 20))
+      throw UserError(flag + ": '" + item + "' is not a whole number in 1..1048576 (in '" + text + "')");
+    out.push_back(int(v));
+  }
+  if (out.empty()) throw UserError(flag + ": needs at least one value (got '" + text + "')");
+  return out;
+}
+
+std::vector<Protocol> parse_protocol_list(const std::string& flag, const std::string& text) {
+  std::vector<Protocol> out;
+  for (const auto& item : parse_list(text)) {
+    try {
+      out.push_back(parse_protocol(item));
+    } catch (const UserError&) {
+      std::string accepted;
+      for (const auto& n : protocol_names()) accepted += (accepted.empty() ? "" : ", ") + n;
+      throw UserError(flag + ": unknown protocol '" + item + "' (accepted: " + accepted + ")");
+    }
+  }
+  if (out.empty()) throw UserError(flag + ": needs at least one protocol");
+  return out;
+}
+
+void add_model_options(po::options_description& d, ModelOptions& m, std::string& hidden) {
+  d.add_options()
+      ("model", po::value(&m.model)->default_value(m.model),
+       "preact-resnet18|34|50|101|152|200, or mlp")
+      ("block", po::value(&m.block)->default_value(m.block),
+       "basic|bottleneck (default: basic below 50 layers, bottleneck from 50)")
+      ("base-width", po::value(&m.base_width)->default_value(m.base_width),
+       "channels of the first section; sections use 1, 2, 4, 8 times this")
+      ("dataset", po::value(&m.dataset)->default_value(m.dataset),
+       "cifar10|cifar100|fashion-mnist|imagenet (fixes input shape and classes)")
+      ("input", po::value(&m.input)->default_value(0), "MLP: input features (0: the dataset's)")
+      ("hidden", po::value(&hidden)->default_value("4096"), "MLP: hidden layer sizes, e.g. 8192,4096")
+      ("classes", po::value(&m.classes)->default_value(0), "MLP: output classes (0: the dataset's)");
+}
+
+void finish_model_options(ModelOptions& m, const std::string& hidden) {
+  m.hidden = parse_int_list("--hidden", hidden);
+}
+
+void add_schedule_options(po::options_description& d, ScheduleConfig& c) {
+  d.add_options()
+      ("min-depth", po::value(&c.min_depth)->default_value(c.min_depth),
+       "ResIST: minimum partitionable blocks per sub-ResNet (d_min)")
+      ("seed", po::value(&c.seed)->default_value(c.seed), "seed of the partitions")
+      ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "batch size per worker")
+      ("epochs", po::value(&c.epochs)->default_value(c.epochs), "passes over the training set")
+      ("train-size", po::value(&c.train_size)->default_value(c.train_size), "images in the training set")
+      ("rounds", po::value(&c.rounds)->default_value(c.rounds), "if > 0: exactly this many rounds (overrides --epochs)")
+      ("eval-every", po::value(&c.eval_every)->default_value(c.eval_every),
+       "ResIST: gather the full model at rank 0 every N rounds (0: only at the end)");
+}
+
+bool parse(int argc, char** argv, const po::options_description& d, po::variables_map& vm, const std::string& usage) {
+  po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
+  if (vm.count("help")) {
+    std::cout << usage << "\n\n" << d << "\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
+}  // namespace resist::cli

@@ -1,0 +1,65 @@
+#include "schedule/profile.hpp"
+
+#include "schedule/json_util.hpp"
+
+namespace resist {
+
+using json_util::json;
+using json_util::Reader;
+
+nlohmann::json to_json(const Profile& p) {
+  json blocks = json::array();
+  for (const auto& b : p.blocks) blocks.push_back({{"name", b.name}, {"forward_s", b.forward_s}, {"backward_s", b.backward_s}});
+  return {{"format", "resist-profile"},
+          {"version", 1},
+          {"model",
+           {{"model", p.model.model}, {"block", p.model.block}, {"base_width", p.model.base_width},
+            {"dataset", p.model.dataset}, {"input", p.model.input}, {"hidden", p.model.hidden},
+            {"classes", p.model.classes}}},
+          {"batch_size", p.batch_size},
+          {"device", p.device},
+          {"threads", p.threads},
+          {"blocks", blocks},
+          {"optimizer_step_s_per_param", p.optimizer_step_s_per_param},
+          {"iteration_overhead_s", p.iteration_overhead_s}};
+}
+
+Profile profile_from_json(const nlohmann::json& j) {
+  const Reader root{j, ""};
+  json_util::expect_format(root, "resist-profile", 1);
+  Profile p;
+  const Reader m = root.at("model");
+  p.model.model = m.at("model").str();
+  p.model.block = m.at("block").str();
+  p.model.base_width = int(m.at("base_width").integer(1, 4096));
+  p.model.dataset = m.at("dataset").str();
+  p.model.input = int(m.at("input").integer(0, json_util::kMaxInt));
+  p.model.hidden = m.at("hidden").ints(1, int(json_util::kMaxInt));
+  p.model.classes = int(m.at("classes").integer(0, json_util::kMaxInt));
+  p.batch_size = int(root.at("batch_size").integer(1, json_util::kMaxInt));
+  p.device = root.at("device").str();
+  p.threads = int(root.at("threads").integer(0, 4096));
+  const Reader blocks = root.at("blocks");
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const Reader b = blocks.at(i);
+    p.blocks.push_back({b.at("name").str(), b.at("forward_s").number(0, 1e6), b.at("backward_s").number(0, 1e6)});
+  }
+  p.optimizer_step_s_per_param = root.at("optimizer_step_s_per_param").number(0, 1);
+  p.iteration_overhead_s = root.at("iteration_overhead_s").number(0, 1e6);
+  return p;
+}
+
+void write_profile_file(const Profile& p, const std::string& path) {
+  json_util::write_atomic(path, to_json(p).dump(2) + "\n");
+}
+
+Profile read_profile_file(const std::string& path) {
+  const json j = json_util::read_file(path, "--profile");
+  try {
+    return profile_from_json(j);
+  } catch (const UserError& e) {
+    throw UserError(path + ": " + e.what());
+  }
+}
+
+}  // namespace resist

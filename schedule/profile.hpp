@@ -1,0 +1,40 @@
+#pragma once
+// A measured per-block time profile: the runtime writes it (resist-train
+// --profile), the simulator reads it as its compute cost source.
+//   {"format": "resist-profile", "version": 1, "model": {ModelOptions},
+//    "batch_size": 128, "device": "cpu"|"cuda:NVIDIA H100 ...", "threads": 2,
+//    "blocks": [{"name": "stem", "forward_s": ..., "backward_s": ...}, ...],
+//    "optimizer_step_s_per_param": ..., "iteration_overhead_s": ...}
+// Times are per iteration at `batch_size`; block names are the spec's. A
+// simulator scales linearly to other batch sizes.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "models/spec.hpp"
+
+namespace resist {
+
+struct BlockTime {
+  std::string name;
+  double forward_s = 0, backward_s = 0;
+};
+
+struct Profile {
+  ModelOptions model;
+  int batch_size = 0;
+  std::string device;
+  int threads = 0;
+  std::vector<BlockTime> blocks;
+  double optimizer_step_s_per_param = 0;  // SGD step time divided by parameters updated
+  double iteration_overhead_s = 0;        // per iteration: data loading, zero_grad, loss, launch costs
+};
+
+nlohmann::json to_json(const Profile& p);
+Profile profile_from_json(const nlohmann::json& j);  // throws UserError naming the path
+void write_profile_file(const Profile& p, const std::string& path);  // atomic
+Profile read_profile_file(const std::string& path);
+
+}  // namespace resist

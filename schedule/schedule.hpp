@@ -1,0 +1,126 @@
+#pragma once
+// The shared scheduling core: what happens in every round.
+//
+// A Schedule is a sequence of rounds. In each round every worker trains its
+// (sub-)model for some local iterations, then the workers synchronise through
+// an ordered list of communication operations. Both backends (sim/, runtime/)
+// walk the same list in the same order; every rank takes part in the ops whose
+// `ranks` contain it and skips the others. Nothing a backend does is decided
+// outside this file's generators.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "models/spec.hpp"
+
+namespace resist {
+
+enum class Protocol { data_parallel, local_sgd, resist, ist };
+const char* to_string(Protocol p);
+Protocol parse_protocol(const std::string& s);  // throws UserError
+const std::vector<std::string>& protocol_names();
+
+enum class OpKind {
+  allreduce,  // ring: reduce-scatter then all-gather over `ranks`, result averaged
+  reduce,     // chain towards ranks[0] (the root); the root averages
+  broadcast,  // pipelined chain from ranks[0] through ranks[1..]
+  send,       // ranks = {source, destination}
+};
+const char* to_string(OpKind k);
+
+// What an op's tensors are: gradients (data-parallel), parameters of shared
+// blocks, parameters of a partitioned block being averaged, the aggregated
+// block going to its next owners, or pieces gathered for evaluation.
+enum class Payload { gradients, shared, partitioned, handoff, eval };
+const char* to_string(Payload p);
+
+struct CommOp {
+  OpKind kind = OpKind::allreduce;
+  Payload payload = Payload::shared;
+  std::vector<int> ranks;    // participants in algorithm order; root first
+  std::vector<int> blocks;   // spec block indices carried, flattened in this order
+  std::uint64_t bytes = 0;   // payload size M: fp32 bytes of `blocks`
+  int root() const { return ranks.front(); }
+  bool involves(int rank) const;
+};
+
+struct WorkerRound {
+  // Blocks this worker holds and trains this round besides the schedule's
+  // shared blocks (ResIST: its partitionable blocks, in dealing order).
+  std::vector<int> blocks;
+};
+
+struct Round {
+  int index = 0;
+  int local_iters = 0;  // iterations every worker runs before the sync
+  std::vector<WorkerRound> workers;
+  std::vector<CommOp> sync;
+};
+
+struct ScheduleConfig {
+  Protocol protocol = Protocol::resist;
+  ModelOptions model;
+  int workers = 1;          // S
+  int local_iters = 50;     // ℓ (data-parallel: always 1)
+  int min_depth = 4;        // ResIST d_min
+  std::uint64_t seed = 1;
+  int batch_size = 128;     // per worker
+  int epochs = 1;
+  std::int64_t train_size = 50000;  // images in the training set
+  int rounds = 0;           // > 0: exactly this many rounds instead of epochs' worth
+  int eval_every = 0;       // > 0: gather the full model at rank 0 every this many rounds
+};
+
+struct Schedule {
+  ScheduleConfig config;
+  std::vector<int> shared_blocks;  // held and trained by every worker every round
+  std::vector<double> eval_scale;  // per spec block: residual-branch scale at inference
+  int iters_per_epoch = 0;         // per worker: ceil(train_size / (workers * batch))
+  std::int64_t total_iters = 0;    // per worker, over the whole run
+  std::vector<Round> rounds;
+};
+
+// Throws UserError for invalid values (workers < 1, min_depth > B, ...).
+void validate(const ModelSpec& spec, const ScheduleConfig& config);
+
+// Generates rounds lazily: round(r) depends only on the config and r, so long
+// runs (tens of thousands of rounds) need not be held in memory.
+class ScheduleGenerator {
+ public:
+  ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig& config);
+  int num_rounds() const { return num_rounds_; }
+  Round round(int r) const;
+  // The blocks worker w holds in round r besides the shared ones. For r ==
+  // num_rounds() (after the last round) rank 0 holds every block, everyone
+  // else nothing: the final model is assembled at rank 0.
+  std::vector<std::vector<int>> holdings(int r) const;
+  const Schedule& header() const { return header_; }  // everything but rounds
+  const ModelSpec& spec() const { return spec_; }
+
+ private:
+  ModelSpec spec_;
+  Schedule header_;
+  int num_rounds_ = 0;
+  int k_ = 0;  // ResIST: partitionable blocks per sub-ResNet
+};
+
+Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config);
+
+// ResIST: how many partitionable blocks each sub-ResNet gets:
+// k = max(ceil(B / S), d_min), capped at B.
+int resist_blocks_per_worker(int partitionable, int workers, int min_depth);
+// Deals random permutations of the B partitionable positions round-robin to S
+// sub-ResNets until each has k; a position never goes twice to one sub-ResNet.
+// Returned values are positions 0..B-1.
+std::vector<std::vector<int>> resist_partition(int partitionable, int workers, int k,
+                                               std::uint64_t seed, int round);
+
+// Serialisation: {"format": "resist-schedule", "version": 1, ...}.
+nlohmann::json to_json(const Schedule& s);
+Schedule schedule_from_json(const nlohmann::json& j);  // throws UserError naming the JSON path
+void write_schedule_file(const Schedule& s, const std::string& path);  // atomic
+Schedule read_schedule_file(const std::string& path);
+
+}  // namespace resist

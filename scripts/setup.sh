@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages resist needs (only the missing ones) and builds
+# it in Release into build/. Idempotent: a second run is fast.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+packages=(cmake g++ make pkg-config ccache
+          libtorch-dev libgloo-dev libsimgrid-dev nlohmann-json3-dev
+          libboost-program-options-dev libgtest-dev
+          dataset-fashion-mnist python3-matplotlib)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+build="${RESIST_BUILD_DIR:-$root/build}"
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
+cmake --build "$build" -j"$(nproc)" >&2

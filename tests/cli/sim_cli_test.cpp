@@ -1,0 +1,77 @@
+// End-to-end: resist-sim as a user runs it.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "schedule/schedule.hpp"
+#include "tests/support/process.hpp"
+
+using resist::test::run;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string sim = resist::test::bin("sim/resist-sim");
+}
+
+TEST(SimCli, CommTablePrintsGigabytesWithThreeDecimals) {
+  const auto r = run(sim + " comm --model preact-resnet101 --block basic --dataset cifar100 --machines 2,4,8 "
+                           "--protocols local-sgd,resist");
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Local SGD, 2 machines: 2 * 2 * 4 * 41,396,900 bytes.
+  EXPECT_NE(r.out.find("0.662"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resist"), std::string::npos);
+}
+
+TEST(SimCli, CommJsonRows) {
+  const auto r = run(sim + " comm --model preact-resnet101 --block basic --dataset cifar100 --machines 2,4,8 "
+                           "--protocols local-sgd,resist --format json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rows"].size(), 6u);
+  for (const auto& row : j["rows"]) {
+    for (const char* key : {"protocol", "machines", "bytes_per_round", "wire_bytes_per_round", "params_per_worker"})
+      EXPECT_TRUE(row.contains(key)) << key;
+    if (row["protocol"] == "local-sgd") {
+      EXPECT_EQ(row["params_per_worker"].get<std::uint64_t>(), 41396900u);
+      EXPECT_EQ(row["bytes_per_round"].get<std::uint64_t>(), 8ull * row["machines"].get<int>() * 41396900u);
+    } else {
+      EXPECT_LT(row["params_per_worker"].get<std::uint64_t>(), 41396900u);
+    }
+  }
+}
+
+TEST(SimCli, ScheduleFileRoundTrips) {
+  resist::test::TempDir dir;
+  const auto path = (dir.path / "s.json").string();
+  const auto r = run(sim + " schedule --model preact-resnet101 --block basic --dataset cifar100 --protocol resist "
+                           "--machines 4 --rounds 3 --seed 1 --out " + path);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto s = resist::read_schedule_file(path);
+  EXPECT_EQ(s.rounds.size(), 3u);
+  EXPECT_EQ(s.config.workers, 4);
+}
+
+TEST(SimCli, BadInputIsOneLineAndExitTwo) {
+  resist::test::TempDir dir;
+  const auto out = (dir.path / "s.json").string();
+  const std::pair<std::string, std::string> cases[] = {
+      {"comm --model resnet7", "resnet7"},
+      {"comm --block wide", "wide"},
+      {"comm --dataset svhn", "svhn"},
+      {"comm --protocols resist,gossip", "gossip"},
+      {"comm --machines 2,0", "'0'"},
+      {"comm --min-depth 23", "--min-depth"},
+      {"comm --format xml", "xml"},
+      {"schedule --machines 0 --out " + out, "--machines"},
+      {"schedule --protocol resist --min-depth 40 --rounds 2 --out " + out, "--min-depth"},
+      {"comm --no-such-flag", "no-such-flag"},
+      {"frobnicate", "frobnicate"},
+  };
+  for (const auto& [args, needle] : cases) {
+    const auto r = run(sim + " " + args);
+    EXPECT_EQ(r.code, 2) << args;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << args << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+}

@@ -1,0 +1,133 @@
+#include <gtest/gtest.h>
+
+#include "models/error.hpp"
+#include "models/spec.hpp"
+
+using namespace resist;
+
+namespace {
+ModelSpec resnet(const std::string& model, const std::string& block, const std::string& dataset, int width = 64) {
+  ModelOptions o;
+  o.model = model;
+  o.block = block;
+  o.dataset = dataset;
+  o.base_width = width;
+  return build_model(o);
+}
+int count_kind(const ModelSpec& m, BlockKind k) {
+  int n = 0;
+  for (const auto& b : m.blocks) n += b.kind == k;
+  return n;
+}
+}  // namespace
+
+TEST(Spec, PaperResNet101HasPublishedParameterCount) {
+  const auto m = resnet("preact-resnet101", "basic", "cifar100");
+  EXPECT_EQ(m.param_count(), 41396900u);
+  EXPECT_EQ(m.blocks[m.block_index("layer3.5")].param_count, 1180672u);
+}
+
+TEST(Spec, PaperResNet101PartitionsSectionThreeButItsFirstBlock) {
+  const auto m = resnet("preact-resnet101", "basic", "cifar100");
+  ASSERT_EQ(m.partitionable.size(), 22u);
+  for (int i : m.partitionable) {
+    EXPECT_EQ(m.blocks[i].section, 3);
+    EXPECT_GT(m.blocks[i].index, 0);
+    EXPECT_EQ(m.blocks[i].stride, 1);
+  }
+  EXPECT_FALSE(m.blocks[m.block_index("layer3.0")].partitionable);
+  EXPECT_FALSE(m.blocks[m.block_index("stem")].partitionable);
+  EXPECT_FALSE(m.blocks[m.block_index("head")].partitionable);
+  EXPECT_EQ(m.shared.size() + m.partitionable.size(), m.blocks.size());
+}
+
+TEST(Spec, SectionLengthsAndDefaultBlockTypes) {
+  const std::pair<int, std::array<int, 4>> depths[] = {{18, {2, 2, 2, 2}},  {34, {3, 4, 6, 3}},
+                                                       {50, {3, 4, 6, 3}},  {101, {3, 4, 23, 3}},
+                                                       {152, {3, 8, 36, 3}}, {200, {3, 24, 36, 3}}};
+  for (const auto& [depth, sections] : depths) {
+    const auto m = resnet("preact-resnet" + std::to_string(depth), "", "cifar10", 16);
+    std::array<int, 4> seen{};
+    for (const auto& b : m.blocks)
+      if (b.section > 0) ++seen[b.section - 1];
+    EXPECT_EQ(seen, sections) << depth;
+    EXPECT_EQ(count_kind(m, depth >= 50 ? BlockKind::bottleneck : BlockKind::basic),
+              sections[0] + sections[1] + sections[2] + sections[3]) << depth;
+    EXPECT_EQ(int(m.partitionable.size()), sections[2] - 1);
+  }
+}
+
+TEST(Spec, DatasetsFixInputAndStem) {
+  const auto fm = resnet("preact-resnet18", "basic", "fashion-mnist");
+  EXPECT_EQ(fm.blocks[0].in_channels, 1);
+  EXPECT_EQ(fm.blocks[0].kernel, 3);
+  EXPECT_EQ(fm.blocks.back().out_channels, 10);
+  EXPECT_EQ(fm.blocks[0].out_hw, 28);
+  EXPECT_EQ(fm.blocks[fm.blocks.size() - 2].out_hw, 4);  // 28 -> 14 -> 7 -> 4
+  const auto in = resnet("preact-resnet18", "basic", "imagenet");
+  EXPECT_EQ(in.blocks[0].kernel, 7);
+  EXPECT_TRUE(in.blocks[0].maxpool);
+  EXPECT_EQ(in.blocks[0].out_hw, 56);
+  EXPECT_EQ(in.blocks[in.blocks.size() - 2].out_hw, 7);
+  EXPECT_EQ(in.blocks.back().out_channels, 1000);
+}
+
+// Independent figures: thop's 555.42 M multiply-adds for the CIFAR ResNet-18
+// (same convolutions as the pre-activation one), torchvision's 1.81 and 4.09
+// G multiply-adds for ImageNet ResNet-18 and -50 (v1.5: stride on the 3x3).
+TEST(Spec, FlopsMatchPublishedCounts) {
+  EXPECT_EQ(resnet("preact-resnet18", "basic", "cifar10").flops_fwd(), 2ull * 555422720ull);
+  EXPECT_NEAR(resnet("preact-resnet18", "basic", "imagenet").flops_fwd() / 2e9, 1.81, 0.01);
+  EXPECT_NEAR(resnet("preact-resnet50", "bottleneck", "imagenet").flops_fwd() / 2e9, 4.09, 0.02);
+}
+
+TEST(Spec, EveryBlockHasCosts) {
+  for (const auto& name : {"preact-resnet50", "preact-resnet101"}) {
+    const auto m = resnet(name, "", "cifar100");
+    for (const auto& b : m.blocks) {
+      EXPECT_GT(b.param_count, 0u) << b.name;
+      EXPECT_GT(b.flops_fwd, 0u) << b.name;
+      EXPECT_GT(b.activation_bytes, 0u) << b.name;
+      EXPECT_EQ(b.bytes(), 4 * b.param_count);
+      for (const auto& p : b.params) EXPECT_EQ(p.name.rfind(b.name + ".", 0), 0u) << p.name;
+    }
+  }
+}
+
+TEST(Spec, BaseWidthScalesChannels) {
+  const auto m = resnet("preact-resnet101", "basic", "cifar100", 8);
+  EXPECT_EQ(m.blocks[m.block_index("layer4.2")].out_channels, 64);
+  EXPECT_LT(m.param_count(), 41396900u / 50);
+}
+
+TEST(Spec, MlpMatchesClosedForm) {
+  ModelOptions o;
+  o.model = "mlp";
+  o.dataset = "fashion-mnist";
+  o.input = 4096;
+  o.hidden = {8192, 4096};
+  o.classes = 35;
+  const auto m = build_model(o);
+  const std::uint64_t expect = (4096ull * 8192 + 8192 + 2 * 8192) + (8192ull * 4096 + 4096 + 2 * 4096) + (4096ull * 35 + 35);
+  EXPECT_EQ(m.param_count(), expect);
+  EXPECT_TRUE(m.partitionable.empty());
+}
+
+TEST(Spec, BadInputNamesTheValue) {
+  auto message = [](auto f) {
+    try {
+      f();
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  {
+    const auto m = message([] { resnet("preact-resnet99", "", "cifar10"); });
+    EXPECT_NE(m.find("preact-resnet99"), std::string::npos) << m;
+    EXPECT_NE(m.find("preact-resnet101"), std::string::npos) << m;
+  }
+  EXPECT_NE(message([] { resnet("preact-resnet18", "fancy", "cifar10"); }).find("fancy"), std::string::npos);
+  EXPECT_NE(message([] { resnet("preact-resnet18", "", "mnist"); }).find("'mnist'"), std::string::npos);
+  EXPECT_NE(message([] { resnet("preact-resnet18", "", "cifar10", 0); }).find("--base-width"), std::string::npos);
+}

@@ -1,0 +1,107 @@
+#include <gtest/gtest.h>
+
+#include "models/torch_model.hpp"
+
+using namespace resist;
+
+namespace {
+std::uint64_t numel(const torch::nn::Module& m) {
+  std::uint64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+ModelSpec spec_of(const std::string& model, const std::string& block, const std::string& dataset, int width) {
+  ModelOptions o;
+  o.model = model;
+  o.block = block;
+  o.dataset = dataset;
+  o.base_width = width;
+  return build_model(o);
+}
+}  // namespace
+
+// Every model x block type x dataset: LibTorch's count equals the spec's, and
+// every parameter has the spec's name and shape.
+TEST(TorchModel, ParameterCountsEqualSpecEverywhere) {
+  torch::NoGradGuard no_grad;
+  for (int depth : {18, 34, 50, 101, 152, 200})
+    for (const char* block : {"basic", "bottleneck"})
+      for (const char* dataset : {"cifar10", "cifar100", "fashion-mnist", "imagenet"}) {
+        const auto spec = spec_of("preact-resnet" + std::to_string(depth), block, dataset, 64);
+        Net net = make_full_net(spec);
+        ASSERT_EQ(numel(*net), spec.param_count()) << spec.name;
+        const auto named = net->named_parameters();
+        std::size_t expected = 0;
+        for (const auto& b : spec.blocks)
+          for (const auto& p : b.params) {
+            ++expected;
+            ASSERT_TRUE(named.contains(p.name)) << p.name;
+            EXPECT_EQ(named[p.name].sizes().vec(), p.shape) << p.name;
+          }
+        EXPECT_EQ(named.size(), expected);
+      }
+}
+
+TEST(TorchModel, PaperModelCount) {
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(numel(*make_full_net(spec_of("preact-resnet101", "basic", "cifar100", 64))), 41396900u);
+}
+
+TEST(TorchModel, ForwardShapes) {
+  for (const char* dataset : {"cifar10", "fashion-mnist", "imagenet"}) {
+    const auto spec = spec_of("preact-resnet18", "basic", dataset, 8);
+    Net net = make_full_net(spec);
+    const auto& ds = spec.dataset;
+    auto y = net->forward(torch::randn({2, ds.channels, ds.height, ds.width}));
+    EXPECT_EQ(y.sizes().vec(), (std::vector<std::int64_t>{2, ds.classes})) << dataset;
+  }
+}
+
+// A sub-network allocates only what it holds, names parameters as the full
+// network does, and starts from the same weights for the blocks it holds.
+TEST(TorchModel, SubNetworkHoldsOnlyItsBlocks) {
+  const auto spec = spec_of("preact-resnet101", "basic", "cifar10", 8);
+  std::vector<int> held = spec.shared;
+  held.push_back(spec.partitionable[3]);
+  held.push_back(spec.partitionable[10]);
+  Net sub(spec, held, 5);
+  Net full = make_full_net(spec, 5);
+  EXPECT_EQ(numel(*sub), spec.param_count(held));
+  const auto full_params = full->named_parameters();
+  for (const auto& item : sub->named_parameters()) {
+    ASSERT_TRUE(full_params.contains(item.key())) << item.key();
+    EXPECT_TRUE(torch::equal(item.value(), full_params[item.key()])) << item.key();
+  }
+  EXPECT_FALSE(sub->holds(spec.partitionable[0]));
+  auto y = sub->forward(torch::randn({2, 3, 32, 32}));
+  EXPECT_EQ(y.size(1), 10);
+  // block_parameters follows the spec's order.
+  const int b = spec.partitionable[3];
+  const auto ps = sub->block_parameters(b);
+  ASSERT_EQ(ps.size(), spec.blocks[b].params.size());
+  for (std::size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(ps[i].sizes().vec(), spec.blocks[b].params[i].shape);
+}
+
+TEST(TorchModel, BranchScaleChangesOnlyScaledBlocks) {
+  const auto spec = spec_of("preact-resnet18", "basic", "cifar10", 8);
+  Net net = make_full_net(spec, 1);
+  auto x = torch::randn({4, 3, 32, 32});
+  auto y1 = net->forward(x);
+  std::vector<double> scale(spec.blocks.size(), 1.0);
+  net->set_branch_scales(scale);
+  EXPECT_TRUE(torch::allclose(net->forward(x), y1));
+  scale[spec.partitionable[0]] = 0.5;
+  net->set_branch_scales(scale);
+  EXPECT_FALSE(torch::allclose(net->forward(x), y1));
+}
+
+TEST(TorchModel, MlpMatchesSpec) {
+  ModelOptions o;
+  o.model = "mlp";
+  o.dataset = "fashion-mnist";
+  o.hidden = {256, 128};
+  const auto spec = build_model(o);
+  Net net = make_full_net(spec);
+  EXPECT_EQ(numel(*net), spec.param_count());
+  EXPECT_EQ(net->forward(torch::randn({3, 1, 28, 28})).sizes().vec(), (std::vector<std::int64_t>{3, 10}));
+}
