@@ -2,6 +2,8 @@
 
 #include <cassert>
 
+#include "schedule/ist.hpp"
+
 namespace resist {
 
 Chunk ring_chunk(std::uint64_t elements, int n, int c) {
@@ -56,10 +58,20 @@ RoundAccounting account(const ModelSpec& spec, const Schedule& header, const Rou
   RoundAccounting a;
   a.wire_sent_per_worker.assign(workers, 0);
   a.params_per_worker.assign(workers, 0);
-  const std::uint64_t shared = spec.param_count(header.shared_blocks);
-  for (int w = 0; w < workers; ++w) {
-    a.params_per_worker[w] = shared + spec.param_count(round.workers.at(w).blocks);
-    a.bytes_per_round += 2 * 4 * a.params_per_worker[w];
+  if (header.config.protocol == Protocol::ist) {
+    // The subnet a worker trains: its neuron slices plus the shared output bias.
+    const IstPlan plan(spec, workers, header.config.seed);
+    const IstPartition p = plan.partition(round.index);
+    for (int w = 0; w < workers; ++w) {
+      a.params_per_worker[w] = plan.shared_params() + plan.trained_params(p, w);
+      a.bytes_per_round += 2 * 4 * a.params_per_worker[w];
+    }
+  } else {
+    const std::uint64_t shared = spec.param_count(header.shared_blocks);
+    for (int w = 0; w < workers; ++w) {
+      a.params_per_worker[w] = shared + spec.param_count(round.workers.at(w).blocks);
+      a.bytes_per_round += 2 * 4 * a.params_per_worker[w];
+    }
   }
   for (const auto& op : round.sync) {
     const auto sent = wire_sent(op, workers);

@@ -6,7 +6,11 @@
 //   and sends them back at its end; the figure is the sum over machines of
 //   bytes received plus bytes sent = sum_w 2 * 4 * params(model of w).
 //   Local SGD: the whole model per machine; data-parallel: per iteration (one
-//   round is one iteration).
+//   round is one iteration). IST: a machine's model is its subnet (its neuron
+//   slices, IstPlan::trained_params, plus the shared output bias); with the
+//   parameter-server variant rank 0 also keeps the whole model, which is not
+//   counted here (it does not travel).
+//   params_per_worker: the parameters of the (sub-)model each machine trains.
 //
 // wire bytes: what the algorithms below put on the wire, counted at the
 //   sender (payload bytes only: no headers, no latency terms). With M the
@@ -18,6 +22,7 @@
 //   - broadcast: a pipelined chain from the root; every rank but the last
 //     sends M once (chunked for pipelining; the chunking moves no extra bytes).
 //   - send: the source sends M.
+//   IST ops carry a piece (CommOp::piece): M is 4 x its element count, exact.
 // Both backends implement these algorithms and must move exactly these bytes.
 #include <cstdint>
 #include <vector>

@@ -89,7 +89,10 @@ void add_schedule_options(po::options_description& d, ScheduleConfig& c) {
       ("train-size", po::value(&c.train_size)->default_value(c.train_size), "images in the training set")
       ("rounds", po::value(&c.rounds)->default_value(c.rounds), "if > 0: exactly this many rounds (overrides --epochs)")
       ("eval-every", po::value(&c.eval_every)->default_value(c.eval_every),
-       "ResIST: gather the full model at rank 0 every N rounds (0: only at the end)");
+       "ResIST, IST: gather the full model at rank 0 every N rounds (0: only at the end)")
+      ("ist-sync", po::value<std::string>()->default_value(to_string(c.ist_sync))
+                       ->notifier([&c](const std::string& s) { c.ist_sync = parse_ist_sync(s); }),
+       "IST: decentralised|parameter-server (scatter/gather through rank 0)");
 }
 
 bool parse(int argc, char** argv, const po::options_description& d, po::variables_map& vm, const std::string& usage) {

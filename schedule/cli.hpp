@@ -26,7 +26,7 @@ void add_model_options(po::options_description& d, ModelOptions& m, std::string&
 // Call after po::notify: fills the parts that need parsing.
 void finish_model_options(ModelOptions& m, const std::string& hidden);
 
-// --machines --local-iters --min-depth --seed --batch-size --epochs --train-size --rounds
+// --min-depth --seed --batch-size --epochs --train-size --rounds --eval-every --ist-sync
 void add_schedule_options(po::options_description& d, ScheduleConfig& c);
 
 // Parses argv (argv[0] is the sub-command) into vm; returns false after

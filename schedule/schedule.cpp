@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
+#include "schedule/ist.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/rng.hpp"
 
@@ -51,6 +52,15 @@ constexpr std::pair<Payload, const char*> kPayloads[] = {
     {Payload::eval, "eval"},
 };
 
+constexpr std::pair<IstSync, const char*> kIstSyncs[] = {
+    {IstSync::decentralised, "decentralised"},
+    {IstSync::parameter_server, "parameter-server"},
+};
+constexpr std::pair<IstSetKind, const char*> kIstSets[] = {
+    {IstSetKind::shared, "shared"}, {IstSetKind::all, "all"},
+    {IstSetKind::trained, "trained"}, {IstSetKind::held, "held"},
+};
+
 std::vector<int> all_ranks(int n) {
   std::vector<int> r(n);
   for (int i = 0; i < n; ++i) r[i] = i;
@@ -64,7 +74,10 @@ bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.
 const char* to_string(Protocol p) { return enum_name(p, kProtocols); }
 const char* to_string(OpKind k) { return enum_name(k, kOps); }
 const char* to_string(Payload p) { return enum_name(p, kPayloads); }
+const char* to_string(IstSync s) { return enum_name(s, kIstSyncs); }
+const char* to_string(IstSetKind k) { return enum_name(k, kIstSets); }
 Protocol parse_protocol(const std::string& s) { return parse_enum(s, kProtocols, "--protocol"); }
+IstSync parse_ist_sync(const std::string& s) { return parse_enum(s, kIstSyncs, "--ist-sync"); }
 const std::vector<std::string>& protocol_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> v;
@@ -128,8 +141,7 @@ void validate(const ModelSpec& spec, const ScheduleConfig& c) {
       throw UserError("--min-depth: must be in 1.." + std::to_string(B) + " for " + spec.name + " (got " +
                       std::to_string(c.min_depth) + ")");
   }
-  if (c.protocol == Protocol::ist)
-    throw UserError("--protocol ist: independent subnet training is not implemented yet (accepted: data-parallel, local-sgd, resist)");
+  if (c.protocol == Protocol::ist) validate_ist(spec, c.workers);
 }
 
 ScheduleGenerator::ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig& config) : spec_(spec) {
@@ -150,6 +162,9 @@ ScheduleGenerator::ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig
     // The authors' code: max(1/S, d_min/B) when a minimum depth is set.
     const double scale = std::min(1.0, std::max(1.0 / S, double(config.min_depth) / B));
     for (int b : spec.partitionable) header_.eval_scale[b] = scale;
+  } else if (config.protocol == Protocol::ist) {
+    // No block is held whole: every worker trains a neuron slice of each.
+    ist_ = std::make_shared<const IstPlan>(spec, S, config.seed);
   } else {
     header_.shared_blocks = all_ranks(int(spec.blocks.size()));
   }
@@ -158,6 +173,10 @@ ScheduleGenerator::ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig
 std::vector<std::vector<int>> ScheduleGenerator::holdings(int r) const {
   const int S = header_.config.workers;
   std::vector<std::vector<int>> held(S);
+  if (header_.config.protocol == Protocol::ist) {
+    for (int w = 0; w < (r >= num_rounds_ ? 1 : S); ++w) held[w] = all_ranks(int(spec_.blocks.size()));
+    return held;
+  }
   if (header_.config.protocol != Protocol::resist) return held;
   if (r >= num_rounds_) {
     held[0] = spec_.partitionable;
@@ -228,9 +247,56 @@ Round ScheduleGenerator::round(int r) const {
       round.sync.insert(round.sync.end(), eval_ops.begin(), eval_ops.end());
       break;
     }
-    case Protocol::ist: assert(false && "validated away"); break;
+    case Protocol::ist: ist_round(round); break;
   }
   return round;
+}
+
+// IST synchronisation (docs/ist.md). Every op carries a piece: the elements
+// in both piece.from and piece.to; op.blocks lists the blocks it touches.
+void ScheduleGenerator::ist_round(Round& round) const {
+  const auto& c = header_.config;
+  const IstPlan& plan = *ist_;
+  const int S = c.workers, r = round.index, nblocks = int(spec_.blocks.size());
+  const bool last = r + 1 >= num_rounds_;
+  const bool eval = c.eval_every > 0 && (r + 1) % c.eval_every == 0 && !last;
+  for (int w = 0; w < S; ++w) round.workers[w].blocks = all_ranks(nblocks);
+  if (S == 1) return;
+  const IstPartition now = plan.partition(r), next = plan.partition(r + 1);
+  auto add = [&](OpKind kind, Payload payload, std::vector<int> ranks, IstPiece piece) {
+    const IstPartition& pf = piece.from.round == r + 1 ? next : now;
+    const IstPartition& pt = piece.to.round == r + 1 ? next : now;
+    CommOp op{kind, payload, std::move(ranks), {}, 0, piece};
+    for (int b = 0; b < nblocks; ++b)
+      if (const std::uint64_t n = plan.piece_numel(piece, b, pf, pt); n > 0) {
+        op.blocks.push_back(b);
+        op.bytes += 4 * n;
+      }
+    if (op.bytes > 0) round.sync.push_back(std::move(op));
+  };
+  using K = IstSetKind;
+  const IstSet all{K::all}, shared{K::shared};
+  add(OpKind::allreduce, Payload::shared, all_ranks(S), {shared, shared});
+  if (c.ist_sync == IstSync::parameter_server) {
+    // Rank 0 keeps the whole model: gather what everyone trained, then
+    // scatter next round's subnets.
+    for (int w = 1; w < S; ++w) add(OpKind::send, Payload::partitioned, {w, 0}, {{K::trained, r, w}, all});
+    if (!last)
+      for (int w = 1; w < S; ++w) add(OpKind::send, Payload::handoff, {0, w}, {all, {K::trained, r + 1, w}});
+    return;
+  }
+  // Decentralised: held(r, ·) -> held(r + 1, ·), or everything to rank 0
+  // after the last round. Phase k: worker w sends to w + k, so in each phase
+  // every worker sends one piece and receives one.
+  for (int k = 1; k < S; ++k)
+    for (int w = 0; w < S; ++w) {
+      const int to = (w + k) % S;
+      if (last && to != 0) continue;
+      add(OpKind::send, Payload::handoff, {w, to},
+          {{K::held, r, w}, last ? all : IstSet{K::held, r + 1, to}});
+    }
+  if (eval)
+    for (int w = 1; w < S; ++w) add(OpKind::send, Payload::eval, {w, 0}, {{K::held, r + 1, w}, all});
 }
 
 Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config) {
@@ -262,6 +328,25 @@ E read_enum(const Reader& r, const std::pair<E, const char*> (&table)[N]) {
   return parse_enum(r.choice(names), table, r.path);
 }
 
+json set_to_json(const IstSet& s) {
+  json j = {{"set", to_string(s.kind)}};
+  if (s.kind == IstSetKind::trained || s.kind == IstSetKind::held) {
+    j["round"] = s.round;
+    j["worker"] = s.worker;
+  }
+  return j;
+}
+
+IstSet set_from_json(const Reader& r, int workers) {
+  IstSet s;
+  s.kind = read_enum(r.at("set"), kIstSets);
+  if (s.kind == IstSetKind::trained || s.kind == IstSetKind::held) {
+    s.round = int(r.at("round").integer(0, kMaxInt));
+    s.worker = int(r.at("worker").integer(0, workers - 1));
+  }
+  return s;
+}
+
 }  // namespace
 
 nlohmann::json to_json(const Schedule& s) {
@@ -270,18 +355,23 @@ nlohmann::json to_json(const Schedule& s) {
   for (const auto& r : s.rounds) {
     json workers = json::array(), sync = json::array();
     for (const auto& w : r.workers) workers.push_back(w.blocks);
-    for (const auto& op : r.sync)
-      sync.push_back({{"op", to_string(op.kind)}, {"payload", to_string(op.payload)}, {"ranks", op.ranks},
-                      {"blocks", op.blocks}, {"bytes", op.bytes}});
+    for (const auto& op : r.sync) {
+      json o = {{"op", to_string(op.kind)}, {"payload", to_string(op.payload)}, {"ranks", op.ranks},
+                {"blocks", op.blocks}, {"bytes", op.bytes}};
+      if (op.piece) o["piece"] = {{"from", set_to_json(op.piece->from)}, {"to", set_to_json(op.piece->to)}};
+      sync.push_back(std::move(o));
+    }
     rounds.push_back({{"index", r.index}, {"local_iters", r.local_iters}, {"workers", workers}, {"sync", sync}});
   }
+  json config = {{"protocol", to_string(c.protocol)}, {"model", model_to_json(c.model)}, {"workers", c.workers},
+                 {"local_iters", c.local_iters}, {"min_depth", c.min_depth}, {"seed", c.seed},
+                 {"batch_size", c.batch_size}, {"epochs", c.epochs}, {"train_size", c.train_size},
+                 {"rounds", c.rounds}, {"eval_every", c.eval_every}};
+  // Written for IST only, so that other schedules stay byte-identical to version-1 files.
+  if (c.protocol == Protocol::ist) config["ist_sync"] = to_string(c.ist_sync);
   return {{"format", "resist-schedule"},
           {"version", 1},
-          {"config",
-           {{"protocol", to_string(c.protocol)}, {"model", model_to_json(c.model)}, {"workers", c.workers},
-            {"local_iters", c.local_iters}, {"min_depth", c.min_depth}, {"seed", c.seed},
-            {"batch_size", c.batch_size}, {"epochs", c.epochs}, {"train_size", c.train_size},
-            {"rounds", c.rounds}, {"eval_every", c.eval_every}}},
+          {"config", std::move(config)},
           {"shared_blocks", s.shared_blocks},
           {"eval_scale", s.eval_scale},
           {"iters_per_epoch", s.iters_per_epoch},
@@ -313,11 +403,20 @@ Schedule schedule_from_json(const nlohmann::json& j) {
   c.train_size = cfg.at("train_size").integer(1, std::int64_t(1) << 40);
   c.rounds = int(cfg.at("rounds").integer(0, kMaxInt));
   c.eval_every = int(cfg.at("eval_every").integer(0, kMaxInt));
+  if (cfg.has("ist_sync")) c.ist_sync = read_enum(cfg.at("ist_sync"), kIstSyncs);
   ModelSpec spec;
   try {
     spec = build_model(c.model);
   } catch (const UserError& e) {
     throw UserError("config.model: " + std::string(e.what()));
+  }
+  std::unique_ptr<IstPlan> ist;
+  if (c.protocol == Protocol::ist) {
+    try {
+      ist = std::make_unique<IstPlan>(spec, c.workers, c.seed);
+    } catch (const UserError& e) {
+      throw UserError("config: " + std::string(e.what()));
+    }
   }
   const int nblocks = int(spec.blocks.size()), S = c.workers;
   s.shared_blocks = root.at("shared_blocks").ints(0, nblocks - 1);
@@ -348,9 +447,21 @@ Schedule schedule_from_json(const nlohmann::json& j) {
         o.at("ranks").fail(op.kind == OpKind::send ? "a send needs exactly 2 ranks" : "must not be empty");
       op.blocks = o.at("blocks").ints(0, nblocks - 1);
       op.bytes = o.at("bytes").uint();
-      if (op.bytes != spec.bytes(op.blocks))
+      if (o.has("piece")) {
+        if (!ist) o.at("piece").fail("only IST schedules have pieces");
+        const Reader piece = o.at("piece");
+        op.piece = IstPiece{set_from_json(piece.at("from"), S), set_from_json(piece.at("to"), S)};
+        std::uint64_t expected = 0;
+        for (int b : op.blocks) expected += 4 * ist->piece_numel(*op.piece, b);
+        if (op.bytes != expected)
+          o.at("bytes").fail("must equal the fp32 bytes of its piece of its blocks (" + std::to_string(expected) +
+                             ", got " + std::to_string(op.bytes) + ")");
+      } else if (ist) {
+        o.fail("an IST op needs a \"piece\"");
+      } else if (op.bytes != spec.bytes(op.blocks)) {
         o.at("bytes").fail("must equal the fp32 bytes of its blocks (" + std::to_string(spec.bytes(op.blocks)) +
                            ", got " + std::to_string(op.bytes) + ")");
+      }
       r.sync.push_back(std::move(op));
     }
     s.rounds.push_back(std::move(r));

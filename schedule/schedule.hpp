@@ -8,7 +8,10 @@
 // `ranks` contain it and skips the others. Nothing a backend does is decided
 // outside this file's generators.
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -16,6 +19,8 @@
 #include "models/spec.hpp"
 
 namespace resist {
+
+class IstPlan;
 
 enum class Protocol { data_parallel, local_sgd, resist, ist };
 const char* to_string(Protocol p);
@@ -36,19 +41,50 @@ const char* to_string(OpKind k);
 enum class Payload { gradients, shared, partitioned, handoff, eval };
 const char* to_string(Payload p);
 
+// IST: a set of parameter elements of an MLP (see schedule/ist.hpp and
+// docs/ist.md). `round` and `worker` are used by `trained` and `held` only.
+enum class IstSetKind {
+  shared,   // the parameters IST does not partition (the output layer's bias)
+  all,      // every partitioned element (the whole model but `shared`)
+  trained,  // what `worker` trains in `round` (its subnet, without `shared`)
+  held,     // decentralised layout: what `worker` stores during `round`:
+            // what it trains plus its home share of what nobody trains
+};
+const char* to_string(IstSetKind k);
+struct IstSet {
+  IstSetKind kind = IstSetKind::all;
+  int round = -1, worker = -1;
+  bool operator==(const IstSet&) const = default;
+};
+// The elements in both `from` and `to`: what the op carries (IST only).
+struct IstPiece {
+  IstSet from, to;
+  bool operator==(const IstPiece&) const = default;
+};
+
 struct CommOp {
   OpKind kind = OpKind::allreduce;
   Payload payload = Payload::shared;
   std::vector<int> ranks;    // participants in algorithm order; root first
   std::vector<int> blocks;   // spec block indices carried, flattened in this order
-  std::uint64_t bytes = 0;   // payload size M: fp32 bytes of `blocks`
+  std::uint64_t bytes = 0;   // payload size M: fp32 bytes of `blocks` (of the piece, if any)
+  // IST only: the op carries only these elements of `blocks`: for each block
+  // in `blocks`, each of its parameters in spec order, the parameter's piece
+  // elements in ascending flat (row-major) index; see ist_piece_indices().
+  std::optional<IstPiece> piece;
+
+  CommOp() = default;
+  CommOp(OpKind k, Payload p, std::vector<int> r, std::vector<int> b, std::uint64_t m,
+         std::optional<IstPiece> pc = std::nullopt)
+      : kind(k), payload(p), ranks(std::move(r)), blocks(std::move(b)), bytes(m), piece(std::move(pc)) {}
   int root() const { return ranks.front(); }
   bool involves(int rank) const;
 };
 
 struct WorkerRound {
   // Blocks this worker holds and trains this round besides the schedule's
-  // shared blocks (ResIST: its partitionable blocks, in dealing order).
+  // shared blocks (ResIST: its partitionable blocks, in dealing order; IST:
+  // every block, of which it trains the slice ist_worker_slices() gives).
   std::vector<int> blocks;
 };
 
@@ -58,6 +94,12 @@ struct Round {
   std::vector<WorkerRound> workers;
   std::vector<CommOp> sync;
 };
+
+// IST synchronisation: decentralised exchange of disjoint pieces (with home
+// storage for what nobody trains), or scatter/gather through rank 0.
+enum class IstSync { decentralised, parameter_server };
+const char* to_string(IstSync s);
+IstSync parse_ist_sync(const std::string& s);  // throws UserError
 
 struct ScheduleConfig {
   Protocol protocol = Protocol::resist;
@@ -71,6 +113,7 @@ struct ScheduleConfig {
   std::int64_t train_size = 50000;  // images in the training set
   int rounds = 0;           // > 0: exactly this many rounds instead of epochs' worth
   int eval_every = 0;       // > 0: gather the full model at rank 0 every this many rounds
+  IstSync ist_sync = IstSync::decentralised;  // IST only
 };
 
 struct Schedule {
@@ -98,12 +141,16 @@ class ScheduleGenerator {
   std::vector<std::vector<int>> holdings(int r) const;
   const Schedule& header() const { return header_; }  // everything but rounds
   const ModelSpec& spec() const { return spec_; }
+  // IST: the neuron partitions and pieces (schedule/ist.hpp); null otherwise.
+  const IstPlan* ist() const { return ist_.get(); }
 
  private:
   ModelSpec spec_;
+  std::shared_ptr<const IstPlan> ist_;
   Schedule header_;
   int num_rounds_ = 0;
   int k_ = 0;  // ResIST: partitionable blocks per sub-ResNet
+  void ist_round(Round& round) const;
 };
 
 Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config);

@@ -53,7 +53,7 @@ int cmd_comm(int argc, char** argv) {
   cli::po::options_description d("resist-sim comm");
   d.add_options()("help", "this help")
       ("machines", cli::po::value(&machines)->default_value(machines), "comma-separated worker counts")
-      ("protocols", cli::po::value(&protocols)->default_value(protocols), "data-parallel,local-sgd,resist")
+      ("protocols", cli::po::value(&protocols)->default_value(protocols), "data-parallel,local-sgd,resist,ist")
       ("local-iters", cli::po::value(&base.local_iters)->default_value(base.local_iters), "local iterations per round (ℓ)")
       ("sample-rounds", cli::po::value(&sample)->default_value(sample), "rounds averaged for the wire figures")
       ("format", cli::po::value(&format)->default_value(format), "table|json|csv");
@@ -124,7 +124,7 @@ int cmd_schedule(int argc, char** argv) {
   std::string hidden, protocol = "resist", out;
   cli::po::options_description d("resist-sim schedule");
   d.add_options()("help", "this help")
-      ("protocol", cli::po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist")
+      ("protocol", cli::po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
       ("machines", cli::po::value(&c.workers)->default_value(4), "workers (S)")
       ("local-iters", cli::po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("out", cli::po::value(&out), "output file (default: stdout)");
