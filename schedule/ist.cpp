@@ -120,6 +120,14 @@ std::vector<IstSlice> IstPlan::worker_slices(const IstPartition& p, int w) const
   return out;
 }
 
+ModelOptions IstPlan::subnet_options(const IstPartition& p, int w) const {
+  ModelOptions o = spec_.options;
+  o.input = int(spec_.blocks.front().in_channels);
+  o.classes = int(spec_.blocks.back().out_channels);
+  for (std::size_t l = 0; l < hidden_.size(); ++l) o.hidden[l] = int(p.neurons[l][w].size());
+  return o;
+}
+
 std::uint64_t IstPlan::trained_params(const IstPartition& p, int w) const {
   std::uint64_t n = 0;
   for (const auto& ip : params_) {

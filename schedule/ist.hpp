@@ -73,6 +73,10 @@ class IstPlan {
   IstPartition partition(int round) const;
   // Worker w's slice of every spec parameter (shared ones whole), spec order.
   std::vector<IstSlice> worker_slices(const IstPartition& p, int worker) const;
+  // Worker w's subnet is itself an MLP: the spec's options with hidden sizes
+  // |n_l(w)|. build_model() of these gives the same blocks and parameters, in
+  // the same order, with the shapes of worker_slices(p, w).
+  ModelOptions subnet_options(const IstPartition& p, int worker) const;
   // Elements worker w trains in p's round, shared parameters excluded.
   std::uint64_t trained_params(const IstPartition& p, int worker) const;
   std::uint64_t shared_params() const { return shared_params_; }

@@ -113,6 +113,30 @@ TEST(Spec, MlpMatchesClosedForm) {
   EXPECT_TRUE(m.partitionable.empty());
 }
 
+// The IST paper's 2-layer speech model and the Fashion-MNIST MLP: every
+// hidden block is linear + BN, the output a plain linear layer.
+TEST(Spec, MlpSpeechAndFashionMnist) {
+  ModelOptions o;
+  o.model = "mlp";
+  o.input = 4096;
+  o.hidden = {4096};
+  o.classes = 35;
+  const auto speech = build_model(o);
+  EXPECT_EQ(speech.name, "mlp-4096-4096-35");
+  EXPECT_EQ(speech.param_count(), 4096ull * 4096 + 3 * 4096 + 4096ull * 35 + 35);
+  EXPECT_EQ(speech.flops_fwd(), 2ull * (4096ull * 4096 + 4096ull * 35));
+  ASSERT_EQ(speech.blocks.size(), 2u);
+  EXPECT_EQ(speech.blocks[0].params.size(), 4u);  // linear weight, bias; BN weight, bias
+  EXPECT_EQ(speech.blocks[1].params.size(), 2u);
+  ModelOptions f;
+  f.model = "mlp";
+  f.dataset = "fashion-mnist";
+  f.hidden = {512, 256};
+  const auto fm = build_model(f);
+  EXPECT_EQ(fm.name, "mlp-784-512-256-10");
+  EXPECT_EQ(fm.param_count(), (784ull * 512 + 3 * 512) + (512ull * 256 + 3 * 256) + (256ull * 10 + 10));
+}
+
 TEST(Spec, BadInputNamesTheValue) {
   auto message = [](auto f) {
     try {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "models/torch_model.hpp"
+#include "schedule/ist.hpp"
 
 using namespace resist;
 
@@ -104,4 +105,71 @@ TEST(TorchModel, MlpMatchesSpec) {
   Net net = make_full_net(spec);
   EXPECT_EQ(numel(*net), spec.param_count());
   EXPECT_EQ(net->forward(torch::randn({3, 1, 28, 28})).sizes().vec(), (std::vector<std::int64_t>{3, 10}));
+}
+
+// The IST paper's speech models (4096 inputs, 35 classes; hidden 4096, and
+// 8192 + 4096) and a Fashion-MNIST MLP: LibTorch's parameters have the spec's
+// names, shapes and count.
+TEST(TorchModel, MlpCountsNamesAndShapesEqualSpec) {
+  torch::NoGradGuard no_grad;
+  const std::vector<std::tuple<int, std::vector<int>, int, const char*>> models = {
+      {4096, {4096}, 35, "fashion-mnist"}, {4096, {8192, 4096}, 35, "fashion-mnist"}, {0, {512, 256}, 0, "fashion-mnist"}};
+  for (const auto& [input, hidden, classes, dataset] : models) {
+    ModelOptions o;
+    o.model = "mlp";
+    o.dataset = dataset;
+    o.input = input;
+    o.hidden = hidden;
+    o.classes = classes;
+    const auto spec = build_model(o);
+    Net net = make_full_net(spec);
+    EXPECT_EQ(numel(*net), spec.param_count()) << spec.name;
+    const auto named = net->named_parameters();
+    std::size_t expected = 0;
+    for (const auto& b : spec.blocks)
+      for (const auto& p : b.params) {
+        ++expected;
+        ASSERT_TRUE(named.contains(p.name)) << p.name;
+        EXPECT_EQ(named[p.name].sizes().vec(), p.shape) << p.name;
+      }
+    EXPECT_EQ(named.size(), expected);
+  }
+}
+
+// The recipe the runtime follows for IST: a worker's subnet is
+// make_full_net(build_model(subnet_options)), its parameter k is
+// full[k].index_select(0, rows).index_select(1, cols); with S = 1 the subnet
+// is the whole network and computes the same function.
+TEST(TorchModel, IstSubnetFromSlices) {
+  torch::NoGradGuard no_grad;
+  ModelOptions o;
+  o.model = "mlp";
+  o.dataset = "fashion-mnist";
+  o.hidden = {64, 32};
+  const auto spec = build_model(o);
+  Net full = make_full_net(spec, 3);
+  const auto full_params = full->parameters();
+  for (int S : {1, 3}) {
+    const IstPlan plan(spec, S, 5);
+    const auto p = plan.partition(1);
+    for (int w = 0; w < S; ++w) {
+      Net sub = make_full_net(build_model(plan.subnet_options(p, w)), 9);
+      const auto sub_params = sub->parameters();
+      const auto slices = plan.worker_slices(p, w);
+      ASSERT_EQ(sub_params.size(), slices.size());
+      for (std::size_t k = 0; k < slices.size(); ++k) {
+        auto rows = torch::tensor(slices[k].rows, torch::kLong);
+        auto piece = full_params[k].index_select(0, rows);
+        if (!slices[k].cols.empty()) piece = piece.index_select(1, torch::tensor(slices[k].cols, torch::kLong));
+        ASSERT_EQ(piece.sizes(), sub_params[k].sizes()) << k;
+        sub_params[k].copy_(piece);
+      }
+      auto x = torch::randn({4, 1, 28, 28});
+      auto y = sub->forward(x);
+      EXPECT_EQ(y.sizes().vec(), (std::vector<std::int64_t>{4, 10}));
+      if (S == 1) {
+        EXPECT_TRUE(torch::allclose(y, full->forward(x), 1e-5, 1e-5));
+      }
+    }
+  }
 }

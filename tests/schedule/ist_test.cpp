@@ -203,6 +203,30 @@ TEST(IstPieces, DisjointAndCovering) {
   }
 }
 
+// A worker's subnet spec has the shapes of its slices, parameter by parameter.
+TEST(IstPartition, SubnetSpecMatchesSlices) {
+  const auto spec = mlp(4096, {8192, 4096}, 35);
+  const IstPlan plan(spec, 3, 4);
+  const auto p = plan.partition(2);
+  for (int w = 0; w < 3; ++w) {
+    const auto sub = build_model(plan.subnet_options(p, w));
+    const auto slices = plan.worker_slices(p, w);
+    std::size_t k = 0;
+    for (int b = 0; b < int(sub.blocks.size()); ++b) {
+      EXPECT_EQ(sub.blocks[b].name, spec.blocks[b].name);
+      for (const auto& prm : sub.blocks[b].params) {
+        ASSERT_LT(k, slices.size());
+        std::vector<std::int64_t> shape = {std::int64_t(slices[k].rows.size())};
+        if (!slices[k].cols.empty()) shape.push_back(std::int64_t(slices[k].cols.size()));
+        EXPECT_EQ(prm.shape, shape) << prm.name;
+        ++k;
+      }
+    }
+    EXPECT_EQ(k, slices.size());
+    EXPECT_EQ(sub.param_count(), plan.trained_params(p, w) + plan.shared_params());
+  }
+}
+
 TEST(IstPieces, CountsEqualIndexLists) {
   const auto spec = small();
   const IstPlan plan(spec, 3, 9);
