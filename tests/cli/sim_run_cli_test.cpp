@@ -40,6 +40,15 @@ TEST(SimRunCli, RunPrintsJsonAndWritesSummaryRoundsAndTimeline) {
   EXPECT_EQ(compute, 4 * 3);
 }
 
+TEST(SimRunCli, BandwidthShortcutOverridesTheNic) {
+  const auto r = run(sim + " run" + model + " --protocol local-sgd --machines 8 --rounds 2 --bandwidth 1Gbps");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto fast = nlohmann::json::parse(r.out);
+  EXPECT_DOUBLE_EQ(fast["nic_bandwidth_Bps"].get<double>(), 1.25e8);
+  const auto ten = nlohmann::json::parse(run(sim + " run" + model + " --protocol local-sgd --machines 8 --rounds 2").out);
+  EXPECT_GT(fast["communication_s"].get<double>(), 5 * ten["communication_s"].get<double>());
+}
+
 TEST(SimRunCli, SweepWritesOneRowPerConfigurationAndSpeedups) {
   resist::test::TempDir dir;
   const auto out = (dir.path / "sweep").string();
