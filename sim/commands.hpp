@@ -5,5 +5,8 @@ namespace resist::sim {
 
 int cmd_comm(int argc, char** argv);
 int cmd_schedule(int argc, char** argv);
+int cmd_run(int argc, char** argv);
+int cmd_sweep(int argc, char** argv);
+int cmd_collective(int argc, char** argv);
 
 }  // namespace resist::sim

@@ -1,0 +1,50 @@
+#pragma once
+// Compute cost of one local iteration of a worker's (sub-)model.
+//
+// Analytic (default): per block, forward FLOPs per sample (models/spec.hpp)
+// times the batch, backward = backward_factor × forward (2 by default: the
+// gradients with respect to inputs and to weights each cost about one
+// forward), at the GPU's effective FLOP/s times the rank's speed factor; plus
+// the platform's per-iteration overhead and the optimizer step
+// (optimizer_step_per_param × parameters the worker holds).
+//
+// Measured: a resist-profile (schedule/profile.hpp) gives forward and backward
+// seconds per block at its batch size (scaled linearly to ours), its own
+// per-iteration overhead and optimizer step time per parameter; the rank's
+// speed factor still divides the block times.
+//
+// Straggler noise: in each (rank, round), with the platform's probability
+// (seeded, reproducible), the round's compute takes `slowdown` times longer.
+#include <optional>
+#include <vector>
+
+#include "models/spec.hpp"
+#include "schedule/profile.hpp"
+#include "sim/platform.hpp"
+
+namespace resist::sim {
+
+class ComputeModel {
+ public:
+  // Throws UserError when the profile does not cover the spec's blocks.
+  ComputeModel(const ModelSpec& spec, const Platform& platform, int batch_size, double backward_factor,
+               std::optional<Profile> profile);
+  // One iteration over `blocks` (all the blocks the worker trains), without noise.
+  double iteration_s(const std::vector<int>& blocks, int rank) const;
+  // Fraction of an iteration spent in backward (for overlapping the gradient all-reduce).
+  double backward_fraction(const std::vector<int>& blocks, int rank) const;
+  // The round's compute: local_iters iterations, times the straggler slowdown if it hits.
+  double round_s(const std::vector<int>& blocks, int rank, int round, int local_iters) const;
+
+ private:
+  double block_fwd_s(int block, int rank) const;
+  double block_bwd_s(int block, int rank) const;
+  const ModelSpec& spec_;
+  const Platform& platform_;
+  int batch_size_;
+  double backward_factor_;
+  std::optional<Profile> profile_;
+  std::vector<double> profile_fwd_s_, profile_bwd_s_;  // per spec block, at our batch size
+};
+
+}  // namespace resist::sim

@@ -1,0 +1,242 @@
+#include "sim/platform.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "models/error.hpp"
+#include "schedule/json_util.hpp"
+#include "sim/units.hpp"
+
+namespace resist::sim {
+
+using json_util::json;
+using json_util::Reader;
+
+namespace {
+
+std::string fmt(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// A quantity: a number in base units, or a string with a unit.
+double quantity(const Reader& r, Unit unit) {
+  if (r.j.is_string()) return parse_quantity(r.j.get<std::string>(), unit, r.path);
+  return r.number();
+}
+double positive(const Reader& r, Unit unit) {
+  const double v = quantity(r, unit);
+  if (!(v > 0) || v > 1e30) r.fail("must be > 0 (got " + fmt(v) + ")");
+  return v;
+}
+double non_negative(const Reader& r, Unit unit) {
+  const double v = quantity(r, unit);
+  if (!(v >= 0) || v > 1e30) r.fail("must be >= 0 (got " + fmt(v) + ")");
+  return v;
+}
+
+void only_keys(const Reader& r, std::initializer_list<const char*> keys) {
+  if (!r.j.is_object()) r.fail("must be an object");
+  for (const auto& [k, v] : r.j.items()) {
+    bool ok = false;
+    std::string accepted;
+    for (const char* a : keys) {
+      ok = ok || k == a;
+      accepted += (accepted.empty() ? "" : ", ") + std::string(a);
+    }
+    if (!ok) throw UserError((r.path.empty() ? "" : r.path + ".") + k + ": unknown key (accepted: " + accepted + ")");
+  }
+}
+
+LinkSpec read_link(const Reader& r) {
+  only_keys(r, {"bandwidth", "latency"});
+  return {positive(r.at("bandwidth"), Unit::bandwidth), non_negative(r.at("latency"), Unit::time)};
+}
+
+json link_json(const LinkSpec& l) { return {{"bandwidth", l.bandwidth_Bps}, {"latency", l.latency_s}}; }
+
+}  // namespace
+
+LinkSpec Platform::route(int a, int b) const {
+  if (a == b) return {1e30, 0};
+  const int na = a / gpus_per_node, nb = b / gpus_per_node;
+  LinkSpec r{1e30, 0};
+  auto add = [&](const LinkSpec& l) {
+    r.bandwidth_Bps = std::min(r.bandwidth_Bps, l.bandwidth_Bps);
+    r.latency_s += l.latency_s;
+  };
+  if (gpus_per_node > 1) add(intra), add(intra);
+  if (na != nb) {
+    add(nic), add(nic);
+    if (topology == "fat-tree" && na / nodes_per_leaf != nb / nodes_per_leaf) add(uplink), add(uplink);
+  }
+  return r;
+}
+
+Platform platform_from_json(const json& j) {
+  const Reader root{j, ""};
+  json_util::expect_format(root, "resist-platform", 1);
+  only_keys(root, {"format", "version", "name", "description", "nodes", "gpus_per_node", "gpu", "intra", "nic",
+                   "topology", "speed_factors", "straggler", "network"});
+  Platform p;
+  p.name = root.at("name").str();
+  if (root.has("description")) p.description = root.at("description").str();
+  p.nodes = int(root.at("nodes").integer(1, 1 << 20));
+  p.gpus_per_node = int(root.at("gpus_per_node").integer(1, 1024));
+  if (std::int64_t(p.nodes) * p.gpus_per_node > (1 << 20))
+    root.at("nodes").fail("nodes × gpus_per_node must be at most 1048576");
+  const Reader gpu = root.at("gpu");
+  only_keys(gpu, {"flops", "iteration_overhead", "optimizer_step_per_param"});
+  p.gpu_flops = positive(gpu.at("flops"), Unit::flops);
+  if (gpu.has("iteration_overhead")) p.iteration_overhead_s = non_negative(gpu.at("iteration_overhead"), Unit::time);
+  if (gpu.has("optimizer_step_per_param"))
+    p.optimizer_s_per_param = non_negative(gpu.at("optimizer_step_per_param"), Unit::time);
+  if (root.has("intra")) p.intra = read_link(root.at("intra"));
+  p.nic = read_link(root.at("nic"));
+  if (root.has("topology")) {
+    const Reader t = root.at("topology");
+    only_keys(t, {"kind", "nodes_per_leaf", "uplink"});
+    p.topology = t.at("kind").choice({"star", "fat-tree"});
+    if (p.topology == "fat-tree") {
+      p.nodes_per_leaf = int(t.at("nodes_per_leaf").integer(1, 1 << 20));
+      p.uplink = read_link(t.at("uplink"));
+    } else {
+      if (t.has("nodes_per_leaf")) p.nodes_per_leaf = int(t.at("nodes_per_leaf").integer(1, 1 << 20));
+      if (t.has("uplink")) p.uplink = read_link(t.at("uplink"));
+    }
+  }
+  if (root.has("speed_factors")) {
+    const Reader f = root.at("speed_factors");
+    if (f.size() != 0 && f.size() != std::size_t(p.gpus()))
+      f.fail("must be empty or have one entry per GPU (" + std::to_string(p.gpus()) + ", got " +
+             std::to_string(f.size()) + ")");
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      const double v = f.at(i).number();
+      if (!(v > 0) || v > 1e6) f.at(i).fail("must be > 0 (got " + fmt(v) + ")");
+      p.speed_factors.push_back(v);
+    }
+  }
+  if (root.has("straggler")) {
+    const Reader s = root.at("straggler");
+    only_keys(s, {"probability", "slowdown", "seed"});
+    p.straggler_probability = s.at("probability").number(0, 1);
+    p.straggler_slowdown = s.at("slowdown").number(1, 1e6);
+    p.straggler_seed = s.has("seed") ? s.at("seed").uint() : 1;
+  }
+  if (root.has("network")) {
+    const Reader n = root.at("network");
+    only_keys(n, {"model", "latency_factor", "bandwidth_factor", "crosstraffic", "tcp_gamma"});
+    if (n.has("model")) p.network.model = n.at("model").choice({"CM02", "LV08", "SMPI", "Constant"});
+    if (n.has("latency_factor")) p.network.latency_factor = positive(n.at("latency_factor"), Unit::bytes);
+    if (n.has("bandwidth_factor")) p.network.bandwidth_factor = positive(n.at("bandwidth_factor"), Unit::bytes);
+    if (n.has("crosstraffic")) p.network.crosstraffic = n.at("crosstraffic").boolean();
+    if (n.has("tcp_gamma")) p.network.tcp_gamma_bytes = non_negative(n.at("tcp_gamma"), Unit::bytes);
+  }
+  return p;
+}
+
+json to_json(const Platform& p) {
+  return {{"format", "resist-platform"},
+          {"version", 1},
+          {"name", p.name},
+          {"description", p.description},
+          {"nodes", p.nodes},
+          {"gpus_per_node", p.gpus_per_node},
+          {"gpu",
+           {{"flops", p.gpu_flops},
+            {"iteration_overhead", p.iteration_overhead_s},
+            {"optimizer_step_per_param", p.optimizer_s_per_param}}},
+          {"intra", link_json(p.intra)},
+          {"nic", link_json(p.nic)},
+          {"topology", {{"kind", p.topology}, {"nodes_per_leaf", p.nodes_per_leaf}, {"uplink", link_json(p.uplink)}}},
+          {"speed_factors", p.speed_factors},
+          {"straggler",
+           {{"probability", p.straggler_probability}, {"slowdown", p.straggler_slowdown}, {"seed", p.straggler_seed}}},
+          {"network",
+           {{"model", p.network.model},
+            {"latency_factor", p.network.latency_factor},
+            {"bandwidth_factor", p.network.bandwidth_factor},
+            {"crosstraffic", p.network.crosstraffic},
+            {"tcp_gamma", p.network.tcp_gamma_bytes}}}};
+}
+
+const char* default_platform_json() {
+  // Keep in sync with experiments/platforms/p3-8xlarge.json (a test checks).
+  return R"({
+  "format": "resist-platform", "version": 1,
+  "name": "p3-8xlarge",
+  "description": "AWS p3.8xlarge-class nodes: 4 V100 (16 GB) on NVLink, 10 Gbit/s Ethernet between nodes, one switch",
+  "nodes": 256,
+  "gpus_per_node": 4,
+  "gpu": {"flops": "10Tf", "iteration_overhead": "3ms", "optimizer_step_per_param": "0.03ns"},
+  "intra": {"bandwidth": "25GBps", "latency": "5us"},
+  "nic": {"bandwidth": "10Gbps", "latency": "25us"},
+  "topology": {"kind": "star"},
+  "network": {"model": "CM02", "latency_factor": 1, "bandwidth_factor": 1, "crosstraffic": false}
+}
+)";
+}
+
+namespace {
+
+// "a.b=c": sets the existing field a.b of the canonical JSON to c (parsed as
+// JSON when it is valid JSON, else taken as a string such as "10Gbps").
+void apply_override(json& j, const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw UserError("--set: '" + text + "' is not KEY=VALUE (e.g. nic.bandwidth=1Gbps)");
+  const std::string key = text.substr(0, eq), value = text.substr(eq + 1);
+  json* node = &j;
+  std::size_t start = 0;
+  while (true) {
+    const auto dot = key.find('.', start);
+    const std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!node->is_object() || !node->contains(part) || part == "format" || part == "version") {
+      std::string accepted;
+      if (node->is_object())
+        for (const auto& [k, v] : node->items())
+          if (k != "format" && k != "version") accepted += (accepted.empty() ? "" : ", ") + k;
+      throw UserError("--set: unknown platform field '" + key + "' (accepted here: " + accepted + ")");
+    }
+    node = &(*node)[part];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  const json parsed = json::parse(value, nullptr, false);
+  *node = parsed.is_discarded() ? json(value) : parsed;
+}
+
+}  // namespace
+
+Platform load_platform(const std::string& path, const std::vector<std::string>& overrides) {
+  const std::string where = path.empty() ? "default platform" : path;
+  json j;
+  if (path.empty()) j = json::parse(default_platform_json());
+  else j = json_util::read_file(path, "--platform");
+  Platform p;
+  try {
+    p = platform_from_json(j);
+  } catch (const UserError& e) {
+    throw UserError("--platform " + where + ": " + e.what());
+  }
+  if (overrides.empty()) return p;
+  json canonical = to_json(p);
+  for (const auto& o : overrides) apply_override(canonical, o);
+  try {
+    return platform_from_json(canonical);
+  } catch (const UserError& e) {
+    throw UserError("--set: " + std::string(e.what()));
+  }
+}
+
+void check_ranks(const Platform& p, int ranks, const std::string& flag) {
+  if (ranks > p.gpus())
+    throw UserError(flag + ": " + std::to_string(ranks) + " ranks but platform '" + p.name + "' has " +
+                    std::to_string(p.gpus()) + " GPUs (" + std::to_string(p.nodes) + " nodes × " +
+                    std::to_string(p.gpus_per_node) + ")");
+}
+
+}  // namespace resist::sim

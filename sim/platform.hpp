@@ -1,0 +1,72 @@
+#pragma once
+// A cluster to simulate, read from JSON ({"format": "resist-platform",
+// "version": 1}, see docs/platforms.md), and its SimGrid S4U construction.
+//
+// Topology: `nodes` nodes of `gpus_per_node` GPUs. Each GPU of a multi-GPU
+// node has its own full-duplex link (`intra`) to the node's internal switch
+// (NVLink / NVSwitch / PCIe); each node has a full-duplex NIC link (`nic`) to
+// a switch: one switch for all nodes (`star`), or leaf switches of
+// `nodes_per_leaf` nodes joined by full-duplex uplinks to a spine
+// (`fat-tree`, two levels). A route's latency is the sum of its links'.
+// Rank r runs on GPU r % gpus_per_node of node r / gpus_per_node.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace resist::sim {
+
+struct LinkSpec {
+  double bandwidth_Bps = 0;
+  double latency_s = 0;
+};
+
+struct NetworkSettings {
+  std::string model = "CM02";      // SimGrid network/model
+  double latency_factor = 1;       // network/latency-factor
+  double bandwidth_factor = 1;     // network/bandwidth-factor
+  bool crosstraffic = false;       // network/crosstraffic
+  double tcp_gamma_bytes = 1e12;   // network/TCP-gamma: window bound gamma/(2·latency), huge = off
+};
+
+struct Platform {
+  std::string name, description;
+  int nodes = 1, gpus_per_node = 1;
+  double gpu_flops = 1e13;                  // effective FLOP/s of one GPU on this workload
+  double iteration_overhead_s = 0;          // per local iteration: data loading, launch, loss
+  double optimizer_s_per_param = 0;         // SGD-with-momentum step, per parameter updated
+  LinkSpec intra{150e9, 5e-6}, nic{1.25e9, 25e-6};
+  std::string topology = "star";            // star | fat-tree
+  int nodes_per_leaf = 8;                   // fat-tree
+  LinkSpec uplink{12.5e9, 1e-6};            // fat-tree: leaf switch to spine
+  std::vector<double> speed_factors;        // per GPU (global index), empty = all 1
+  double straggler_probability = 0;         // per (worker, round)
+  double straggler_slowdown = 1;            // compute time multiplier when straggling
+  std::uint64_t straggler_seed = 1;
+  NetworkSettings network;
+
+  int gpus() const { return nodes * gpus_per_node; }
+  double speed_factor(int rank) const { return speed_factors.empty() ? 1.0 : speed_factors[rank]; }
+  // Latency and bottleneck bandwidth of the route between two ranks (no sharing).
+  LinkSpec route(int a, int b) const;
+};
+
+// Strict: one UserError naming the JSON path and the rule, e.g.
+// "nic.bandwidth: must be > 0 (got 0)". Quantities are numbers in base units
+// or strings with units ("10Gbps", "50us", "15.7Tf").
+Platform platform_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const Platform& p);  // canonical, every field, base units
+
+// The default platform compiled into the binary (AWS p3.8xlarge-class nodes).
+const char* default_platform_json();
+// Reads `path` (empty: the default), applies `overrides` ("key.path=value",
+// e.g. "nic.bandwidth=1Gbps"), validates. Errors name the file or flag.
+Platform load_platform(const std::string& path, const std::vector<std::string>& overrides);
+
+// Creates the S4U platform for `ranks` workers (ranks 0..ranks-1) in the
+// current engine and applies the network settings. Returns one host per rank.
+// Throws UserError when the platform has fewer GPUs than ranks.
+void check_ranks(const Platform& p, int ranks, const std::string& flag);
+
+}  // namespace resist::sim

@@ -1,0 +1,238 @@
+#include "sim/run.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <unordered_map>
+
+#include "models/error.hpp"
+#include "schedule/accounting.hpp"
+#include "sim/cost.hpp"
+
+namespace resist::sim {
+
+namespace {
+
+// Everything that determines how long a round takes once all workers are ready.
+std::string plan_key(const RoundPlan& p) {
+  std::string k;
+  auto put = [&k](const void* d, std::size_t n) { k.append(static_cast<const char*>(d), n); };
+  put(&p.local_iters, sizeof p.local_iters);
+  put(p.compute_s.data(), p.compute_s.size() * sizeof(double));
+  put(p.backward_fraction.data(), p.backward_fraction.size() * sizeof(double));
+  for (const auto& op : p.sync) {
+    const int head[2] = {int(op.kind), int(op.ranks.size())};
+    put(head, sizeof head);
+    put(op.ranks.data(), op.ranks.size() * sizeof(int));
+    put(&op.bytes, sizeof op.bytes);
+  }
+  return k;
+}
+
+struct PlanStats {
+  double duration_s = 0, compute_s = 0, communication_s = 0;
+  std::uint64_t bytes = 0;
+};
+
+// Per plan: compute makespan, longest per-worker communication span.
+std::vector<PlanStats> plan_stats(const EngineResult& r, int nplans) {
+  std::vector<PlanStats> s(nplans);
+  std::map<std::pair<int, int>, std::pair<double, double>> comm;  // (plan, worker) -> first start, last end
+  for (const auto& e : r.events) {
+    if (e.op < 0) {
+      s[e.plan].compute_s = std::max(s[e.plan].compute_s, e.end_s - e.start_s);
+      continue;
+    }
+    auto [it, fresh] = comm.try_emplace({e.plan, e.worker}, e.start_s, e.end_s);
+    if (!fresh) {
+      it->second.first = std::min(it->second.first, e.start_s);
+      it->second.second = std::max(it->second.second, e.end_s);
+    }
+  }
+  for (const auto& [k, v] : comm)
+    s[k.first].communication_s = std::max(s[k.first].communication_s, v.second - v.first);
+  for (int p = 0; p < nplans; ++p) {
+    s[p].duration_s = r.plan_end_s[p] - r.plan_start_s[p];
+    s[p].bytes = r.plan_bytes[p];
+  }
+  return s;
+}
+
+const char* kind_name(int kind) { return kind < 0 ? "compute" : to_string(OpKind(kind)); }
+
+}  // namespace
+
+RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& o) {
+  ScheduleGenerator gen(spec, o.schedule);
+  const Schedule& header = gen.header();
+  const int S = header.config.workers;
+  check_ranks(platform, S, "--machines");
+  if (o.max_simulated_rounds < 0) throw UserError("--max-simulated-rounds: must be >= 0");
+  if (o.engine.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
+  if (o.engine.bucket_bytes < 4) throw UserError("--bucket-bytes: must be >= 4");
+  const ComputeModel cost(spec, platform, header.config.batch_size, o.backward_factor, o.profile);
+
+  const int R = gen.num_rounds();
+  RunResult res;
+  res.rounds = R;
+  res.total_iters = header.total_iters;
+  res.rows.resize(R);
+
+  auto make_plan = [&](const Round& round) {
+    RoundPlan plan;
+    plan.round = round.index;
+    plan.local_iters = round.local_iters;
+    plan.sync = round.sync;
+    for (int w = 0; w < S; ++w) {
+      std::vector<int> blocks = header.shared_blocks;
+      blocks.insert(blocks.end(), round.workers[w].blocks.begin(), round.workers[w].blocks.end());
+      plan.compute_s.push_back(cost.round_s(blocks, w, round.index, round.local_iters));
+      plan.backward_fraction.push_back(o.engine.overlap ? cost.backward_fraction(blocks, w) : 0.0);
+    }
+    return plan;
+  };
+
+  // Which plan each round uses.
+  std::vector<RoundPlan> plans;
+  std::vector<int> plan_of(R);
+  std::vector<double> round_compute(R);
+  std::unordered_map<std::string, int> index;
+  for (int r = 0; r < R; ++r) {
+    const Round round = gen.round(r);
+    const auto acc = account(spec, header, round);
+    res.rows[r].round = r;
+    res.rows[r].local_iters = round.local_iters;
+    res.rows[r].bytes_per_round = acc.bytes_per_round;
+    res.rows[r].wire_bytes = acc.wire_bytes + acc.eval_wire_bytes;
+    res.bytes_per_round = std::max(res.bytes_per_round, acc.bytes_per_round);
+    RoundPlan plan = make_plan(round);
+    round_compute[r] = *std::max_element(plan.compute_s.begin(), plan.compute_s.end());
+    if (o.full) {
+      plan_of[r] = r;
+      plans.push_back(std::move(plan));
+      continue;
+    }
+    auto [it, fresh] = index.try_emplace(plan_key(plan), int(plans.size()));
+    if (fresh) plans.push_back(std::move(plan));
+    plan_of[r] = it->second;
+  }
+  res.distinct_rounds = int(plans.size());
+
+  // Which plans to simulate: all, or an evenly spaced sample.
+  std::vector<int> chosen(plans.size());
+  for (std::size_t i = 0; i < plans.size(); ++i) chosen[i] = int(i);
+  if (!o.full && o.max_simulated_rounds > 0 && int(plans.size()) > o.max_simulated_rounds) {
+    chosen.clear();
+    const int k = o.max_simulated_rounds;
+    for (int i = 0; i < k; ++i) chosen.push_back(int(std::llround(double(i) * (plans.size() - 1) / (k - 1 > 0 ? k - 1 : 1))));
+    chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+  }
+  std::vector<RoundPlan> to_run;
+  std::vector<int> run_slot(plans.size(), -1);
+  for (int c : chosen) {
+    run_slot[c] = int(to_run.size());
+    to_run.push_back(plans[c]);
+  }
+  res.simulated_rounds = int(to_run.size());
+
+  EngineOptions eo = o.engine;
+  eo.barrier = !o.full;
+  const EngineResult er = run_engine(platform, S, to_run, eo);
+  const auto stats = plan_stats(er, int(to_run.size()));
+
+  // Estimates for plans outside the sample: mean exposed and busy communication.
+  double mean_exposed = 0, mean_comm = 0;
+  for (std::size_t i = 0; i < stats.size(); ++i) {
+    mean_exposed += std::max(0.0, stats[i].duration_s - stats[i].compute_s) / stats.size();
+    mean_comm += stats[i].communication_s / stats.size();
+  }
+
+  double clock = 0;
+  for (int r = 0; r < R; ++r) {
+    RoundRow& row = res.rows[r];
+    const int slot = run_slot[plan_of[r]];
+    row.start_s = clock;
+    if (o.full) {
+      const double end = er.plan_end_s[r];
+      row.duration_s = end - clock;
+      row.compute_s = stats[r].compute_s;
+      row.communication_s = stats[r].communication_s;
+      row.wire_bytes = stats[r].bytes;
+    } else if (slot >= 0) {
+      row.duration_s = stats[slot].duration_s;
+      row.compute_s = stats[slot].compute_s;
+      row.communication_s = stats[slot].communication_s;
+      row.wire_bytes = stats[slot].bytes;
+    } else {
+      row.simulated = false;
+      row.compute_s = round_compute[r];
+      row.duration_s = round_compute[r] + mean_exposed;
+      row.communication_s = mean_comm;
+    }
+    row.exposed_communication_s = std::max(0.0, row.duration_s - row.compute_s);
+    clock += row.duration_s;
+    res.compute_s += row.compute_s;
+    res.communication_s += row.communication_s;
+    res.exposed_communication_s += row.exposed_communication_s;
+    res.wire_bytes_total += row.wire_bytes;
+  }
+  res.wall_clock_s = o.full ? er.end_s : clock;
+
+  if (o.timeline) {
+    res.timeline.source = "sim";
+    res.timeline.workers = S;
+    if (o.full) {
+      for (const auto& e : er.events)
+        res.timeline.events.push_back({e.worker, e.plan, kind_name(e.kind), e.op, e.start_s, e.end_s, e.bytes,
+                                       e.op < 0 ? to_run[e.plan].local_iters : 0});
+    } else {
+      std::vector<std::vector<const EngineEvent*>> by_slot(to_run.size());
+      for (const auto& e : er.events) by_slot[e.plan].push_back(&e);
+      for (int r = 0; r < R; ++r) {
+        const int slot = run_slot[plan_of[r]];
+        if (slot < 0) {
+          const auto& plan = plans[plan_of[r]];
+          for (int w = 0; w < S; ++w)
+            res.timeline.events.push_back({w, r, "compute", -1, res.rows[r].start_s,
+                                           res.rows[r].start_s + plan.compute_s[w], 0, plan.local_iters});
+          continue;
+        }
+        const double shift = res.rows[r].start_s - er.plan_start_s[slot];
+        for (const EngineEvent* e : by_slot[slot])
+          res.timeline.events.push_back({e->worker, r, kind_name(e->kind), e->op, e->start_s + shift,
+                                         e->end_s + shift, e->bytes, e->op < 0 ? res.rows[r].local_iters : 0});
+      }
+    }
+  }
+  return res;
+}
+
+CollectiveResult simulate_collective(const Platform& platform, OpKind kind, std::uint64_t bytes, int ranks,
+                                     const EngineOptions& options) {
+  if (ranks < 2) throw UserError("--ranks: must be >= 2 (got " + std::to_string(ranks) + ")");
+  if (kind == OpKind::send && ranks != 2) throw UserError("--ranks: a send needs exactly 2 ranks");
+  if (bytes % 4 != 0) throw UserError("--bytes: must be a multiple of 4 (fp32), got " + std::to_string(bytes));
+  if (options.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
+  check_ranks(platform, ranks, "--ranks");
+  RoundPlan plan;
+  plan.compute_s.assign(ranks, 0.0);
+  plan.backward_fraction.assign(ranks, 0.0);
+  CommOp op;
+  op.kind = kind;
+  op.bytes = bytes;
+  for (int i = 0; i < ranks; ++i) op.ranks.push_back(i);
+  plan.sync.push_back(op);
+  EngineOptions eo = options;
+  eo.barrier = false;
+  eo.overlap = false;
+  const EngineResult er = run_engine(platform, ranks, {plan}, eo);
+  CollectiveResult c;
+  c.time_s = er.end_s;
+  c.wire_bytes = er.plan_bytes[0];
+  c.algbw_Bps = c.time_s > 0 ? double(bytes) / c.time_s : 0;
+  const double factor = kind == OpKind::allreduce ? 2.0 * (ranks - 1) / ranks : 1.0;
+  c.busbw_Bps = c.algbw_Bps * factor;
+  return c;
+}
+
+}  // namespace resist::sim
