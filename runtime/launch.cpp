@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
     }
     const pid_t pid = ::fork();
     if (pid == 0) {
+      ::setpgid(0, 0);  // its own process group, so that stopping it stops its children too
       ::dup2(out[1], 1);
       ::dup2(err[1], 2);
       ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
@@ -142,6 +143,7 @@ int main(int argc, char** argv) {
       std::cerr << "resist-launch: cannot run '" << argv[i] << "': " << std::strerror(errno) << "\n";
       ::_exit(127);
     }
+    ::setpgid(pid, pid);
     ::close(out[1]);
     ::close(err[1]);
     pids[std::size_t(r)] = pid;
@@ -154,10 +156,16 @@ int main(int argc, char** argv) {
   auto stop_deadline = std::chrono::steady_clock::now();
   auto signal_all = [&](int sig) {
     for (int r = 0; r < n; ++r)
-      if (!done[std::size_t(r)]) ::kill(pids[std::size_t(r)], sig);
+      if (!done[std::size_t(r)]) ::kill(-pids[std::size_t(r)], sig);
   };
   std::vector<pollfd> fds;
-  while (alive > 0 || std::any_of(streams.begin(), streams.end(), [](const Stream& s) { return s.fd >= 0; })) {
+  // Once every worker has exited, drain their output for at most a second
+  // (a grandchild may still hold a pipe open).
+  auto drain_until = std::chrono::steady_clock::time_point::max();
+  while (alive > 0 || (std::any_of(streams.begin(), streams.end(), [](const Stream& s) { return s.fd >= 0; }) &&
+                       std::chrono::steady_clock::now() < drain_until)) {
+    if (alive == 0 && drain_until == std::chrono::steady_clock::time_point::max())
+      drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     if (g_signal && !forwarded) {
       std::cerr << "resist-launch: got " << strsignal(g_signal) << ", passing it on to the workers\n";
       signal_all(g_signal);
