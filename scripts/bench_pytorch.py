@@ -173,7 +173,7 @@ def main(argv=None):
     result = {
         "format": "resist-bench", "version": 1, "impl": "pytorch", "mode": a.mode, "model": name,
         "params": params, "device": a.device, "precision": a.precision, "channels_last": a.channels_last,
-        "batch": a.batch, "command": command,
+        "batch": a.batch, "warmup": a.warmup, "iters": a.iters, "command": command,
         "software": {"torch": torch.__version__, "python": platform.python_version(),
                      "cuda_runtime": torch.version.cuda,
                      "cudnn": torch.backends.cudnn.version() if a.device == "cuda" else None},
@@ -239,7 +239,7 @@ def main(argv=None):
     step_s = elapsed / a.iters
     train_flops = 3.0 * model.flops_fwd * a.batch
     result.update({
-        "device_name": device_name, "sgd": "torch.optim.SGD", "warmup": a.warmup, "iters": a.iters,
+        "device_name": device_name, "sgd": "torch.optim.SGD",
         "warmup_s": warmup_s, "elapsed_s": elapsed, "step_s": step_s, "images_per_s": a.batch / step_s,
         "train_flops_per_step": train_flops, "achieved_flops_per_s": train_flops / step_s,
         "matmul_size": n, "matmul_tf32": tf32, "peak_matmul_flops_per_s": peak,
