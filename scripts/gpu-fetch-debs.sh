@@ -10,8 +10,9 @@
 # What is fetched and why (the GPU machine has LibTorch, CUDA and NCCL from
 # its PyTorch installation, CMake, ninja and a compiler, nothing else):
 #   nlohmann-json3-dev                 JSON (header-only)
-#   libboost-program-options1.74-dev   command-line parsing: headers' CMake config + .so link
-#   libboost-program-options1.74.0     ... its shared library (loaded at run time via RPATH)
+#   libboost-program-options1.74-dev   command-line parsing: CMake config, static library
+#                                      (gpu-build.sh links it statically)
+#   libboost-program-options1.74.0     its shared library, for -DBoost_USE_STATIC_LIBS=OFF
 #   libboost1.74-dev                   Boost headers and BoostConfig.cmake
 #   zlib1g-dev                         zlib headers (reading .gz datasets)
 # Debian's libgloo-dev is not fetched: a PyTorch installation carries its own

@@ -4,6 +4,9 @@
 // sub-ResNet, and that the PyTorch network is the spec's network.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "models/spec.hpp"
@@ -121,4 +124,63 @@ TEST(BenchPytorch, SameNetworkAndFieldsAsResistBench) {
   // torch.compile: runs, or (torch < 2.0) says it was skipped.
   const auto c = run_json(py + tiny + " --mode compile --iters 1 --format json");
   EXPECT_TRUE(c.contains("skipped") || c["images_per_s"].get<double>() > 0) << c.dump();
+}
+
+// scripts/gpu-build.sh without building: what it refuses and what it would run.
+namespace {
+const std::string gpu_build = RESIST_SOURCE_DIR "/scripts/gpu-build.sh";
+const std::string debian_torch = "RESIST_TORCH_PREFIX=/usr/lib/x86_64-linux-gnu/cmake ";
+}  // namespace
+
+TEST(GpuBuild, RefusesTheOldCxxAbiAndMissingDebs) {
+  resist::test::TempDir dir;
+  auto r = run(debian_torch + "RESIST_TORCH_ABI=0 RESIST_GPU_DEBS=" + dir.path.string() + " " + gpu_build +
+               " --dry-run");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("pre-C++11 ABI"), std::string::npos) << r.err;
+  r = run(debian_torch + "RESIST_GPU_DEBS=" + dir.path.string() + " " + gpu_build + " --dry-run");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("gpu-fetch-debs.sh"), std::string::npos) << r.err;
+  EXPECT_EQ(run(gpu_build + " --bogus").code, 2);
+}
+
+TEST(GpuBuild, DryRunConfiguresWithoutSimAndTestsAgainstThePrivatePrefix) {
+  resist::test::TempDir dir;
+  std::ofstream(dir.path / "fake.deb") << "not unpacked in a dry run";
+  const auto build = dir.path / "build";
+  const auto r = run(debian_torch + "RESIST_GPU_DEBS=" + dir.path.string() + " RESIST_BUILD_DIR=" +
+                     build.string() + " " + gpu_build + " --dry-run");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const std::string& want : std::vector<std::string>{"-DRESIST_WITH_SIM=OFF", "-DRESIST_WITH_TESTS=OFF", "-D_GLIBCXX_USE_CXX11_ABI=1",
+                                 "-DBoost_USE_STATIC_LIBS=ON", build.string() + "/deps/usr"})
+    EXPECT_NE(r.err.find(want), std::string::npos) << want << "\n" << r.err;
+  EXPECT_FALSE(fs::exists(build));  // a dry run touches nothing
+}
+
+// analysis/gpu_report.py: the comparison table from resist-bench-format JSON.
+TEST(GpuReport, TableComparesResistWithEagerAndMemoryWithTheFullModel) {
+  resist::test::TempDir dir;
+  auto write = [&](const std::string& name, double images_per_s, std::uint64_t params, std::uint64_t peak) {
+    json j = {{"format", "resist-bench"}, {"version", 1}, {"device_name", "Test GPU"}, {"batch", 128},
+              {"iters", 50}, {"warmup", 10}, {"images_per_s", images_per_s}, {"mfu", 0.25},
+              {"params", params}, {"blocks_held", 19}, {"blocks_per_worker", 6}, {"peak_memory_bytes", peak},
+              {"memory_kind", "cuda-max-allocated"}, {"matmul_size", 8192}, {"matmul_tf32", true},
+              {"peak_matmul_flops_per_s", 4e14}, {"software", {{"libtorch", "2.11.0"}}},
+              {"command", "cmd-" + name}};
+    std::ofstream(dir.path / (name + ".json")) << j.dump();
+  };
+  write("resist-fp32-nchw", 1100, 41396900, 8ull << 30);
+  write("pytorch-eager-fp32-nchw", 1000, 41396900, 9ull << 30);
+  write("resist-bf16-nchw", 1900, 41396900, 6ull << 30);
+  write("pytorch-eager-bf16-nchw", 2000, 41396900, 6ull << 30);
+  write("resist-s4-fp32-nchw", 1500, 20000000, 4ull << 30);
+  const auto r = run("python3 " RESIST_SOURCE_DIR "/analysis/gpu_report.py " + dir.path.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| fp32 | NCHW | 1100 (25.0%) | 1000 (25.0%) | not run | 1.10 | met |"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("| bf16 | NCHW | 1900 (25.0%) | 2000 (25.0%) | not run | 0.95 | NOT met |"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("| fp32 | 41396900 | 8.00 | 20000000 (19, k=6) | 4.00 | 0.50 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("`cmd-resist-s4-fp32-nchw`"), std::string::npos);
 }
