@@ -41,8 +41,8 @@ while (($#)); do
   shift
 done
 log() { echo "gpu-build: $*" >&2; }
-build="${RESIST_BUILD_DIR:-$root/build-gpu}"
-debs="${RESIST_GPU_DEBS:-$root/.gpu-debs}"
+build=$(realpath -m "${RESIST_BUILD_DIR:-$root/build-gpu}")
+debs=$(realpath -m "${RESIST_GPU_DEBS:-$root/.gpu-debs}")
 python="${PYTHON:-python3}"
 
 # --- LibTorch: where, which ABI, CUDA or not --------------------------------
@@ -113,7 +113,12 @@ if [ -n "$torch_cuda" ]; then
   fi
   cuda_root=$(cd "$(dirname "$nvcc")/.." && pwd)
   cmake_args+=(-DCMAKE_CUDA_COMPILER="$nvcc" -DCUDAToolkit_ROOT="$cuda_root")
-  log "nvcc $nvcc ($("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))"
+  nvcc_version=$("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')
+  log "nvcc $nvcc ($nvcc_version)"
+  if [ "${nvcc_version%%.*}" != "${torch_cuda%%.*}" ]; then
+    log "warning: nvcc is CUDA $nvcc_version but this PyTorch is built for CUDA $torch_cuda; linking may pick"
+    log "two CUDA runtimes. Point CUDACXX at a CUDA ${torch_cuda%%.*} toolkit if the build or a run fails."
+  fi
 fi
 # NCCL: the pip wheel's nvidia-nccl package, else the CUDA toolkit's.
 nccl_h=""

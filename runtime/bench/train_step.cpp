@@ -106,10 +106,11 @@ class Sgd {
  public:
   Sgd(std::vector<torch::Tensor> params, const Options& o)
       : params_(std::move(params)), lr_(o.lr), foreach_(o.sgd == "foreach") {
-    if (!foreach_)
+    if (foreach_)
+      for (const auto& p : params_) bufs_.push_back(torch::zeros_like(p));
+    else
       optim_ = std::make_unique<torch::optim::SGD>(
           params_, torch::optim::SGDOptions(lr_).momentum(kMomentum).weight_decay(kWeightDecay));
-    for (const auto& p : params_) bufs_.push_back(torch::zeros_like(p));
   }
   void zero_grad() {
     if (optim_) {
