@@ -215,6 +215,7 @@ def main(argv=None):
             loss = F.cross_entropy(fwd(x), y)
         loss.backward()
         opt.step()
+        return loss.detach()
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -225,7 +226,7 @@ def main(argv=None):
     warmup_s = time.perf_counter() - compile_t0
     t0 = time.perf_counter()
     for _ in range(a.iters):
-        step()
+        last_loss = step()
     synchronize(device)
     elapsed = time.perf_counter() - t0
     if device.type == "cuda":
@@ -240,7 +241,8 @@ def main(argv=None):
     train_flops = 3.0 * model.flops_fwd * a.batch
     result.update({
         "device_name": device_name, "sgd": "torch.optim.SGD",
-        "warmup_s": warmup_s, "elapsed_s": elapsed, "step_s": step_s, "images_per_s": a.batch / step_s,
+        "warmup_s": warmup_s, "elapsed_s": elapsed, "final_loss": last_loss.item(),
+        "step_s": step_s, "images_per_s": a.batch / step_s,
         "train_flops_per_step": train_flops, "achieved_flops_per_s": train_flops / step_s,
         "matmul_size": n, "matmul_tf32": tf32, "peak_matmul_flops_per_s": peak,
         "mfu": train_flops / step_s / peak if peak > 0 else 0.0,

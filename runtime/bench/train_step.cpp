@@ -299,6 +299,7 @@ int run(int argc, char** argv) {
   const auto y = torch::randint(spec.dataset.classes, {o.batch}, fopt.dtype(torch::kLong));
   const bool bf16 = o.precision == "bf16";
 
+  torch::Tensor last_loss;
   auto step = [&] {
     sgd.zero_grad();
     if (bf16) set_autocast(o, true);
@@ -306,6 +307,7 @@ int run(int argc, char** argv) {
     if (bf16) set_autocast(o, false);
     loss.backward();
     sgd.step();
+    last_loss = loss.detach();
   };
 
 #ifdef RESIST_BENCH_CUDA
@@ -354,6 +356,7 @@ int run(int argc, char** argv) {
       {"warmup", o.warmup},
       {"iters", o.iters},
       {"elapsed_s", elapsed_s},
+      {"final_loss", last_loss.item<double>()},  // after warmup + iters steps on the one batch
       {"step_s", step_s},
       {"images_per_s", o.batch / step_s},
       {"train_flops_per_step", train_flops},

@@ -4,6 +4,7 @@
 // sub-ResNet, and that the PyTorch network is the spec's network.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <vector>
 
@@ -80,6 +81,19 @@ TEST(BenchCli, ResistWorkerHoldsSharedBlocksPlusK) {
   const auto deep = run_json(bench + tiny + " --resist-workers 4 --min-depth 10 --sgd torch --format json");
   EXPECT_EQ(deep["blocks_per_worker"], 10);
   EXPECT_EQ(deep["sgd"], "torch");
+}
+
+// resist-bench's multi-tensor SGD makes the same update as torch::optim::SGD
+// (momentum, weight decay): same loss after a few steps on the same batch.
+// And training works: the loss on the one batch goes down.
+TEST(BenchCli, ForeachSgdMatchesTorchSgdAndLowersTheLoss) {
+  const std::string flags = " --base-width 8 --batch 8 --warmup 0 --matmul-size 0 --format json --lr 0.05";
+  const auto first = run_json(bench + flags + " --iters 1");
+  const auto fe = run_json(bench + flags + " --iters 4 --sgd foreach");
+  const auto t = run_json(bench + flags + " --iters 4 --sgd torch");
+  EXPECT_NEAR(fe["final_loss"].get<double>(), t["final_loss"].get<double>(),
+              1e-5 * std::abs(t["final_loss"].get<double>()));
+  EXPECT_LT(fe["final_loss"].get<double>(), first["final_loss"].get<double>());
 }
 
 TEST(BenchCli, BadInputIsOneLineExit2AndNoFile) {
