@@ -179,8 +179,8 @@ ModelSpec build_mlp(const ModelOptions& o, const Dataset& ds) {
   m.dataset = ds;
   m.name = "mlp-";
   m.name += std::to_string(input);
-  for (int h : o.hidden) m.name += "-" + std::to_string(h);
-  m.name += "-" + std::to_string(classes);
+  for (int h : o.hidden) m.name.append("-").append(std::to_string(h));
+  m.name.append("-").append(std::to_string(classes));
   int in = input;
   for (std::size_t i = 0; i < o.hidden.size(); ++i) {
     BlockSpec b;

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""The ResIST paper's CIFAR network in plain PyTorch, timed like resist-bench.
+
+Pre-activation ResNet-101 with basic blocks (REFERENCE.md): 3x3/1 stem conv
+(no bias, no max-pool); sections of [3, 4, 23, 3] blocks of widths w, 2w, 4w,
+8w; a block is BN-ReLU-conv3x3, BN-ReLU-conv3x3 with a 1x1 conv shortcut (no
+bias) on the pre-activated input when stride or width changes; no BN after the
+last section; global average pool (4x4 at 32x32 input) and a linear layer.
+BatchNorm keeps no running statistics. With w = 64 and 100 classes: 41,396,900
+parameters, the same as resist's spec, and the same parameter names.
+
+One step = forward + cross-entropy + backward + torch.optim.SGD(momentum 0.9,
+weight decay 5e-4), on a fixed random batch on the device. After --warmup
+steps, --iters steps run between two synchronisations; images/s = iters *
+batch / elapsed. MFU = training FLOPs (3 x forward FLOPs x batch, counting 2
+per multiply-add of convs and linear layers only, as the spec does) per second
+over a measured n x n matmul peak in the same precision. The JSON fields are
+resist-bench's.
+
+  scripts/bench_pytorch.py --device cuda --precision bf16 --mode compile --out r.json
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError:  # the caller (a test) may treat 77 as "skipped"
+    print("bench_pytorch.py: PyTorch is not installed for " + sys.executable, file=sys.stderr)
+    sys.exit(77)
+
+SECTIONS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride, hw_out):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin, track_running_stats=False)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout, track_running_stats=False)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
+        # Forward FLOPs per sample, 2 per multiply-add.
+        self.flops = 2 * hw_out * hw_out * (9 * cin * cout + 9 * cout * cout + (cin * cout if self.shortcut else 0))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        identity = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return identity + out
+
+
+class Stem(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Head(nn.Module):
+    def __init__(self, cin, classes):
+        super().__init__()
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class PreActResNet(nn.Module):
+    def __init__(self, depth=101, width=64, classes=100, channels=3, hw=32):
+        super().__init__()
+        self.stem = Stem(channels, width)
+        self.flops_fwd = 2 * hw * hw * 9 * channels * width
+        cin = width
+        for s, n in enumerate(SECTIONS[depth], start=1):
+            cout = width * 2 ** (s - 1)
+            blocks = nn.Sequential()
+            for i in range(n):
+                stride = 2 if (i == 0 and s > 1) else 1
+                hw //= stride
+                b = BasicBlock(cin, cout, stride, hw)
+                self.flops_fwd += b.flops
+                blocks.add_module(str(i), b)
+                cin = cout
+            self.add_module("layer%d" % s, blocks)
+        self.head = Head(cin, classes)
+        self.flops_fwd += 2 * cin * classes
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = self.stem(x)
+        for s in range(1, 5):
+            x = getattr(self, "layer%d" % s)(x)
+        return self.head(x)
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device, precision, n):
+    """Dense n x n matmul FLOP/s; fp32 on CUDA uses TF32 iff cuDNN does (as resist-bench)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    tf32 = device.type == "cuda" and precision == "fp32" and torch.backends.cudnn.allow_tf32
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    with torch.no_grad():
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        torch.mm(a, b)
+        synchronize(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        synchronize(device)
+        reps = min(max(int(0.2 / max(time.perf_counter() - t0, 1e-6)), 3), 200)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b)
+        synchronize(device)
+        s = time.perf_counter() - t0
+    torch.backends.cuda.matmul.allow_tf32 = saved
+    return 2.0 * n * n * n * reps / s, tf32
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--depth", type=int, default=101, choices=sorted(SECTIONS))
+    p.add_argument("--base-width", type=int, default=64)
+    p.add_argument("--classes", type=int, default=100)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--mode", default="eager", choices=["eager", "compile"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--matmul-size", type=int, default=-1, help="-1: 8192 on cuda, 1024 on cpu; 0: skip MFU")
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.add_argument("--out", help="also write the JSON result here (atomically)")
+    p.add_argument("--print-params", action="store_true", help="print the parameter count and exit")
+    a = p.parse_args(argv)
+    for name in ("base_width", "classes", "batch", "iters"):
+        if getattr(a, name) < 1:
+            p.error("--%s: must be >= 1 (got %d)" % (name.replace("_", "-"), getattr(a, name)))
+    if a.warmup < 0:
+        p.error("--warmup: must be >= 0 (got %d)" % a.warmup)
+
+    torch.manual_seed(a.seed)
+    model = PreActResNet(a.depth, a.base_width, a.classes)
+    params = sum(t.numel() for t in model.parameters())
+    if a.print_params:
+        print(params)
+        return 0
+    dataset = {10: "cifar10", 100: "cifar100"}.get(a.classes, "c%d" % a.classes)
+    name = "preact-resnet%d-basic-w%d-%s" % (a.depth, a.base_width, dataset)
+    command = "bench_pytorch.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    result = {
+        "format": "resist-bench", "version": 1, "impl": "pytorch", "mode": a.mode, "model": name,
+        "params": params, "device": a.device, "precision": a.precision, "channels_last": a.channels_last,
+        "batch": a.batch, "warmup": a.warmup, "iters": a.iters, "command": command,
+        "software": {"torch": torch.__version__, "python": platform.python_version(),
+                     "cuda_runtime": torch.version.cuda,
+                     "cudnn": torch.backends.cudnn.version() if a.device == "cuda" else None},
+    }
+
+    def emit(r):
+        text = json.dumps(r, indent=2, sort_keys=True) + "\n"
+        if a.out:
+            tmp = a.out + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, a.out)
+        if a.format == "json":
+            sys.stdout.write(text)
+
+    if a.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device: cuda requested but torch %s sees no CUDA device" % torch.__version__)
+    if a.mode == "compile" and not hasattr(torch, "compile"):
+        msg = "torch.compile is not available in torch %s; skipped" % torch.__version__
+        print("bench_pytorch.py: " + msg, file=sys.stderr)
+        result["skipped"] = msg
+        emit(result)
+        return 0
+
+    device = torch.device(a.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    model = model.to(device=device, memory_format=fmt)
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4)
+    fwd = torch.compile(model) if a.mode == "compile" else model
+    x = torch.randn(a.batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(a.classes, (a.batch,), device=device)
+    bf16 = a.precision == "bf16"
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(fwd(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    compile_t0 = time.perf_counter()
+    for _ in range(a.warmup):
+        step()
+    synchronize(device)
+    warmup_s = time.perf_counter() - compile_t0
+    t0 = time.perf_counter()
+    for _ in range(a.iters):
+        last_loss = step()
+    synchronize(device)
+    elapsed = time.perf_counter() - t0
+    if device.type == "cuda":
+        peak_bytes, memory_kind = torch.cuda.max_memory_allocated(), "cuda-max-allocated"
+        device_name = torch.cuda.get_device_name()
+    else:
+        peak_bytes, memory_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak-rss"
+        device_name = "cpu (%d threads)" % torch.get_num_threads()
+    n = a.matmul_size if a.matmul_size >= 0 else (8192 if device.type == "cuda" else 1024)
+    peak, tf32 = matmul_peak(device, a.precision, n) if n > 0 else (0.0, False)
+    step_s = elapsed / a.iters
+    train_flops = 3.0 * model.flops_fwd * a.batch
+    result.update({
+        "device_name": device_name, "sgd": "torch.optim.SGD",
+        "warmup_s": warmup_s, "elapsed_s": elapsed, "final_loss": last_loss.item(),
+        "step_s": step_s, "images_per_s": a.batch / step_s,
+        "train_flops_per_step": train_flops, "achieved_flops_per_s": train_flops / step_s,
+        "matmul_size": n, "matmul_tf32": tf32, "peak_matmul_flops_per_s": peak,
+        "mfu": train_flops / step_s / peak if peak > 0 else 0.0,
+        "peak_memory_bytes": peak_bytes, "memory_kind": memory_kind,
+        "resist_workers": 0, "blocks_per_worker": 0, "blocks_held": 2 + sum(SECTIONS[a.depth]),
+    })
+    emit(result)
+    if a.format == "table":
+        print("%s (PyTorch %s) on %s, %s%s, batch %d: %.1f images/s, %.1f ms/step, MFU %.3f "
+              "(peak %.3f TFLOP/s), peak memory %.1f MiB (%s)" % (
+                  name, a.mode, device_name, a.precision, ", channels-last" if a.channels_last else "",
+                  a.batch, a.batch / step_s, step_s * 1e3, result["mfu"], peak / 1e12,
+                  peak_bytes / 2 ** 20, memory_kind))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

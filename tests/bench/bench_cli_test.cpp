@@ -1,0 +1,200 @@
+// End-to-end: resist-bench and scripts/bench_pytorch.py on the CPU, at tiny
+// sizes (base width 8, batch 4, a couple of steps). Speed is not asserted;
+// what is: the JSON both write, the FLOP and parameter accounting, the ResIST
+// sub-ResNet, and that the PyTorch network is the spec's network.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/spec.hpp"
+#include "tests/support/process.hpp"
+
+using resist::test::run;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string bench = resist::test::bin("runtime/bench/resist-bench");
+const std::string tiny = " --base-width 8 --batch 4 --warmup 1 --iters 2 --matmul-size 64";
+
+resist::ModelSpec tiny_spec() {
+  resist::ModelOptions o;
+  o.model = "preact-resnet101";
+  o.block = "basic";
+  o.base_width = 8;
+  return resist::build_model(o);
+}
+
+json run_json(const std::string& command) {
+  const auto r = run(command);
+  EXPECT_EQ(r.code, 0) << command << "\n" << r.err;
+  try {
+    return json::parse(r.out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << command << ": not JSON: " << r.out;
+    return json::object();
+  }
+}
+
+bool have_python_torch() { return run("/usr/bin/python3 -c 'import torch' >/dev/null").code == 0; }
+
+}  // namespace
+
+TEST(BenchCli, FullModelJsonAccountsTheSpecFlops) {
+  resist::test::TempDir dir;
+  const auto out = dir.path / "r.json";
+  const auto r = run(bench + tiny + " --format json --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  EXPECT_EQ(json::parse(resist::test::read_text(out)), j);  // --out holds what stdout shows
+  EXPECT_EQ(j["format"], "resist-bench");
+  EXPECT_EQ(j["version"], 1);
+  const auto spec = tiny_spec();
+  EXPECT_EQ(j["params"].get<std::uint64_t>(), spec.param_count());
+  EXPECT_EQ(j["blocks_held"].get<std::size_t>(), spec.blocks.size());
+  EXPECT_DOUBLE_EQ(j["train_flops_per_step"].get<double>(), 3.0 * double(spec.flops_fwd()) * 4);
+  EXPECT_GT(j["images_per_s"].get<double>(), 0.0);
+  EXPECT_NEAR(j["images_per_s"].get<double>() * j["step_s"].get<double>(), 4.0, 1e-6);
+  EXPECT_GT(j["peak_matmul_flops_per_s"].get<double>(), 0.0);
+  EXPECT_NEAR(j["mfu"].get<double>(),
+              j["achieved_flops_per_s"].get<double>() / j["peak_matmul_flops_per_s"].get<double>(), 1e-9);
+  EXPECT_GT(j["peak_memory_bytes"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(j["memory_kind"], "peak-rss");
+}
+
+TEST(BenchCli, ResistWorkerHoldsSharedBlocksPlusK) {
+  // S = 4 on 22 partitionable blocks: k = max(ceil(22/4), d_min 4) = 6.
+  const auto j = run_json(bench + tiny + " --resist-workers 4 --precision bf16 --channels-last --format json");
+  const auto spec = tiny_spec();
+  EXPECT_EQ(j["blocks_per_worker"], 6);
+  EXPECT_EQ(j["blocks_held"].get<std::size_t>(), spec.shared.size() + 6);
+  EXPECT_LT(j["params"].get<std::uint64_t>(), spec.param_count());
+  EXPECT_LT(j["train_flops_per_step"].get<double>(), 3.0 * double(spec.flops_fwd()) * 4);
+  EXPECT_EQ(j["precision"], "bf16");
+  EXPECT_EQ(j["channels_last"], true);
+  // A larger d_min: more blocks.
+  const auto deep = run_json(bench + tiny + " --resist-workers 4 --min-depth 10 --sgd torch --format json");
+  EXPECT_EQ(deep["blocks_per_worker"], 10);
+  EXPECT_EQ(deep["sgd"], "torch");
+}
+
+// resist-bench's multi-tensor SGD makes the same update as torch::optim::SGD
+// (momentum, weight decay): same loss after a few steps on the same batch.
+// And training works: the loss on the one batch goes down.
+TEST(BenchCli, ForeachSgdMatchesTorchSgdAndLowersTheLoss) {
+  const std::string flags = " --base-width 8 --batch 8 --warmup 0 --matmul-size 0 --format json --lr 0.05";
+  const auto first = run_json(bench + flags + " --iters 1");
+  const auto fe = run_json(bench + flags + " --iters 4 --sgd foreach");
+  const auto t = run_json(bench + flags + " --iters 4 --sgd torch");
+  EXPECT_NEAR(fe["final_loss"].get<double>(), t["final_loss"].get<double>(),
+              1e-5 * std::abs(t["final_loss"].get<double>()));
+  EXPECT_LT(fe["final_loss"].get<double>(), first["final_loss"].get<double>());
+}
+
+TEST(BenchCli, BadInputIsOneLineExit2AndNoFile) {
+  resist::test::TempDir dir;
+  const auto out = dir.path / "r.json";
+  for (const std::string flags : {" --device gpu", " --precision fp16", " --batch 0", " --resist-workers 2 --min-depth 23",
+                                  " --sgd adam", " --model mlp"}) {
+    const auto r = run(bench + tiny + flags + " --out " + out.string());
+    EXPECT_EQ(r.code, 2) << flags << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << flags;
+  }
+}
+
+TEST(BenchCli, CudaWithoutDeviceIsAUserError) {
+  const auto r = run(bench + tiny + " --device cuda");
+  // A CUDA LibTorch on a GPU machine runs it; anywhere else it is a user error.
+  if (r.code == 0) GTEST_SKIP() << "a CUDA device is present";
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--device"), std::string::npos) << r.err;
+}
+
+// The plain-PyTorch network is the spec's network: same parameters (the
+// paper's 41,396,900 at width 64, 100 classes), same FLOP accounting.
+TEST(BenchPytorch, SameNetworkAndFieldsAsResistBench) {
+  if (!have_python_torch()) GTEST_SKIP() << "/usr/bin/python3 cannot import torch (apt-get install python3-torch)";
+  const std::string py = "/usr/bin/python3 " RESIST_SOURCE_DIR "/scripts/bench_pytorch.py";
+  const auto count = run(py + " --print-params");
+  ASSERT_EQ(count.code, 0) << count.err;
+  EXPECT_EQ(count.out, "41396900\n");
+  const auto p = run_json(py + tiny + " --precision bf16 --channels-last --format json");
+  const auto r = run_json(bench + tiny + " --precision bf16 --channels-last --format json");
+  EXPECT_EQ(p["impl"], "pytorch");
+  EXPECT_EQ(p["mode"], "eager");
+  for (const auto& [key, value] : r.items()) {
+    EXPECT_TRUE(p.contains(key)) << "bench_pytorch.py lacks " << key;
+    if (key == "model" || key == "params" || key == "train_flops_per_step" || key == "batch" ||
+        key == "precision" || key == "channels_last" || key == "format" || key == "version") {
+      EXPECT_EQ(p[key], value) << key;
+    }
+  }
+  // torch.compile: runs, or (torch < 2.0) says it was skipped.
+  const auto c = run_json(py + tiny + " --mode compile --iters 1 --format json");
+  EXPECT_TRUE(c.contains("skipped") || c["images_per_s"].get<double>() > 0) << c.dump();
+}
+
+// scripts/gpu-build.sh without building: what it refuses and what it would run.
+namespace {
+const std::string gpu_build = RESIST_SOURCE_DIR "/scripts/gpu-build.sh";
+const std::string debian_torch = "RESIST_TORCH_PREFIX=/usr/lib/x86_64-linux-gnu/cmake ";
+}  // namespace
+
+TEST(GpuBuild, RefusesTheOldCxxAbiAndMissingDebs) {
+  resist::test::TempDir dir;
+  auto r = run(debian_torch + "RESIST_TORCH_ABI=0 RESIST_GPU_DEBS=" + dir.path.string() + " " + gpu_build +
+               " --dry-run");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("pre-C++11 ABI"), std::string::npos) << r.err;
+  r = run(debian_torch + "RESIST_GPU_DEBS=" + dir.path.string() + " " + gpu_build + " --dry-run");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("gpu-fetch-debs.sh"), std::string::npos) << r.err;
+  EXPECT_EQ(run(gpu_build + " --bogus").code, 2);
+}
+
+TEST(GpuBuild, DryRunConfiguresWithoutSimAndTestsAgainstThePrivatePrefix) {
+  resist::test::TempDir dir;
+  std::ofstream(dir.path / "fake.deb") << "not unpacked in a dry run";
+  const auto build = dir.path / "build";
+  const auto r = run(debian_torch + "RESIST_GPU_DEBS=" + dir.path.string() + " RESIST_BUILD_DIR=" +
+                     build.string() + " " + gpu_build + " --dry-run");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const std::string& want : std::vector<std::string>{"-DRESIST_WITH_SIM=OFF", "-DRESIST_WITH_TESTS=OFF", "-D_GLIBCXX_USE_CXX11_ABI=1",
+                                 "-DBoost_USE_STATIC_LIBS=ON", build.string() + "/deps/usr"})
+    EXPECT_NE(r.err.find(want), std::string::npos) << want << "\n" << r.err;
+  EXPECT_FALSE(fs::exists(build));  // a dry run touches nothing
+}
+
+// analysis/gpu_report.py: the comparison table from resist-bench-format JSON.
+TEST(GpuReport, TableComparesResistWithEagerAndMemoryWithTheFullModel) {
+  resist::test::TempDir dir;
+  auto write = [&](const std::string& name, double images_per_s, std::uint64_t params, std::uint64_t peak) {
+    json j = {{"format", "resist-bench"}, {"version", 1}, {"device_name", "Test GPU"}, {"batch", 128},
+              {"iters", 50}, {"warmup", 10}, {"images_per_s", images_per_s}, {"mfu", 0.25},
+              {"params", params}, {"blocks_held", 19}, {"blocks_per_worker", 6}, {"peak_memory_bytes", peak},
+              {"memory_kind", "cuda-max-allocated"}, {"matmul_size", 8192}, {"matmul_tf32", true},
+              {"peak_matmul_flops_per_s", 4e14}, {"software", {{"libtorch", "2.11.0"}}},
+              {"command", "cmd-" + name}};
+    std::ofstream(dir.path / (name + ".json")) << j.dump();
+  };
+  write("resist-fp32-nchw", 1100, 41396900, 8ull << 30);
+  write("pytorch-eager-fp32-nchw", 1000, 41396900, 9ull << 30);
+  write("resist-bf16-nchw", 1900, 41396900, 6ull << 30);
+  write("pytorch-eager-bf16-nchw", 2000, 41396900, 6ull << 30);
+  write("resist-s4-fp32-nchw", 1500, 20000000, 4ull << 30);
+  const auto r = run("python3 " RESIST_SOURCE_DIR "/analysis/gpu_report.py " + dir.path.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| fp32 | NCHW | 1100 (25.0%) | 1000 (25.0%) | not run | 1.10 | met |"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("| bf16 | NCHW | 1900 (25.0%) | 2000 (25.0%) | not run | 0.95 | NOT met |"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("| fp32 | 41396900 | 8.00 | 20000000 (19, k=6) | 4.00 | 0.50 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("`cmd-resist-s4-fp32-nchw`"), std::string::npos);
+}
