@@ -88,6 +88,8 @@ void add_schedule_options(po::options_description& d, ScheduleConfig& c) {
       ("epochs", po::value(&c.epochs)->default_value(c.epochs), "passes over the training set")
       ("train-size", po::value(&c.train_size)->default_value(c.train_size), "images in the training set")
       ("rounds", po::value(&c.rounds)->default_value(c.rounds), "if > 0: exactly this many rounds (overrides --epochs)")
+      ("warmup-epochs", po::value(&c.warmup_epochs)->default_value(c.warmup_epochs),
+       "ResIST: epochs of local SGD (whole model on every worker) before the first ResIST round")
       ("eval-every", po::value(&c.eval_every)->default_value(c.eval_every),
        "ResIST, IST: gather the full model at rank 0 every N rounds (0: only at the end)")
       ("ist-sync", po::value<std::string>()->default_value(to_string(c.ist_sync))

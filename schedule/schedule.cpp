@@ -133,6 +133,10 @@ void validate(const ModelSpec& spec, const ScheduleConfig& c) {
   if (c.rounds <= 0) positive("--epochs", c.epochs);
   if (c.rounds < 0) throw UserError("--rounds: must be >= 0 (got " + std::to_string(c.rounds) + ")");
   if (c.eval_every < 0) throw UserError("--eval-every: must be >= 0 (got " + std::to_string(c.eval_every) + ")");
+  if (c.warmup_epochs < 0)
+    throw UserError("--warmup-epochs: must be >= 0 (got " + std::to_string(c.warmup_epochs) + ")");
+  if (c.warmup_epochs > 0 && c.protocol != Protocol::resist)
+    throw UserError("--warmup-epochs: only with --protocol resist (got --protocol " + std::string(to_string(c.protocol)) + ")");
   if (c.workers > 1 << 20) throw UserError("--machines: at most 1048576 (got " + std::to_string(c.workers) + ")");
   if (c.protocol == Protocol::resist) {
     const int B = int(spec.partitionable.size());
@@ -162,6 +166,8 @@ ScheduleGenerator::ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig
     // The authors' code: max(1/S, d_min/B) when a minimum depth is set.
     const double scale = std::min(1.0, std::max(1.0 / S, double(config.min_depth) / B));
     for (int b : spec.partitionable) header_.eval_scale[b] = scale;
+    const std::int64_t warmup_iters = std::int64_t(config.warmup_epochs) * header_.iters_per_epoch;
+    warmup_rounds_ = int(std::min<std::int64_t>(num_rounds_, (warmup_iters + ell - 1) / ell));
   } else if (config.protocol == Protocol::ist) {
     // No block is held whole: every worker trains a neuron slice of each.
     ist_ = std::make_shared<const IstPlan>(spec, S, config.seed);
@@ -180,6 +186,10 @@ std::vector<std::vector<int>> ScheduleGenerator::holdings(int r) const {
   if (header_.config.protocol != Protocol::resist) return held;
   if (r >= num_rounds_) {
     held[0] = spec_.partitionable;
+    return held;
+  }
+  if (r < warmup_rounds_) {  // local-SGD warm-up: everyone trains the whole model
+    for (auto& h : held) h = spec_.partitionable;
     return held;
   }
   const auto parts = resist_partition(int(spec_.partitionable.size()), S, k_, header_.config.seed, r);
@@ -211,6 +221,13 @@ Round ScheduleGenerator::round(int r) const {
     case Protocol::resist: {
       const auto now = holdings(r), next = holdings(r + 1);
       for (int w = 0; w < S; ++w) round.workers[w].blocks = now[w];
+      if (r < warmup_rounds_) {
+        // Warm-up: average the whole model; every worker then has every block
+        // it may hold next round, so no hand-off follows.
+        std::vector<int> all = all_ranks(int(spec_.blocks.size()));
+        if (S > 1) round.sync.push_back({OpKind::allreduce, Payload::shared, ranks, all, bytes_of(all)});
+        break;
+      }
       if (S > 1)
         round.sync.push_back({OpKind::allreduce, Payload::shared, ranks, header_.shared_blocks,
                               bytes_of(header_.shared_blocks)});
@@ -369,6 +386,7 @@ nlohmann::json to_json(const Schedule& s) {
                  {"rounds", c.rounds}, {"eval_every", c.eval_every}};
   // Written for IST only, so that other schedules stay byte-identical to version-1 files.
   if (c.protocol == Protocol::ist) config["ist_sync"] = to_string(c.ist_sync);
+  if (c.warmup_epochs > 0) config["warmup_epochs"] = c.warmup_epochs;  // likewise
   return {{"format", "resist-schedule"},
           {"version", 1},
           {"config", std::move(config)},
@@ -403,6 +421,7 @@ Schedule schedule_from_json(const nlohmann::json& j) {
   c.train_size = cfg.at("train_size").integer(1, std::int64_t(1) << 40);
   c.rounds = int(cfg.at("rounds").integer(0, kMaxInt));
   c.eval_every = int(cfg.at("eval_every").integer(0, kMaxInt));
+  if (cfg.has("warmup_epochs")) c.warmup_epochs = int(cfg.at("warmup_epochs").integer(0, kMaxInt));
   if (cfg.has("ist_sync")) c.ist_sync = read_enum(cfg.at("ist_sync"), kIstSyncs);
   ModelSpec spec;
   try {

@@ -113,6 +113,7 @@ struct ScheduleConfig {
   std::int64_t train_size = 50000;  // images in the training set
   int rounds = 0;           // > 0: exactly this many rounds instead of epochs' worth
   int eval_every = 0;       // > 0: gather the full model at rank 0 every this many rounds
+  int warmup_epochs = 0;    // ResIST: local-SGD rounds (every worker trains the whole model) first
   IstSync ist_sync = IstSync::decentralised;  // IST only
 };
 
@@ -134,6 +135,8 @@ class ScheduleGenerator {
  public:
   ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig& config);
   int num_rounds() const { return num_rounds_; }
+  // ResIST: rounds 0..warmup_rounds()-1 are local-SGD warm-up rounds.
+  int warmup_rounds() const { return warmup_rounds_; }
   Round round(int r) const;
   // The blocks worker w holds in round r besides the shared ones. For r ==
   // num_rounds() (after the last round) rank 0 holds every block, everyone
@@ -150,6 +153,7 @@ class ScheduleGenerator {
   Schedule header_;
   int num_rounds_ = 0;
   int k_ = 0;  // ResIST: partitionable blocks per sub-ResNet
+  int warmup_rounds_ = 0;
   void ist_round(Round& round) const;
 };
 

@@ -254,3 +254,37 @@ TEST(Schedule, BadConfigIsUserError) {
   c.epochs = 0;
   EXPECT_THROW(ScheduleGenerator(spec, c), UserError);
 }
+
+// Local-SGD warm-up before ResIST: whole model on every worker, one
+// all-reduce of everything, then ordinary ResIST rounds.
+TEST(ResistSchedule, WarmupRoundsAreLocalSgd) {
+  const auto spec = paper_model();
+  ScheduleConfig c = resist_config(4, 4, 3, 0);
+  c.epochs = 4;
+  c.train_size = 4 * 128 * 10;  // 10 iterations per epoch
+  c.local_iters = 5;
+  c.warmup_epochs = 1;
+  ScheduleGenerator gen(spec, c);
+  ASSERT_EQ(gen.num_rounds(), 8);
+  ASSERT_EQ(gen.warmup_rounds(), 2);
+  for (int r = 0; r < 2; ++r) {
+    const Round round = gen.round(r);
+    for (const auto& w : round.workers) EXPECT_EQ(w.blocks, spec.partitionable);
+    ASSERT_EQ(round.sync.size(), 1u);
+    EXPECT_EQ(round.sync[0].kind, OpKind::allreduce);
+    EXPECT_EQ(round.sync[0].bytes, 4 * spec.param_count());
+  }
+  const Round first = gen.round(2);
+  for (const auto& w : first.workers) EXPECT_EQ(w.blocks.size(), 6u);
+  EXPECT_GT(first.sync.size(), 1u);
+  // Same partition as a run without warm-up in the same round.
+  c.warmup_epochs = 0;
+  EXPECT_EQ(ScheduleGenerator(spec, c).round(2).workers[1].blocks, first.workers[1].blocks);
+  // Round trip, and refused for other protocols.
+  c.warmup_epochs = 1;
+  const auto j = to_json(make_schedule(spec, c));
+  EXPECT_EQ(j["config"]["warmup_epochs"], 1);
+  EXPECT_EQ(to_json(schedule_from_json(j)), j);
+  c.protocol = Protocol::local_sgd;
+  EXPECT_THROW(ScheduleGenerator(spec, c), UserError);
+}
