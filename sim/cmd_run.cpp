@@ -143,6 +143,7 @@ int cmd_run(int argc, char** argv) {
       ("machines", po::value(&c.workers)->default_value(8), "workers (one per GPU)")
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")
+      ("bandwidth", po::value(&flags.platform.bandwidth), "shortcut for --set nic.bandwidth=VALUE")
       ("out", po::value(&out), "directory for summary.json, rounds.csv, timeline.json");
   cli::add_model_options(d, c.model, hidden);
   cli::add_schedule_options(d, c);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -241,6 +242,7 @@ EngineResult simulate_here(const Platform& platform, int ranks, const std::vecto
   sg4::Engine engine(&argc, argv);
   configure_network(platform.network);
   sg4::Engine::set_config("contexts/stack-size:256");
+  if (const char* extra = std::getenv("RESIST_SIMGRID_CFG")) sg4::Engine::set_config(extra);
   const auto hosts = build_platform(platform, ranks);
   Shared sh;
   sh.plans = &plans;

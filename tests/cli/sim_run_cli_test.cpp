@@ -1,0 +1,104 @@
+// End-to-end: resist-sim run / sweep / collective as a user runs them.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "schedule/timeline.hpp"
+#include "tests/support/process.hpp"
+
+using resist::test::run;
+namespace fs = std::filesystem;
+
+namespace {
+const std::string sim = resist::test::bin("sim/resist-sim");
+const std::string flat = std::string(RESIST_SOURCE_DIR) + "/experiments/platforms/flat-10g.json";
+const std::string model = " --model preact-resnet101 --block basic --dataset cifar100";
+
+int count_lines(const std::string& text) { return int(std::count(text.begin(), text.end(), '\n')); }
+}  // namespace
+
+TEST(SimRunCli, RunPrintsJsonAndWritesSummaryRoundsAndTimeline) {
+  resist::test::TempDir dir;
+  const auto out = (dir.path / "run").string();
+  const auto r = run(sim + " run" + model + " --protocol resist --machines 4 --local-iters 5 --rounds 3 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"wall_clock_s", "compute_s", "communication_s", "exposed_communication_s", "rounds",
+                          "bytes_per_round", "wire_bytes_total"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["rounds"], 3);
+  EXPECT_GT(j["wall_clock_s"].get<double>(), j["compute_s"].get<double>());
+  EXPECT_EQ(nlohmann::json::parse(resist::test::read_text(out + "/summary.json")), j);
+  EXPECT_EQ(count_lines(resist::test::read_text(out + "/rounds.csv")), 1 + 3);
+  const auto t = resist::read_timeline_file(out + "/timeline.json");
+  EXPECT_EQ(t.source, "sim");
+  EXPECT_EQ(t.workers, 4);
+  int compute = 0;
+  for (const auto& e : t.events) compute += e.kind == "compute";
+  EXPECT_EQ(compute, 4 * 3);
+}
+
+TEST(SimRunCli, BandwidthShortcutOverridesTheNic) {
+  const auto r = run(sim + " run" + model + " --protocol local-sgd --machines 8 --rounds 2 --bandwidth 1Gbps");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto fast = nlohmann::json::parse(r.out);
+  EXPECT_DOUBLE_EQ(fast["nic_bandwidth_Bps"].get<double>(), 1.25e8);
+  const auto ten = nlohmann::json::parse(run(sim + " run" + model + " --protocol local-sgd --machines 8 --rounds 2").out);
+  EXPECT_GT(fast["communication_s"].get<double>(), 5 * ten["communication_s"].get<double>());
+}
+
+TEST(SimRunCli, SweepWritesOneRowPerConfigurationAndSpeedups) {
+  resist::test::TempDir dir;
+  const auto out = (dir.path / "sweep").string();
+  const auto r = run(sim + " sweep" + model + " --protocols data-parallel,local-sgd,resist --machines 2,4 "
+                           "--local-iters 10,20 --bandwidth 1Gbps,10Gbps --epochs 1 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << "no progress bar when stderr is not a terminal: " << r.err;
+  const auto csv = resist::test::read_text(out + "/sweep.csv");
+  EXPECT_EQ(count_lines(csv), 1 + 3 * 2 * 2 * 2);
+  EXPECT_NE(r.out.find("speedup"), std::string::npos);
+  EXPECT_TRUE(fs::exists(out + "/runs/resist-m4-l20-1Gbps.csv"));
+}
+
+TEST(SimRunCli, CollectiveReportsNcclTestsFigures) {
+  const auto r = run(sim + " collective --platform " + flat + " --op allreduce --bytes 8000000 --ranks 4 --format json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const double t = j["time_s"].get<double>();
+  EXPECT_NEAR(t, 6 * 100e-6 + 1.5 * 8e6 / 1.25e9, 1e-9);
+  EXPECT_NEAR(j["algbw_Bps"].get<double>(), 8e6 / t, 1);
+  EXPECT_NEAR(j["busbw_Bps"].get<double>(), 1.5 * 8e6 / t, 1);
+}
+
+TEST(SimRunCli, BadInputIsOneLineExitTwoAndNoOutput) {
+  resist::test::TempDir dir;
+  const auto bad = (dir.path / "bad.json").string();
+  {
+    auto j = nlohmann::json::parse(resist::test::read_text(flat));
+    j["nic"]["bandwidth"] = 0;
+    std::ofstream(bad) << j.dump();
+  }
+  const auto out = (dir.path / "out").string();
+  const std::pair<std::string, std::string> cases[] = {
+      {"run --platform " + bad, "nic.bandwidth: must be > 0 (got 0)"},
+      {"run --set nic.bandwidth=10Gbs", "unknown unit 'Gbs'"},
+      {"run --set nic.speed=1Gbps", "unknown platform field 'nic.speed'"},
+      {"collective --bytes 12furlongs", "--bytes"},
+      {"run --platform " + flat + " --machines 2000", "1024 GPUs"},
+      {"collective --ranks 2000", "GPUs"},
+      {"run --epochs 0", "--epochs: must be >= 1 (got 0)"},
+      {"run --format xml", "--format"},
+      {"sweep --machines 2 --local-iters 10 --bandwidth 10Gbs", "unknown unit"},
+      {"run --platform /nonexistent.json", "/nonexistent.json"},
+  };
+  for (const auto& [args, needle] : cases) {
+    const bool writes = args.rfind("collective", 0) != 0;
+    const auto r = run(sim + " " + args + (writes ? " --out " + out : ""));
+    EXPECT_EQ(r.code, 2) << args;
+    EXPECT_EQ(count_lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << args << ": " << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+}

@@ -1,0 +1,278 @@
+// The simulator against closed forms and against the schedule's accounting.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "models/error.hpp"
+#include "schedule/accounting.hpp"
+#include "sim/cost.hpp"
+#include "sim/platform.hpp"
+#include "sim/run.hpp"
+#include "sim/units.hpp"
+
+using namespace resist;
+using namespace resist::sim;
+
+namespace {
+
+const std::string kPlatforms = std::string(RESIST_SOURCE_DIR) + "/experiments/platforms/";
+
+Platform flat() { return load_platform(kPlatforms + "flat-10g.json", {}); }
+
+ModelSpec paper_model() {
+  ModelOptions m;
+  m.model = "preact-resnet101";
+  m.block = "basic";
+  m.dataset = "cifar100";
+  return build_model(m);
+}
+
+RunOptions options(Protocol p, int workers, int ell, int rounds) {
+  RunOptions o;
+  o.schedule.protocol = p;
+  o.schedule.model = paper_model().options;
+  o.schedule.workers = workers;
+  o.schedule.local_iters = ell;
+  o.schedule.rounds = rounds;
+  return o;
+}
+
+double rel(double a, double b) { return std::abs(a - b) / std::abs(b); }
+
+}  // namespace
+
+// ------------------------------------------------------------ fidelity
+
+TEST(SimFidelity, RingAllreduceMatchesAlphaBetaOnFlat10g) {
+  const Platform p = flat();
+  const double alpha = p.route(0, 1).latency_s, B = p.nic.bandwidth_Bps;
+  EXPECT_DOUBLE_EQ(alpha, 100e-6);
+  EXPECT_DOUBLE_EQ(B, 1.25e9);
+  for (int n : {2, 3, 5, 7, 16}) {
+    const std::uint64_t M = 4ull * n * 1000000;  // divisible into n equal chunks
+    const auto r = simulate_collective(p, OpKind::allreduce, M, n, {});
+    const double expected = 2.0 * (n - 1) * alpha + 2.0 * (n - 1) / n * double(M) / B;
+    EXPECT_LT(rel(r.time_s, expected), 0.01) << "n=" << n << " sim " << r.time_s << " model " << expected;
+    EXPECT_EQ(r.wire_bytes, 2ull * (n - 1) * M) << n;  // all ranks: 2(n-1)/n·M each
+    EXPECT_NEAR(r.busbw_Bps, r.algbw_Bps * 2.0 * (n - 1) / n, 1e-6 * r.busbw_Bps);
+  }
+}
+
+TEST(SimFidelity, PipelinedBroadcastAndReduceMatchTheirClosedForm) {
+  // A chain of n ranks with C equal chunks of s bytes: each hop moves one
+  // chunk at a time, so T = (n - 1 + C - 1) · (α + s/B).
+  const Platform p = flat();
+  const double alpha = p.route(0, 1).latency_s, B = p.nic.bandwidth_Bps;
+  EngineOptions eo;
+  eo.chunk_bytes = 1 << 20;
+  const std::uint64_t M = 16u << 20;
+  const int C = 16;
+  for (int n : {2, 3, 6}) {
+    const double expected = (n - 1 + C - 1) * (alpha + double(eo.chunk_bytes) / B);
+    for (OpKind k : {OpKind::broadcast, OpKind::reduce}) {
+      const auto r = simulate_collective(p, k, M, n, eo);
+      EXPECT_LT(rel(r.time_s, expected), 0.01) << to_string(k) << " n=" << n << " " << r.time_s << " vs " << expected;
+      EXPECT_EQ(r.wire_bytes, (n - 1) * M);
+    }
+  }
+  const auto s = simulate_collective(p, OpKind::send, M, 2, eo);
+  EXPECT_LT(rel(s.time_s, alpha + double(M) / B), 0.01);
+}
+
+TEST(SimFidelity, FatTreeRouteKeepsAlphaBeta) {
+  // One GPU per node, one node per leaf: every ring hop crosses the spine.
+  const Platform p = load_platform(kPlatforms + "h100-nvswitch-ib400.json",
+                                   {"gpus_per_node=1", "topology.nodes_per_leaf=1"});
+  const double alpha = p.route(0, 1).latency_s, B = p.nic.bandwidth_Bps;
+  EXPECT_DOUBLE_EQ(alpha, 4e-6);
+  const int n = 5;
+  const std::uint64_t M = 4ull * n * 1000000;
+  const auto r = simulate_collective(p, OpKind::allreduce, M, n, {});
+  const double expected = 2.0 * (n - 1) * alpha + 2.0 * (n - 1) / n * double(M) / B;
+  EXPECT_LT(rel(r.time_s, expected), 0.01) << r.time_s << " vs " << expected;
+}
+
+TEST(SimFidelity, SimulatorMovesExactlyTheSchedulesWireBytes) {
+  const ModelSpec spec = paper_model();
+  const Platform p = flat();
+  for (Protocol proto : {Protocol::data_parallel, Protocol::local_sgd, Protocol::resist}) {
+    RunOptions o = options(proto, 5, 3, 4);
+    o.schedule.eval_every = 2;
+    o.full = true;
+    const RunResult r = simulate_run(spec, p, o);
+    ScheduleGenerator gen(spec, o.schedule);
+    std::uint64_t expected_total = 0;
+    ASSERT_EQ(int(r.rows.size()), gen.num_rounds());
+    for (int i = 0; i < gen.num_rounds(); ++i) {
+      const auto a = account(spec, gen.header(), gen.round(i));
+      EXPECT_EQ(r.rows[i].wire_bytes, a.wire_bytes + a.eval_wire_bytes) << to_string(proto) << " round " << i;
+      expected_total += a.wire_bytes + a.eval_wire_bytes;
+    }
+    EXPECT_EQ(r.wire_bytes_total, expected_total) << to_string(proto);
+    EXPECT_GT(expected_total, 0u);
+  }
+}
+
+TEST(SimFidelity, LocalSgdCommunicationPerIterationFallsAsOneOverEll) {
+  const ModelSpec spec = paper_model();
+  const Platform p = flat();
+  std::vector<double> per_iter;
+  const std::vector<int> ells = {10, 20, 40};
+  for (int ell : ells) {
+    RunOptions o = options(Protocol::local_sgd, 4, ell, 0);
+    o.schedule.epochs = 1;
+    o.schedule.train_size = 400 * 4 * 128;  // 400 iterations per worker: a multiple of every ℓ
+    const RunResult r = simulate_run(spec, p, o);
+    ASSERT_EQ(r.total_iters, 400);
+    per_iter.push_back(r.communication_s / double(r.total_iters));
+  }
+  for (std::size_t i = 1; i < ells.size(); ++i)
+    EXPECT_LT(rel(per_iter[0] / per_iter[i], double(ells[i]) / ells[0]), 0.01);
+}
+
+TEST(SimFidelity, ResistRoundComputeFollowsSubModelDepth) {
+  const ModelSpec spec = paper_model();
+  const Platform p = flat();
+  auto round_compute = [&](Protocol proto, int S) {
+    RunOptions o = options(proto, S, 10, 2);
+    o.schedule.min_depth = 1;
+    return simulate_run(spec, p, o).rows[0].compute_s;
+  };
+  // Analytic: ℓ · batch · 3 · flops_fwd(shared + k partitioned blocks) / FLOP/s.
+  const double per_block = 10.0 * 128 * 3 * double(spec.blocks[spec.partitionable[0]].flops_fwd) / p.gpu_flops;
+  double shared_flops = 0;
+  for (int b : spec.shared) shared_flops += double(spec.blocks[b].flops_fwd);
+  const double shared = 10.0 * 128 * 3 * shared_flops / p.gpu_flops;
+  for (int S : {2, 4, 8}) {
+    const int k = resist_blocks_per_worker(int(spec.partitionable.size()), S, 1);
+    EXPECT_LT(rel(round_compute(Protocol::resist, S), shared + k * per_block), 1e-9) << S;
+  }
+  EXPECT_GT(round_compute(Protocol::resist, 2), round_compute(Protocol::resist, 4));
+  EXPECT_GT(round_compute(Protocol::resist, 4), round_compute(Protocol::resist, 8));
+  EXPECT_LT(rel(round_compute(Protocol::local_sgd, 4), 10.0 * 128 * 3 * double(spec.flops_fwd()) / p.gpu_flops), 1e-9);
+}
+
+// ------------------------------------------------------------ fast path
+
+TEST(SimFastPath, EqualsTheFullSimulationWithinHalfAPercent) {
+  const ModelSpec spec = paper_model();
+  const Platform p = load_platform("", {});  // the default platform: 4 GPUs per node
+  for (Protocol proto : {Protocol::data_parallel, Protocol::local_sgd, Protocol::resist}) {
+    RunOptions o = options(proto, 8, 5, 24);
+    o.full = true;
+    const RunResult full = simulate_run(spec, p, o);
+    o.full = false;
+    o.max_simulated_rounds = 0;
+    const RunResult every = simulate_run(spec, p, o);
+    o.max_simulated_rounds = 6;
+    const RunResult sampled = simulate_run(spec, p, o);
+    EXPECT_LT(rel(every.wall_clock_s, full.wall_clock_s), 0.005) << to_string(proto);
+    EXPECT_LT(rel(sampled.wall_clock_s, full.wall_clock_s), 0.005) << to_string(proto);
+    EXPECT_EQ(every.wire_bytes_total, full.wire_bytes_total);
+    EXPECT_EQ(sampled.wire_bytes_total, full.wire_bytes_total);
+    if (proto != Protocol::resist) EXPECT_LE(every.simulated_rounds, 2);
+    else EXPECT_EQ(sampled.simulated_rounds, 6);
+  }
+}
+
+TEST(SimFastPath, OverlapHidesPartOfTheGradientAllreduce) {
+  const ModelSpec spec = paper_model();
+  const Platform p = flat();
+  RunOptions o = options(Protocol::data_parallel, 4, 1, 3);
+  const RunResult plain = simulate_run(spec, p, o);
+  o.engine.overlap = true;
+  const RunResult overlapped = simulate_run(spec, p, o);
+  EXPECT_LT(overlapped.wall_clock_s, plain.wall_clock_s);
+  EXPECT_GE(overlapped.wall_clock_s, overlapped.compute_s);
+  EXPECT_LT(overlapped.exposed_communication_s, overlapped.communication_s);
+  EXPECT_EQ(overlapped.wire_bytes_total, plain.wire_bytes_total);
+}
+
+TEST(SimFastPath, StragglersSlowRoundsDownReproducibly) {
+  const ModelSpec spec = paper_model();
+  const Platform calm = flat();
+  const Platform noisy = load_platform(kPlatforms + "flat-10g.json",
+                                       {"straggler.probability=0.3", "straggler.slowdown=2"});
+  RunOptions o = options(Protocol::local_sgd, 4, 5, 10);
+  const double a = simulate_run(spec, noisy, o).wall_clock_s;
+  EXPECT_GT(a, simulate_run(spec, calm, o).wall_clock_s);
+  EXPECT_EQ(a, simulate_run(spec, noisy, o).wall_clock_s);
+}
+
+// ------------------------------------------------------------ platforms
+
+TEST(SimPlatform, UnitsParse) {
+  EXPECT_DOUBLE_EQ(parse_quantity("10Gbps", Unit::bandwidth, "x"), 1.25e9);
+  EXPECT_DOUBLE_EQ(parse_quantity("1.25GBps", Unit::bandwidth, "x"), 1.25e9);
+  EXPECT_DOUBLE_EQ(parse_quantity("50us", Unit::time, "x"), 50e-6);
+  EXPECT_DOUBLE_EQ(parse_quantity("15.7Tf", Unit::flops, "x"), 15.7e12);
+  EXPECT_EQ(parse_bytes("4MiB", "x"), 4u << 20);
+  try {
+    parse_quantity("10Gbs", Unit::bandwidth, "nic.bandwidth");
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("nic.bandwidth: unknown unit 'Gbs'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SimPlatform, DefaultIsEmbeddedAndShipped) {
+  const Platform embedded = load_platform("", {});
+  const Platform shipped = load_platform(kPlatforms + "p3-8xlarge.json", {});
+  EXPECT_EQ(to_json(embedded), to_json(shipped));
+  EXPECT_EQ(embedded.gpus_per_node, 4);
+  EXPECT_DOUBLE_EQ(embedded.nic.bandwidth_Bps, 1.25e9);
+  EXPECT_EQ(embedded.network.model, "CM02");
+  for (const char* f : {"flat-10g.json", "p3-2xlarge.json", "h100-nvswitch-ib400.json"})
+    EXPECT_NO_THROW(load_platform(kPlatforms + f, {})) << f;
+  EXPECT_EQ(flat().gpus(), 1024);
+}
+
+TEST(SimPlatform, ErrorsNameTheJsonPathAndTheRule) {
+  auto message = [](const std::string& edit) {
+    nlohmann::json j = nlohmann::json::parse(default_platform_json());
+    j.merge_patch(nlohmann::json::parse(edit));
+    try {
+      platform_from_json(j);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message(R"({"nic": {"bandwidth": 0}})"), "nic.bandwidth: must be > 0 (got 0)");
+  EXPECT_NE(message(R"({"intra": {"latency": "5 parsecs"}})").find("intra.latency"), std::string::npos);
+  EXPECT_NE(message(R"({"topology": {"kind": "ring"}})").find("topology.kind: unknown value 'ring'"), std::string::npos);
+  EXPECT_NE(message(R"({"gpu": {"flopz": 1}})").find("gpu.flopz: unknown key"), std::string::npos);
+  EXPECT_NE(message(R"({"speed_factors": [1, 2]})").find("speed_factors: must be empty or have one entry per GPU"),
+            std::string::npos);
+}
+
+TEST(SimPlatform, OverridesChangeFieldsAndRejectUnknownOnes) {
+  const Platform p = load_platform("", {"nic.bandwidth=1Gbps", "nodes=2", "network.model=LV08"});
+  EXPECT_DOUBLE_EQ(p.nic.bandwidth_Bps, 1.25e8);
+  EXPECT_EQ(p.nodes, 2);
+  EXPECT_EQ(p.network.model, "LV08");
+  EXPECT_THROW(load_platform("", {"nic.bandwith=1Gbps"}), UserError);
+  EXPECT_THROW(load_platform("", {"nic.bandwidth=1Gbs"}), UserError);
+  EXPECT_THROW(check_ranks(p, 9, "--machines"), UserError);
+  EXPECT_NO_THROW(check_ranks(p, 8, "--machines"));
+}
+
+TEST(SimPlatform, ProfileReplacesTheAnalyticCosts) {
+  const ModelSpec spec = paper_model();
+  const Platform p = flat();
+  Profile prof;
+  prof.model = spec.options;
+  prof.batch_size = 64;
+  for (const auto& b : spec.blocks) prof.blocks.push_back({b.name, 0.001, 0.002});
+  prof.optimizer_step_s_per_param = 0;
+  prof.iteration_overhead_s = 0.01;
+  const ComputeModel cost(spec, p, 128, 2, prof);
+  std::vector<int> all(spec.blocks.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = int(i);
+  EXPECT_NEAR(cost.iteration_s(all, 0), 2 * 0.003 * double(all.size()) + 0.01, 1e-12);
+  prof.blocks.pop_back();
+  EXPECT_THROW(ComputeModel(spec, p, 128, 2, prof), UserError);
+}
