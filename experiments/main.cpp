@@ -88,7 +88,7 @@ int run(int argc, char** argv) {
 
   const bool several = studies.size() > 1;
   std::string report = "# resist study report\n\n";
-  std::vector<study::Outcome> outcomes;
+  std::vector<std::pair<study::Kind, study::Outcome>> outcomes;
   for (const auto& s : studies) {
     const std::string dir = several ? out + "/" + s.name : out;
     if (s.kind == study::Kind::validate && !study::runtime_available(paths)) {
@@ -104,11 +104,18 @@ int run(int argc, char** argv) {
         section.replace(p, 2, "](" + s.name + "/");
     }
     report += section;
-    outcomes.push_back(std::move(o));
+    outcomes.emplace_back(s.kind, std::move(o));
   }
   if (several) json_util::write_atomic(out + "/report.md", report);
 
-  for (const auto& o : outcomes)
+  // The communication table and the speedup table come last, just above the
+  // report's path: they are what a reader looks for first.
+  auto rank = [](study::Kind k) {
+    return k == study::Kind::table1 ? 1 : k == study::Kind::paper_cifar ? 2 : 0;
+  };
+  std::stable_sort(outcomes.begin(), outcomes.end(),
+                   [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
+  for (const auto& [kind, o] : outcomes)
     for (const auto& [title, md] : o.tables) {
       std::cout << "\n" << title << "\n";
       if (!md.empty()) std::cout << "\n" << md;
