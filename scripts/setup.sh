@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(cmake g++ make pkg-config ccache
           libtorch-dev libgloo-dev libsimgrid-dev nlohmann-json3-dev
-          libboost-program-options-dev libgtest-dev
+          libboost-program-options-dev libgtest-dev zlib1g-dev
           dataset-fashion-mnist python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,81 @@
+#pragma once
+// The communicator interface the trainer talks to, and the algorithms that
+// carry out a schedule's CommOps over point-to-point messages.
+//
+// Buffers are flat fp32 arrays: one buffer per op (a bucket holding the op's
+// blocks' parameters, or gradients, in the op's block order), never one call
+// per tensor. Pointers are host memory for Gloo and device memory for NCCL.
+//
+// Ranks in an op are in algorithm order with the root first (schedule.hpp).
+// Every rank calls prepare() for every op of the schedule, whether it takes
+// part or not (the NCCL backend creates sub-communicators collectively); only
+// participants call the op itself.
+//
+// No LibTorch here: sim/ never sees this header, but the NCCL TU includes it.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace resist::runtime {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual const char* backend() const = 0;
+
+  virtual void prepare(const std::vector<int>& ranks) { (void)ranks; }
+  // Every participant ends with the mean over `ranks` (bitwise identical).
+  virtual void allreduce_mean(float* buf, std::size_t count, const std::vector<int>& ranks) = 0;
+  // ranks[0] ends with the mean over `ranks`; the others' buffers are garbage after.
+  virtual void reduce_mean(float* buf, std::size_t count, const std::vector<int>& ranks) = 0;
+  // Everyone ends with ranks[0]'s buffer.
+  virtual void broadcast(float* buf, std::size_t count, const std::vector<int>& ranks) = 0;
+  virtual void send(const float* buf, std::size_t count, int dst) = 0;
+  virtual void recv(float* buf, std::size_t count, int src) = 0;
+  // Waits until the device has finished the ops issued so far (NCCL); no-op on CPU.
+  virtual void synchronize() {}
+
+  // Payload bytes this rank has put on the wire so far.
+  std::uint64_t bytes_sent() const { return bytes_sent_; }
+
+ protected:
+  std::uint64_t bytes_sent_ = 0;
+};
+
+// The schedule's algorithms (schedule/accounting.hpp) over tagged
+// point-to-point messages, so that the bytes moved are exactly `wire_sent`:
+//   allreduce: ring reduce-scatter + all-gather with ring_chunk chunks;
+//   reduce:    a chain from ranks[n-1] down to ranks[0], which divides by n;
+//   broadcast: a pipelined chain ranks[0] -> ranks[1] -> ... in chunks;
+//   send:      one message.
+// Subgroups need no process groups of their own: every message names its peer
+// by world rank and carries the op's tag.
+class P2PCommunicator : public Communicator {
+ public:
+  void prepare(const std::vector<int>& ranks) override;
+  void allreduce_mean(float* buf, std::size_t count, const std::vector<int>& ranks) override;
+  void reduce_mean(float* buf, std::size_t count, const std::vector<int>& ranks) override;
+  void broadcast(float* buf, std::size_t count, const std::vector<int>& ranks) override;
+  void send(const float* buf, std::size_t count, int dst) override;
+  void recv(float* buf, std::size_t count, int src) override;
+
+  // Broadcast pipeline chunk, in floats.
+  std::size_t broadcast_chunk = std::size_t(1) << 18;
+
+ protected:
+  // Transport: start a send / receive, and wait for them. A started send's
+  // buffer must stay alive until wait_all().
+  virtual void start_send(const float* buf, std::size_t count, int dst, int tag) = 0;
+  virtual void start_recv(float* buf, std::size_t count, int src, int tag) = 0;
+  virtual void wait_all() = 0;
+
+  int tag() const { return tag_; }
+
+ private:
+  void post_send(const float* buf, std::size_t count, int dst);
+  int tag_ = 0;  // advanced by prepare(): the same on every rank for the same op
+};
+
+}  // namespace resist::runtime

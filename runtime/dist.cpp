@@ -1,0 +1,131 @@
+// Rendezvous (c10d TCPStore) and the Gloo communicator (c10d ProcessGroupGloo).
+#include "runtime/dist.hpp"
+
+#include <cstdlib>
+#include <string>
+
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/torch.h>
+
+#include "models/error.hpp"
+
+namespace resist::runtime {
+
+namespace {
+
+int env_int(const char* name, int fallback, int lo, int hi) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  std::size_t used = 0;
+  long x = 0;
+  try {
+    x = std::stol(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != std::string(v).size() || x < lo || x > hi)
+    throw UserError(std::string(name) + ": must be a whole number in " + std::to_string(lo) + ".." +
+                    std::to_string(hi) + " (got '" + v + "')");
+  return int(x);
+}
+
+class StoreKV : public KeyValue {
+ public:
+  explicit StoreKV(c10::intrusive_ptr<c10d::Store> s) : store(std::move(s)) {}
+  void set(const std::string& key, const std::string& value) override {
+    store->set(key, std::vector<std::uint8_t>(value.begin(), value.end()));
+  }
+  std::string get(const std::string& key) override {
+    const auto v = store->get(key);
+    return std::string(v.begin(), v.end());
+  }
+  c10::intrusive_ptr<c10d::Store> store;
+};
+
+class GlooCommunicator : public P2PCommunicator {
+ public:
+  GlooCommunicator(c10::intrusive_ptr<c10d::ProcessGroupGloo> pg, std::chrono::milliseconds timeout)
+      : pg_(std::move(pg)), timeout_(timeout) {}
+  int rank() const override { return pg_->getRank(); }
+  int size() const override { return pg_->getSize(); }
+  const char* backend() const override { return "gloo"; }
+
+ protected:
+  // c10d wants tensors: wrap the raw buffers without copying.
+  void start_send(const float* buf, std::size_t count, int dst, int tag) override {
+    std::vector<at::Tensor> t = {torch::from_blob(const_cast<float*>(buf), {std::int64_t(count)}, torch::kFloat32)};
+    pending_.push_back(pg_->send(t, dst, tag));
+  }
+  void start_recv(float* buf, std::size_t count, int src, int tag) override {
+    std::vector<at::Tensor> t = {torch::from_blob(buf, {std::int64_t(count)}, torch::kFloat32)};
+    pending_.push_back(pg_->recv(t, src, tag));
+  }
+  void wait_all() override {
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& w : pending) w->wait(timeout_);
+  }
+
+ private:
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
+  std::chrono::milliseconds timeout_;
+  std::vector<c10::intrusive_ptr<c10d::Work>> pending_;
+};
+
+}  // namespace
+
+Env read_env() {
+  Env e;
+  e.distributed = std::getenv("WORLD_SIZE") != nullptr;
+  if (!e.distributed) return e;
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
+  e.master_port = env_int("MASTER_PORT", 29500, 1, 65535);
+  e.world_size = env_int("WORLD_SIZE", 1, 1, 1 << 20);
+  e.rank = env_int("RANK", 0, 0, e.world_size - 1);
+  e.local_rank = env_int("LOCAL_RANK", 0, 0, 1 << 20);
+  e.local_world_size = env_int("LOCAL_WORLD_SIZE", 1, 1, 1 << 20);
+  return e;
+}
+
+void KeyValue::barrier(const std::string& name, int rank, int world_size) {
+  set("barrier/" + name + "/" + std::to_string(rank), "1");
+  for (int r = 0; r < world_size; ++r) get("barrier/" + name + "/" + std::to_string(r));
+}
+
+std::shared_ptr<KeyValue> connect_store(const Env& env, std::chrono::milliseconds timeout) {
+  if (!env.distributed) return std::make_shared<StoreKV>(c10::make_intrusive<c10d::HashStore>());
+  c10d::TCPStoreOptions opts;
+  opts.port = std::uint16_t(env.master_port);
+  opts.isServer = env.rank == 0;
+  opts.numWorkers = std::size_t(env.world_size);
+  opts.waitWorkers = true;
+  opts.timeout = timeout;
+  try {
+    auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    store->setTimeout(timeout);
+    return std::make_shared<StoreKV>(store);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    throw std::runtime_error("rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) +
+                             " failed: " + msg);
+  }
+}
+
+std::unique_ptr<Communicator> make_gloo_communicator(const Env& env, const std::shared_ptr<KeyValue>& kv,
+                                                     std::chrono::milliseconds timeout) {
+  auto* skv = dynamic_cast<StoreKV*>(kv.get());
+  auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+  const bool loopback = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";
+  opts->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                   : c10d::ProcessGroupGloo::createDefaultDevice());
+  opts->threads = 2;
+  auto store = c10::make_intrusive<c10d::PrefixStore>("gloo", skv->store);
+  auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, opts);
+  return std::make_unique<GlooCommunicator>(pg, timeout);
+}
+
+}  // namespace resist::runtime

@@ -1,0 +1,225 @@
+// resist-launch -n N [--master-port P] -- PROGRAM ARGS...
+// Starts N local workers with torchrun's environment (MASTER_ADDR,
+// MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), prefixes
+// their output lines with "[rank K] ", forwards Ctrl-C / SIGTERM, and as soon
+// as one worker fails stops the others and exits non-zero, naming the rank.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+void on_signal(int sig) { g_signal = sig; }
+
+int usage(const char* msg) {
+  if (msg) std::cerr << "resist-launch: " << msg << "\n";
+  (msg ? std::cerr : std::cout)
+      << "usage: resist-launch -n N [--master-port P] [--grace S] -- PROGRAM [ARGS...]\n"
+         "  starts N local workers of PROGRAM (e.g. resist-train) with torchrun's environment;\n"
+         "  --master-port: rendezvous port (default: a free one); --grace: seconds the others get\n"
+         "  to exit after a failure before they are killed (default 5)\n";
+  return msg ? 2 : 0;
+}
+
+int free_port() {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (s >= 0) ::close(s);
+    return 29500;
+  }
+  const int port = ntohs(a.sin_port);
+  ::close(s);
+  return port;
+}
+
+struct Stream {
+  int fd = -1;
+  int rank = 0;
+  bool err = false;
+  std::string pending;
+};
+
+void emit(Stream& s, bool flush_all) {
+  std::string::size_type nl;
+  std::ostream& out = s.err ? std::cerr : std::cout;
+  while ((nl = s.pending.find('\n')) != std::string::npos) {
+    out << "[rank " << s.rank << "] " << s.pending.substr(0, nl + 1);
+    s.pending.erase(0, nl + 1);
+  }
+  // A progress line rewritten with '\r' arrives without '\n': pass it on.
+  if (flush_all && !s.pending.empty()) {
+    out << "[rank " << s.rank << "] " << s.pending << "\n";
+    s.pending.clear();
+  }
+  out.flush();
+}
+
+std::string describe(int status) {
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+                                  strsignal(WTERMSIG(status)) + ")";
+  return "stopped";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int n = 0, port = 0;
+  double grace_s = 5;
+  int i = 1;
+  try {
+    for (; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--") {
+        ++i;
+        break;
+      }
+      if (a == "-h" || a == "--help") return usage(nullptr);
+      if ((a == "-n" || a == "--nproc") && i + 1 < argc) {
+        n = std::stoi(argv[++i]);
+      } else if (a == "--master-port" && i + 1 < argc) {
+        port = std::stoi(argv[++i]);
+      } else if (a == "--grace" && i + 1 < argc) {
+        grace_s = std::stod(argv[++i]);
+      } else {
+        return usage(("unknown argument '" + a + "' (put the program after --)").c_str());
+      }
+    }
+  } catch (const std::exception&) {
+    return usage(("bad value for " + std::string(argv[i - 1])).c_str());
+  }
+  if (n < 1 || n > 4096) return usage("-n: must be in 1..4096");
+  if (i >= argc) return usage("no program given after --");
+  if (port <= 0) port = free_port();
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::vector<pid_t> pids(std::size_t(n), -1);
+  std::vector<bool> done(std::size_t(n), false);
+  std::vector<Stream> streams;
+  for (int r = 0; r < n; ++r) {
+    int out[2], err[2];
+    if (::pipe(out) != 0 || ::pipe(err) != 0) {
+      std::cerr << "resist-launch: pipe: " << std::strerror(errno) << "\n";
+      return 1;
+    }
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setpgid(0, 0);  // its own process group, so that stopping it stops its children too
+      ::dup2(out[1], 1);
+      ::dup2(err[1], 2);
+      ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
+      ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
+      ::setenv("GROUP_RANK", "0", 1);
+      ::execvp(argv[i], argv + i);
+      std::cerr << "resist-launch: cannot run '" << argv[i] << "': " << std::strerror(errno) << "\n";
+      ::_exit(127);
+    }
+    ::setpgid(pid, pid);
+    ::close(out[1]);
+    ::close(err[1]);
+    pids[std::size_t(r)] = pid;
+    streams.push_back({out[0], r, false, {}});
+    streams.push_back({err[0], r, true, {}});
+  }
+
+  int failed_rank = -1, exit_code = 0, alive = n;
+  bool stopping = false, forwarded = false;
+  auto stop_deadline = std::chrono::steady_clock::now();
+  auto signal_all = [&](int sig) {
+    for (int r = 0; r < n; ++r)
+      if (!done[std::size_t(r)]) ::kill(-pids[std::size_t(r)], sig);
+  };
+  std::vector<pollfd> fds;
+  // Once every worker has exited, drain their output for at most a second
+  // (a grandchild may still hold a pipe open).
+  auto drain_until = std::chrono::steady_clock::time_point::max();
+  while (alive > 0 || (std::any_of(streams.begin(), streams.end(), [](const Stream& s) { return s.fd >= 0; }) &&
+                       std::chrono::steady_clock::now() < drain_until)) {
+    if (alive == 0 && drain_until == std::chrono::steady_clock::time_point::max())
+      drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    if (g_signal && !forwarded) {
+      std::cerr << "resist-launch: got " << strsignal(g_signal) << ", passing it on to the workers\n";
+      signal_all(g_signal);
+      forwarded = true;
+      if (!stopping) {
+        stopping = true;
+        stop_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(long(grace_s * 1000));
+        exit_code = 128 + g_signal;
+      }
+    }
+    fds.clear();
+    for (const auto& s : streams)
+      if (s.fd >= 0) fds.push_back({s.fd, POLLIN, 0});
+    if (!fds.empty()) ::poll(fds.data(), fds.size(), 100);
+    else ::usleep(100000);
+    for (auto& s : streams) {
+      if (s.fd < 0) continue;
+      pollfd p{s.fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) continue;
+      char buf[8192];
+      const ssize_t k = ::read(s.fd, buf, sizeof buf);
+      if (k > 0) {
+        s.pending.append(buf, std::size_t(k));
+        emit(s, false);
+      } else if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN)) {
+        emit(s, true);
+        ::close(s.fd);
+        s.fd = -1;
+      }
+    }
+    int status = 0;
+    pid_t pid;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      int r = 0;
+      while (r < n && pids[std::size_t(r)] != pid) ++r;
+      if (r == n) continue;
+      done[std::size_t(r)] = true;
+      --alive;
+      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      if (!ok && failed_rank < 0 && !forwarded) {
+        failed_rank = r;
+        exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        std::cerr << "resist-launch: rank " << r << " (pid " << pid << ") " << describe(status)
+                  << "; stopping the other workers\n";
+        signal_all(SIGTERM);
+        stopping = true;
+        stop_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(long(grace_s * 1000));
+      }
+    }
+    if (stopping && alive > 0 && std::chrono::steady_clock::now() > stop_deadline) {
+      signal_all(SIGKILL);
+      stop_deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
+    }
+  }
+  if (failed_rank >= 0) std::cerr << "resist-launch: failed: rank " << failed_rank << " " << "(exit code " << exit_code << ")\n";
+  return exit_code;
+}

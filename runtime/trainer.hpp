@@ -1,0 +1,44 @@
+#pragma once
+// The trainer: one worker process walking a Schedule (schedule/schedule.hpp)
+// with real LibTorch training. No LibTorch in this header.
+#include <cstdint>
+#include <string>
+
+#include "schedule/schedule.hpp"
+
+namespace resist::runtime {
+
+struct TrainOptions {
+  ScheduleConfig schedule;    // protocol, model, seed, batch size, epochs/rounds, ℓ, d_min, eval cadence
+  std::string schedule_file;  // if set, the schedule is read from here instead
+  std::string data_dir;       // empty: the dataset's default location
+  std::int64_t train_subset = 0, test_subset = 0;
+
+  double lr = 0.1, momentum = 0.9, weight_decay = 5e-4;
+  std::string lr_schedule = "step";     // step (÷10 at 50% and 75%) | cosine
+  std::string optimizer_state = "auto"; // reset every round | keep | auto (resist: reset, others: keep)
+  int eval_batch = 256;
+
+  std::string out;      // output directory (metrics.jsonl, report.json, timeline.json, model.pt)
+  std::string resume;   // a previous --out directory with checkpoints
+  int checkpoint_every = 0;  // rounds; 0: never
+  std::string profile;  // write a per-block time profile here and exit
+
+  double timeout_s = 300;  // communication / rendezvous timeout
+  int threads = 0;         // intra-op threads; 0: cores / local workers
+  std::string device = "cpu";
+  std::string backend = "auto";  // gloo | nccl | auto
+  bool check_sync = false;       // hash every shared copy after every sync
+  bool quiet = false;
+
+  // Fault injection (tests): at round fail_round, rank fail_rank either
+  // kills itself mid-round ("kill") or produces a NaN loss ("nan").
+  int fail_round = -1, fail_rank = 0;
+  std::string fail_mode;
+};
+
+// Returns the process exit code. Throws UserError for bad input.
+int train(const TrainOptions& options);
+int profile(const TrainOptions& options);
+
+}  // namespace resist::runtime

@@ -1,0 +1,243 @@
+// End-to-end: real worker processes over Gloo on loopback, as users run them.
+// Narrow, deep models on Fashion-MNIST subsets keep this within a few minutes.
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "models/spec.hpp"
+#include "schedule/accounting.hpp"
+#include "schedule/schedule.hpp"
+#include "schedule/timeline.hpp"
+#include "tests/support/process.hpp"
+
+using resist::test::run;
+using resist::test::TempDir;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string launch = resist::test::bin("runtime/resist-launch");
+const std::string train = resist::test::bin("runtime/resist-train");
+// preact-resnet34 has 5 partitionable blocks; width 4 keeps it cheap.
+const std::string small = " --model preact-resnet34 --base-width 4 --dataset fashion-mnist --threads 1 --quiet --timeout 60";
+
+json read_json(const fs::path& p) { return json::parse(resist::test::read_text(p)); }
+
+std::string launch_cmd(int n, const std::string& args) {
+  return launch + " -n " + std::to_string(n) + " -- " + train + small + " " + args;
+}
+
+// The ops each worker executed (timeline) are exactly the schedule's ops that
+// involve it, in order, with the bytes the accounting says it sends; the
+// schedule walked is the one the scheduling core generates from the flags.
+void expect_ops_match_schedule(const fs::path& out, const resist::ScheduleConfig& expected_config) {
+  const auto s = resist::read_schedule_file((out / "schedule.json").string());
+  const auto regenerated = resist::make_schedule(resist::build_model(s.config.model), expected_config);
+  EXPECT_EQ(resist::to_json(regenerated).dump(), resist::to_json(s).dump()) << "walked schedule differs";
+  const auto t = resist::read_timeline_file((out / "timeline.json").string());
+  const auto report = read_json(out / "report.json");
+  const int S = s.config.workers;
+  ASSERT_EQ(t.workers, S);
+  std::uint64_t total = 0;
+  for (int w = 0; w < S; ++w) {
+    std::vector<const resist::TimelineEvent*> comm;
+    for (const auto& e : t.events)
+      if (e.worker == w && e.is_comm()) comm.push_back(&e);
+    std::size_t i = 0;
+    std::uint64_t sent = 0;
+    for (const auto& round : s.rounds)
+      for (std::size_t k = 0; k < round.sync.size(); ++k) {
+        const auto& op = round.sync[k];
+        if (!op.involves(w)) continue;
+        ASSERT_LT(i, comm.size()) << "worker " << w << " executed fewer ops than scheduled";
+        const auto& e = *comm[i++];
+        EXPECT_EQ(e.round, round.index);
+        EXPECT_EQ(e.op, int(k));
+        const bool recv = op.kind == resist::OpKind::send && op.ranks[1] == w;
+        EXPECT_EQ(e.kind, recv ? std::string("recv") : std::string(resist::to_string(op.kind)));
+        EXPECT_EQ(e.bytes, resist::wire_sent(op, S)[std::size_t(w)]) << "round " << round.index << " op " << k;
+        sent += e.bytes;
+      }
+    EXPECT_EQ(i, comm.size()) << "worker " << w << " executed ops the schedule does not have";
+    EXPECT_EQ(report["bytes_sent_per_worker"][std::size_t(w)].get<std::uint64_t>(), sent);
+    total += sent;
+  }
+  EXPECT_EQ(report["bytes_sent_total"].get<std::uint64_t>(), total);
+  EXPECT_GT(total, 0u);
+}
+
+resist::ScheduleConfig config(resist::Protocol p, int workers, int local_iters, int batch, std::int64_t train,
+                              int epochs, int rounds, int min_depth, int eval_every) {
+  resist::ScheduleConfig c;
+  c.protocol = p;
+  c.model.model = "preact-resnet34";
+  c.model.base_width = 4;
+  c.model.dataset = "fashion-mnist";
+  c.workers = workers;
+  c.local_iters = local_iters;
+  c.batch_size = batch;
+  c.train_size = train;
+  c.epochs = epochs;
+  c.rounds = rounds;
+  c.min_depth = min_depth;
+  c.eval_every = eval_every;
+  return c;
+}
+
+int free_port() {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  const int port = ntohs(a.sin_port);
+  ::close(s);
+  return port;
+}
+
+}  // namespace
+
+TEST(RuntimeTrain, ResistTwoWorkersLearnsKeepsCopiesIdenticalAndSendsTheAccountedBytes) {
+  TempDir dir;
+  const auto r = run(launch_cmd(2, "--protocol resist --min-depth 1 --train-subset 4000 --test-subset 1000 "
+                                   "--local-iters 5 --epochs 2 --batch-size 32 --lr 0.1 --eval-every 10 --check-sync "
+                                   "--out " + dir.path.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = read_json(dir.path / "report.json");
+  EXPECT_GE(report["test_accuracy"].get<double>(), 0.70) << "ResIST did not learn";
+  EXPECT_EQ(report["sync_check"]["rounds"].get<int>(), report["rounds"].get<int>());
+  EXPECT_GT(report["sync_check"]["copies_compared"].get<int>(), 0);
+  EXPECT_EQ(report["peak_memory_bytes"].size(), 2u);
+  expect_ops_match_schedule(dir.path, config(resist::Protocol::resist, 2, 5, 32, 4000, 2, 0, 1, 10));
+  // metrics.jsonl: one line per round, with the test accuracy when evaluated.
+  std::istringstream lines(resist::test::read_text(dir.path / "metrics.jsonl"));
+  int n = 0, evaluated = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    const auto m = json::parse(line);
+    EXPECT_EQ(m["round"].get<int>(), n);
+    for (const char* key : {"loss", "train_accuracy", "wall_s", "bytes_sent"}) EXPECT_TRUE(m.contains(key)) << key;
+    evaluated += m.contains("test_accuracy");
+  }
+  EXPECT_EQ(n, report["rounds"].get<int>());
+  EXPECT_GE(evaluated, 2);
+  // The final model is a zip archive (what torch.load reads) holding readable names.
+  const std::string model = resist::test::read_text(dir.path / "model.pt");
+  ASSERT_GT(model.size(), 4u);
+  EXPECT_EQ(model.substr(0, 2), "PK");
+  EXPECT_NE(model.find("layer3.4.conv1.weight"), std::string::npos);
+}
+
+TEST(RuntimeTrain, LocalSgdTwoWorkersLearns) {
+  TempDir dir;
+  const auto r = run(launch_cmd(2, "--protocol local-sgd --train-subset 4000 --test-subset 1000 --local-iters 5 "
+                                   "--epochs 2 --batch-size 32 --lr 0.1 --check-sync --out " + dir.path.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = read_json(dir.path / "report.json");
+  EXPECT_GE(report["test_accuracy"].get<double>(), 0.70) << "local SGD did not learn";
+  expect_ops_match_schedule(dir.path, config(resist::Protocol::local_sgd, 2, 5, 32, 4000, 2, 0, 4, 0));
+}
+
+TEST(RuntimeTrain, ResistFourWorkersOverlappingHoldersStayIdentical) {
+  TempDir dir;
+  const auto r = run(launch_cmd(4, "--protocol resist --min-depth 2 --train-subset 512 --test-subset 128 "
+                                   "--local-iters 2 --rounds 4 --batch-size 8 --eval-every 2 --check-sync --out " +
+                                   dir.path.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto report = read_json(dir.path / "report.json");
+  EXPECT_EQ(report["sync_check"]["rounds"].get<int>(), 4);
+  expect_ops_match_schedule(dir.path, config(resist::Protocol::resist, 4, 2, 8, 512, 1, 4, 2, 2));
+  // With 5 blocks dealt 2 each to 4 workers some blocks have several holders.
+  const auto s = resist::read_schedule_file((dir.path / "schedule.json").string());
+  bool reduce = false;
+  for (const auto& round : s.rounds)
+    for (const auto& op : round.sync) reduce |= op.kind == resist::OpKind::reduce;
+  EXPECT_TRUE(reduce);
+}
+
+TEST(RuntimeTrain, DataParallelGradientAllReduceKeepsReplicasIdentical) {
+  TempDir dir;
+  const auto r = run(launch_cmd(2, "--protocol data-parallel --train-subset 256 --test-subset 64 --rounds 4 "
+                                   "--batch-size 8 --check-sync --out " + dir.path.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_ops_match_schedule(dir.path, config(resist::Protocol::data_parallel, 2, 1, 8, 256, 1, 4, 4, 0));
+}
+
+TEST(RuntimeTrain, KilledWorkerStopsTheRunAndResumeEqualsUninterrupted) {
+  TempDir whole, broken, resumed;
+  const std::string args = "--protocol resist --min-depth 1 --train-subset 512 --test-subset 128 --local-iters 2 "
+                           "--rounds 6 --batch-size 8 --checkpoint-every 2 ";
+  auto a = run(launch_cmd(2, args + "--out " + whole.path.string()));
+  ASSERT_EQ(a.code, 0) << a.err;
+  // Rank 1 dies in round 4, after the checkpoint of round 4 was written.
+  auto b = run(launch_cmd(2, args + "--fail-at-round 4 --fail-rank 1 --fail-mode kill --out " + broken.path.string()));
+  EXPECT_NE(b.code, 0);
+  EXPECT_NE(b.err.find("resist-launch: rank 1"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("signal 9"), std::string::npos) << b.err;
+  EXPECT_EQ(read_json(broken.path / "checkpoints" / "latest.json")["round"].get<int>(), 4);
+  auto c = run(launch_cmd(2, args + "--resume " + broken.path.string() + " --out " + resumed.path.string()));
+  ASSERT_EQ(c.code, 0) << c.err;
+  const auto ra = read_json(whole.path / "report.json"), rc = read_json(resumed.path / "report.json");
+  EXPECT_EQ(ra["model_hash"], rc["model_hash"]);
+  EXPECT_EQ(ra["test_accuracy"], rc["test_accuracy"]);
+  EXPECT_EQ(ra["bytes_sent_total"], rc["bytes_sent_total"]);
+  EXPECT_EQ(resist::test::read_text(whole.path / "model.pt"), resist::test::read_text(resumed.path / "model.pt"));
+}
+
+TEST(RuntimeTrain, SurvivorsOfAKilledPeerExitNonZeroWithAMessage) {
+  // Without resist-launch (which would stop the survivors itself): the
+  // survivor must notice on its own, within the timeout.
+  TempDir dir;
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " WORLD_SIZE=2 ";
+  const std::string args = small + " --protocol local-sgd --train-subset 256 --test-subset 64 --local-iters 2 "
+                                   "--rounds 6 --batch-size 8 --fail-at-round 2 --fail-rank 1 --fail-mode kill";
+  const auto d = dir.path.string();
+  const auto r = run("(" + env + "RANK=0 LOCAL_RANK=0 " + train + args + " 2>" + d + "/e0; echo $? >" + d + "/c0) & (" +
+                     env + "RANK=1 LOCAL_RANK=1 " + train + args + " 2>" + d + "/e1; echo $? >" + d + "/c1) & wait");
+  EXPECT_NE(std::stoi(resist::test::read_text(dir.path / "c0")), 0);
+  EXPECT_NE(std::stoi(resist::test::read_text(dir.path / "c1")), 0);
+  const auto err0 = resist::test::read_text(dir.path / "e0");
+  EXPECT_NE(err0.find("resist-train: rank 0:"), std::string::npos) << err0;
+  EXPECT_NE(err0.find("peer"), std::string::npos) << err0;
+}
+
+TEST(RuntimeTrain, NanLossStopsWithAMessageAndKeepsTheLastCheckpoint) {
+  TempDir dir, resumed;
+  const std::string args = "--protocol resist --min-depth 1 --train-subset 256 --test-subset 64 --local-iters 2 "
+                           "--rounds 5 --batch-size 8 --checkpoint-every 2 ";
+  auto r = run(launch_cmd(2, args + "--fail-at-round 3 --fail-rank 0 --fail-mode nan --out " + dir.path.string()));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("loss is nan at round 3"), std::string::npos) << r.err;
+  EXPECT_EQ(read_json(dir.path / "checkpoints" / "latest.json")["round"].get<int>(), 2);
+  EXPECT_FALSE(fs::exists(dir.path / "report.json"));
+  // The checkpoint is usable.
+  auto c = run(launch_cmd(2, args + "--resume " + dir.path.string() + " --out " + resumed.path.string()));
+  EXPECT_EQ(c.code, 0) << c.err;
+}
+
+TEST(RuntimeTrain, MissingDatasetIsOneLineNamingThePath) {
+  const auto r = run(train + small + " --data-dir /nonexistent/fmnist --rounds 1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("/nonexistent/fmnist/train-images-idx3-ubyte.gz"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(RuntimeLaunch, ReportsTheFailingRankAndItsExitCode) {
+  const auto r = run(launch + " -n 3 -- sh -c 'if [ \"$RANK\" = 2 ]; then echo boom >&2; exit 7; fi; sleep 30'");
+  EXPECT_EQ(r.code, 7);
+  EXPECT_NE(r.err.find("[rank 2] boom"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("resist-launch: rank 2"), std::string::npos) << r.err;
+}
+
+TEST(RuntimeLaunch, GivesEveryWorkerTheTorchrunEnvironment) {
+  const auto r = run(launch + " -n 2 -- sh -c 'echo $RANK/$WORLD_SIZE/$LOCAL_RANK/$MASTER_ADDR'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("[rank 0] 0/2/0/127.0.0.1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[rank 1] 1/2/1/127.0.0.1"), std::string::npos) << r.out;
+}
