@@ -172,7 +172,7 @@ Outcome run_validate(const Study& s, const std::string& out, const Paths& paths)
 
   // 1. The profile (one process, the threads each rank will have).
   const std::string profile_path = out + "/runs/profile.json";
-  run_command(quote(launch) + " -n 1 -- " + quote(train) + model_flags(s) + " --batch-size " +
+  run_command(quote(train) + model_flags(s) + " --batch-size " +
                   std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) + " --train-subset " +
                   std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) +
                   " --quiet --profile " + quote(profile_path),
