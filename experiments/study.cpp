@@ -186,7 +186,7 @@ Study parse_study(const json& j, const std::string& path) {
   }
   if (root.has("platform_overrides")) s.overrides = strings(root.at("platform_overrides"));
   if (root.has("rounds")) s.rounds = int(root.at("rounds").integer(1, 10000));
-  if (root.has("train_subset")) s.train_subset = int(root.at("train_subset").integer(0, 1 << 30));
+  if (root.has("train_subset")) s.train_subset = int(root.at("train_subset").integer(1, 1 << 30));
   if (root.has("test_subset")) s.test_subset = int(root.at("test_subset").integer(0, 1 << 30));
   if (root.has("threads")) s.threads = int(root.at("threads").integer(1, 1024));
   if (root.has("warmup_rounds")) s.warmup_rounds = int(root.at("warmup_rounds").integer(0, 1000));
