@@ -110,7 +110,8 @@ def gantt(out, data, title, panel_key="protocol"):
         key = r[panel_key] if panel_key == "protocol" else f"{r['protocol']} ({r['source']})"
         panels[key].append(r)
     n = len(panels)
-    fig, axes = plt.subplots(n, 1, figsize=(8, 1.2 + 1.3 * n), squeeze=False)
+    # measured vs predicted: one time axis, so the bars compare directly
+    fig, axes = plt.subplots(n, 1, figsize=(8, 1.2 + 1.3 * n), squeeze=False, sharex=panel_key != "protocol")
     seen = set()
     for ax, (name, rs) in zip(axes[:, 0], panels.items()):
         workers = sorted({int(r["worker"]) for r in rs})
@@ -162,7 +163,8 @@ def heatmap(out, data):
         ax.set_yticks(range(len(ms)))
         ax.set_yticklabels(ms)
         ax.set_xlabel("local iterations ℓ")
-        ax.set_ylabel("machines")
+        if ax is axes[0][0]:
+            ax.set_ylabel("machines")
         ax.set_title(f"{bw * 8 / 1e9:g} Gbit/s")
     fig.colorbar(im, ax=list(axes[0]), label="ResIST speedup over local SGD (×)")
     fig.suptitle("ResIST's speedup over local SGD (same machines, ℓ, bandwidth)", fontsize=10)
