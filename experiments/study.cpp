@@ -1,0 +1,654 @@
+#include "experiments/study.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "models/error.hpp"
+#include "schedule/accounting.hpp"
+#include "schedule/json_util.hpp"
+#include "schedule/profile.hpp"
+#include "schedule/timeline.hpp"
+#include "sim/run.hpp"
+#include "sim/units.hpp"
+
+namespace resist::study {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using json_util::Reader;
+
+const char* to_string(Kind k) {
+  switch (k) {
+    case Kind::table1: return "table1";
+    case Kind::paper_cifar: return "paper-cifar";
+    case Kind::what_if: return "what-if";
+    case Kind::scale: return "scale";
+    case Kind::validate: return "validate";
+  }
+  return "?";
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Reading a study file
+
+const std::vector<std::string> kKinds = {"table1", "paper-cifar", "what-if", "scale", "validate"};
+
+Kind kind_from(const std::string& s) {
+  for (std::size_t i = 0; i < kKinds.size(); ++i)
+    if (kKinds[i] == s) return Kind(i);
+  return Kind::table1;
+}
+
+// Defaults per kind: the paper's set-ups (docs/studies.md).
+Study defaults(Kind k) {
+  Study s;
+  s.kind = k;
+  s.model.model = "preact-resnet101";
+  s.model.block = "basic";
+  s.model.dataset = "cifar100";
+  s.local_iters = {50};
+  switch (k) {
+    case Kind::table1:
+      s.protocols = {"local-sgd", "resist"};
+      s.machines = {2, 4, 8};
+      break;
+    case Kind::paper_cifar:
+      s.protocols = {"data-parallel", "local-sgd", "resist"};
+      s.machines = {4, 8};
+      break;
+    case Kind::what_if:
+      s.protocols = {"data-parallel", "local-sgd", "resist"};
+      s.machines = {2, 4, 8, 16, 32, 64};
+      s.local_iters = {1, 5, 10, 25, 50, 100, 200};
+      s.bandwidths = {"1Gbps", "10Gbps", "100Gbps"};
+      s.max_simulated_rounds = 16;
+      break;
+    case Kind::scale:
+      s.protocols = {"local-sgd", "resist"};
+      s.machines = {2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+      s.epochs = 1;
+      s.max_simulated_rounds = 4;
+      break;
+    case Kind::validate:
+      s.protocols = {"local-sgd", "resist"};
+      s.machines = {2};
+      s.local_iters = {5};
+      s.model.model = "preact-resnet34";
+      s.model.base_width = 8;
+      s.model.dataset = "fashion-mnist";
+      s.batch_size = 32;
+      s.rounds = 6;
+      s.train_subset = 4096;
+      s.test_subset = 256;
+      break;
+  }
+  return s;
+}
+
+std::vector<std::string> strings(const Reader& r) {
+  std::vector<std::string> v(r.size());
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = r.at(i).str();
+  return v;
+}
+
+Study parse_study(const json& j, const std::string& path) {
+  const Reader root{j, ""};
+  json_util::expect_format(root, "resist-study", 1);
+  const Kind kind = kind_from(root.at("kind").choice(kKinds));
+  Study s = defaults(kind);
+  s.path = path;
+  std::set<std::string> allowed = {"format", "version", "kind", "name", "description", "seed", "model",
+                                   "protocols", "machines", "local_iters", "batch_size", "min_depth"};
+  if (kind != Kind::table1)
+    allowed.insert({"platform", "platform_overrides", "epochs", "train_size", "max_simulated_rounds"});
+  else
+    allowed.insert({"sample_rounds", "train_size"});
+  if (kind == Kind::what_if) allowed.insert("bandwidths");
+  if (kind == Kind::validate) {
+    allowed.erase("epochs");
+    allowed.erase("train_size");
+    allowed.erase("max_simulated_rounds");
+    allowed.erase("platform");
+    allowed.insert({"rounds", "train_subset", "test_subset", "threads", "warmup_rounds"});
+  }
+  for (const auto& [key, value] : j.items())
+    if (!allowed.count(key)) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      throw UserError(key + ": unknown key for kind '" + std::string(to_string(kind)) + "' (accepted: " + list + ")");
+    }
+  s.name = root.has("name") ? root.at("name").str() : fs::path(path).stem().string();
+  if (s.name.empty() || s.name.find_first_of("/\\ ") != std::string::npos)
+    throw UserError("name: must be a non-empty word without '/' or spaces (got '" + s.name + "')");
+  if (root.has("description")) s.description = root.at("description").str();
+  s.seed = root.at("seed").uint();
+  if (root.has("model")) {
+    const Reader m = root.at("model");
+    for (const auto& [key, value] : m.j.items())
+      if (key != "model" && key != "block" && key != "base_width" && key != "dataset")
+        throw UserError("model." + key + ": unknown key (accepted: model, block, base_width, dataset)");
+    if (m.has("model")) s.model.model = m.at("model").str();
+    if (m.has("block")) s.model.block = m.at("block").str();
+    if (m.has("base_width")) s.model.base_width = int(m.at("base_width").integer(1, 4096));
+    if (m.has("dataset")) s.model.dataset = m.at("dataset").str();
+    if (s.model.model == "mlp") throw UserError("model.model: studies take residual networks (got 'mlp')");
+  }
+  if (root.has("protocols")) {
+    s.protocols = strings(root.at("protocols"));
+    const std::vector<std::string> ok = {"data-parallel", "local-sgd", "resist"};
+    for (std::size_t i = 0; i < s.protocols.size(); ++i) root.at("protocols").at(i).choice(ok);
+  }
+  if (s.protocols.empty()) throw UserError("protocols: must not be empty");
+  if (kind == Kind::what_if || kind == Kind::validate)
+    for (const char* need : {"local-sgd", "resist"})
+      if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
+        throw UserError(std::string("protocols: this kind compares ResIST with local SGD; must contain '") + need + "'");
+  if (root.has("machines")) s.machines = root.at("machines").ints(1, 4096);
+  if (root.has("local_iters")) s.local_iters = root.at("local_iters").ints(1, 100000);
+  if (s.machines.empty()) throw UserError("machines: must not be empty");
+  if (s.local_iters.empty()) throw UserError("local_iters: must not be empty");
+  if (kind == Kind::validate) {
+    if (s.local_iters.size() != 1) throw UserError("local_iters: validate takes one value");
+    for (std::size_t i = 0; i < s.machines.size(); ++i)
+      if (s.machines[i] < 2 || s.machines[i] > 8)
+        throw UserError("machines[" + std::to_string(i) + "]: validate runs 2..8 local ranks (got " +
+                        std::to_string(s.machines[i]) + ")");
+  }
+  if (root.has("bandwidths")) {
+    s.bandwidths = strings(root.at("bandwidths"));
+    for (std::size_t i = 0; i < s.bandwidths.size(); ++i)
+      sim::parse_quantity(s.bandwidths[i], sim::Unit::bandwidth, "bandwidths[" + std::to_string(i) + "]");
+  }
+  if (root.has("batch_size")) s.batch_size = int(root.at("batch_size").integer(1, 1 << 20));
+  if (root.has("min_depth")) s.min_depth = int(root.at("min_depth").integer(1, 10000));
+  if (root.has("epochs")) s.epochs = int(root.at("epochs").integer(1, 100000));
+  if (root.has("train_size")) s.train_size = root.at("train_size").integer(1, std::int64_t(1) << 40);
+  if (root.has("sample_rounds")) s.sample_rounds = int(root.at("sample_rounds").integer(1, 10000));
+  if (root.has("max_simulated_rounds"))
+    s.max_simulated_rounds = int(root.at("max_simulated_rounds").integer(0, 1000000));
+  if (root.has("platform")) {
+    s.platform = root.at("platform").str();
+    if (!s.platform.empty() && fs::path(s.platform).is_relative())
+      s.platform = (fs::path(path).parent_path() / s.platform).lexically_normal().string();
+  }
+  if (root.has("platform_overrides")) s.overrides = strings(root.at("platform_overrides"));
+  if (root.has("rounds")) s.rounds = int(root.at("rounds").integer(1, 10000));
+  if (root.has("train_subset")) s.train_subset = int(root.at("train_subset").integer(1, 1 << 30));
+  if (root.has("test_subset")) s.test_subset = int(root.at("test_subset").integer(0, 1 << 30));
+  if (root.has("threads")) s.threads = int(root.at("threads").integer(1, 1024));
+  if (root.has("warmup_rounds")) s.warmup_rounds = int(root.at("warmup_rounds").integer(0, 1000));
+  if (kind == Kind::validate && s.warmup_rounds >= s.rounds)
+    throw UserError("warmup_rounds: must be below rounds (" + std::to_string(s.rounds) + ")");
+  return s;
+}
+
+ScheduleConfig schedule_config(const Study& s, Protocol p, int machines, int ell) {
+  ScheduleConfig c;
+  c.protocol = p;
+  c.model = s.model;
+  c.workers = machines;
+  c.local_iters = ell;
+  c.min_depth = s.min_depth;
+  c.seed = s.seed;
+  c.batch_size = s.batch_size;
+  c.epochs = s.epochs;
+  c.train_size = s.train_size;
+  return c;
+}
+
+sim::Platform study_platform(const Study& s, const std::string& bandwidth) {
+  auto o = s.overrides;
+  if (!bandwidth.empty()) o.push_back("nic.bandwidth=" + bandwidth);
+  try {
+    return sim::load_platform(s.platform, o);
+  } catch (const UserError& e) {
+    throw UserError(std::string("platform: ") + e.what());
+  }
+}
+
+// Everything that can be wrong with a study, checked before anything runs.
+void check_study(const Study& s) {
+  ModelSpec spec;
+  try {
+    spec = build_model(s.model);
+  } catch (const UserError& e) {
+    throw UserError(std::string("model: ") + e.what());
+  }
+  const int max_m = *std::max_element(s.machines.begin(), s.machines.end());
+  if (s.kind != Kind::table1 && s.kind != Kind::validate) {
+    std::vector<std::string> bws = s.bandwidths.empty() ? std::vector<std::string>{""} : s.bandwidths;
+    for (const auto& bw : bws) {
+      const auto p = study_platform(s, bw);
+      try {
+        sim::check_ranks(p, max_m, "machines");
+      } catch (const UserError& e) {
+        throw UserError(std::string("machines: ") + e.what());
+      }
+    }
+  }
+  for (const auto& name : s.protocols)
+    for (int m : s.machines)
+      for (int ell : s.local_iters) try {
+          validate(spec, schedule_config(s, parse_protocol(name), m, ell));
+        } catch (const UserError& e) {
+          throw UserError("machines/local_iters/min_depth (" + name + ", " + std::to_string(m) + " machines, ℓ=" +
+                          std::to_string(ell) + "): " + e.what());
+        }
+}
+
+// ---------------------------------------------------------------------------
+// Small output helpers
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+std::string gb(double bytes) { return fmt("%.3f", bytes / 1e9); }
+std::string times(double x) { return x > 0 ? fmt("%.2f×", x) : "-"; }
+std::string bw_label(double Bps) { return fmt("%g Gbit/s", Bps * 8 / 1e9); }
+
+struct Table {
+  std::vector<std::string> head;
+  std::vector<std::vector<std::string>> rows;
+  std::string md() const {
+    std::string s = "|";
+    for (const auto& h : head) s += " " + h + " |";
+    s += "\n|";
+    for (std::size_t i = 0; i < head.size(); ++i) s += i == 0 ? "---|" : "---:|";
+    s += "\n";
+    for (const auto& r : rows) {
+      s += "|";
+      for (const auto& c : r) s += " " + c + " |";
+      s += "\n";
+    }
+    return s;
+  }
+};
+
+class Progress {
+ public:
+  Progress(std::string study, int total) : study_(std::move(study)), total_(total) {}
+  void step(const std::string& what) {
+    ++done_;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    // A line per run on a terminal; otherwise about every tenth, so logs stay short.
+    if (::isatty(2) || done_ == total_ || done_ * 10 / total_ != (done_ - 1) * 10 / total_)
+      std::fprintf(stderr, "[%s %d/%d %.1fs] %s\n", study_.c_str(), done_, total_, el, what.c_str());
+  }
+
+ private:
+  std::string study_;
+  int total_, done_ = 0;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
+
+void write(const std::string& path, const std::string& text) { json_util::write_atomic(path, text, "--out"); }
+
+// Runs analysis/figures.py on a finished study directory.
+void figures(const std::string& out, const Paths& paths) {
+  const std::string script = paths.analysis_dir + "/figures.py";
+  if (!fs::exists(script)) throw UserError("figures: '" + script + "' not found (set RESIST_ANALYSIS_DIR)");
+  const std::string cmd = paths.python + " '" + script + "' '" + out + "' >&2";
+  const int st = std::system(cmd.c_str());
+  if (st != 0)
+    throw UserError("figures: '" + cmd + "' failed (exit " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) +
+                    "); is python3-matplotlib installed?");
+}
+
+std::string figure_md(const std::string& title, const std::string& stem) {
+  return "![" + title + "](figures/" + stem + ".png) ([SVG](figures/" + stem + ".svg))\n\n";
+}
+
+// ---------------------------------------------------------------------------
+// table1: per-round communication, no simulation
+
+Outcome run_table1(const Study& s, const std::string& out) {
+  const ModelSpec spec = build_model(s.model);
+  std::ostringstream csv;
+  csv << "protocol,machines,params_per_worker,bytes_per_round,wire_bytes_per_round,busiest_wire_bytes\n";
+  Table t{{"protocol", "machines", "params/worker", "bytes/round (GB)", "wire/round (GB)", "busiest sends (GB)",
+           "vs local SGD"},
+          {}};
+  std::map<int, double> local;
+  for (int m : s.machines)
+    for (const auto& name : s.protocols) {
+      ScheduleConfig c = schedule_config(s, parse_protocol(name), m, s.local_iters.front());
+      c.rounds = s.sample_rounds + 1;  // the last round gathers the model at rank 0: not sampled
+      ScheduleGenerator gen(spec, c);
+      std::uint64_t bytes = 0, params = 0;
+      double wire = 0, busiest = 0;
+      for (int r = 0; r < s.sample_rounds; ++r) {
+        const auto a = account(spec, gen.header(), gen.round(r));
+        bytes = std::max(bytes, a.bytes_per_round);
+        for (auto p : a.params_per_worker) params = std::max(params, p);
+        wire += double(a.wire_bytes) / s.sample_rounds;
+        busiest += double(*std::max_element(a.wire_sent_per_worker.begin(), a.wire_sent_per_worker.end())) /
+                   s.sample_rounds;
+      }
+      if (name == "local-sgd") local[m] = double(bytes);
+      char line[256];
+      std::snprintf(line, sizeof line, "%s,%d,%llu,%llu,%.0f,%.0f\n", name.c_str(), m, (unsigned long long)params,
+                    (unsigned long long)bytes, wire, busiest);
+      csv << line;
+      const double ratio = local.count(m) && bytes ? local[m] / double(bytes) : 0;
+      t.rows.push_back({name, std::to_string(m), std::to_string(params), gb(double(bytes)), gb(wire), gb(busiest),
+                        name == "local-sgd" ? "1.00×" : (ratio > 0 ? fmt("%.2f× fewer", ratio) : "-")});
+    }
+  write(out + "/comm.csv", csv.str());
+  Outcome o;
+  o.tables.push_back({"Per-round communication (" + spec.name + ")", t.md()});
+  o.report_md = "Model `" + spec.name + "` (" + std::to_string(spec.param_count()) +
+                " parameters); ℓ = " + std::to_string(s.local_iters.front()) + ", d_min = " +
+                std::to_string(s.min_depth) + ", seed " + std::to_string(s.seed) + ", " +
+                std::to_string(s.sample_rounds) + " rounds sampled.\n\n" + t.md() +
+                "\n- **bytes/round**: the paper's Table 1 convention: every machine receives its (sub-)model's fp32 "
+                "parameters at the start of a round and sends them back at its end; summed over machines.\n"
+                "- **wire/round**: what the implemented algorithms put on the wire (ring all-reduce of the shared "
+                "layers, chain reduce among a block's holders, hand-off to its next owners), all machines, mean of "
+                "the sampled rounds; **busiest sends**: the most one machine sends in a round.\n\n" +
+                figure_md("bytes per round vs machines", "bytes_per_round_vs_machines");
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// Simulated grids: paper-cifar, what-if, scale
+
+struct SimRow {
+  std::string protocol;
+  int machines = 0, ell = 0, epochs = 0, rounds = 0, simulated_rounds = 0, iters_per_epoch = 0;
+  double bw_Bps = 0, wall_s = 0, compute_s = 0, comm_s = 0, exposed_s = 0;
+  std::uint64_t bytes_per_round = 0, wire_total = 0;
+  double vs_dp = 0, vs_local = 0;
+};
+
+std::vector<SimRow> simulate_grid(const Study& s, std::vector<sim::Platform>& platforms) {
+  const ModelSpec spec = build_model(s.model);
+  std::vector<std::string> bws = s.bandwidths.empty() ? std::vector<std::string>{""} : s.bandwidths;
+  for (const auto& bw : bws) platforms.push_back(study_platform(s, bw));
+  int total = 0;
+  for (const auto& name : s.protocols)
+    total += int(bws.size() * s.machines.size() * (name == "data-parallel" ? 1 : s.local_iters.size()));
+  Progress progress(s.name, total);
+  std::vector<SimRow> rows;
+  for (std::size_t b = 0; b < bws.size(); ++b)
+    for (int m : s.machines)
+      for (const auto& name : s.protocols) {
+        const Protocol p = parse_protocol(name);
+        const std::vector<int> ells = p == Protocol::data_parallel ? std::vector<int>{1} : s.local_iters;
+        for (int ell : ells) {
+          sim::RunOptions o;
+          o.schedule = schedule_config(s, p, m, ell);
+          o.max_simulated_rounds = s.max_simulated_rounds;
+          const auto t0 = std::chrono::steady_clock::now();
+          const sim::RunResult r = sim::simulate_run(spec, platforms[b], o);
+          SimRow row{name, m, ell, s.epochs, r.rounds, r.simulated_rounds, 0, platforms[b].nic.bandwidth_Bps,
+                     r.wall_clock_s, r.compute_s, r.communication_s, r.exposed_communication_s, r.bytes_per_round,
+                     r.wire_bytes_total};
+          row.iters_per_epoch = int((s.train_size + std::int64_t(m) * s.batch_size - 1) / (std::int64_t(m) * s.batch_size));
+          rows.push_back(row);
+          const double host = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          progress.step(name + " m=" + std::to_string(m) + " ℓ=" + std::to_string(ell) +
+                        (bws[b].empty() ? "" : " " + bws[b]) + fmt(": %.1f s predicted", r.wall_clock_s) +
+                        fmt(" (%.1f s to simulate)", host));
+        }
+      }
+  // Speedups: over data-parallel at the same machines and bandwidth, over
+  // local SGD at the same machines, ℓ and bandwidth.
+  std::map<std::pair<double, int>, double> dp;
+  std::map<std::tuple<double, int, int>, double> local;
+  for (const auto& r : rows) {
+    if (r.protocol == "data-parallel") dp[{r.bw_Bps, r.machines}] = r.wall_s;
+    if (r.protocol == "local-sgd") local[{r.bw_Bps, r.machines, r.ell}] = r.wall_s;
+  }
+  for (auto& r : rows) {
+    if (auto it = dp.find({r.bw_Bps, r.machines}); it != dp.end() && r.wall_s > 0) r.vs_dp = it->second / r.wall_s;
+    if (auto it = local.find({r.bw_Bps, r.machines, r.ell}); it != local.end() && r.wall_s > 0)
+      r.vs_local = it->second / r.wall_s;
+  }
+  return rows;
+}
+
+void write_rows(const std::string& path, const std::vector<SimRow>& rows) {
+  std::ostringstream csv;
+  csv << "protocol,machines,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
+         "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
+         "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd\n";
+  for (const auto& r : rows) {
+    char line[640];
+    std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%d,%d,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%.9g,%.6g,%.6g\n",
+                  r.protocol.c_str(), r.machines, r.ell, r.bw_Bps, r.epochs, r.iters_per_epoch, r.rounds,
+                  r.simulated_rounds, r.wall_s, r.wall_s / r.epochs, r.compute_s, r.comm_s, r.exposed_s,
+                  (unsigned long long)r.bytes_per_round, (unsigned long long)r.wire_total,
+                  r.rounds ? double(r.wire_total) / r.rounds : 0.0, r.vs_dp, r.vs_local);
+    csv << line;
+  }
+  write(path, csv.str());
+}
+
+// One round (round 1: neither the first nor the final gather) per protocol,
+// simulated with its timeline, shifted to start at 0: the Gantt chart's data.
+void write_gantt(const Study& s, const sim::Platform& platform, int machines, const std::string& path) {
+  const ModelSpec spec = build_model(s.model);
+  std::ostringstream csv;
+  csv << "protocol,worker,kind,op,start_s,end_s,bytes\n";
+  for (const auto& name : s.protocols) {
+    sim::RunOptions o;
+    o.schedule = schedule_config(s, parse_protocol(name), machines, s.local_iters.front());
+    o.schedule.rounds = 3;
+    o.timeline = true;
+    o.full = true;
+    const auto r = sim::simulate_run(spec, platform, o);
+    double t0 = 1e300;
+    for (const auto& e : r.timeline.events)
+      if (e.round == 1) t0 = std::min(t0, e.start_s);
+    for (const auto& e : r.timeline.events) {
+      if (e.round != 1) continue;
+      char line[256];
+      std::snprintf(line, sizeof line, "%s,%d,%s,%d,%.9g,%.9g,%llu\n", name.c_str(), e.worker, e.kind.c_str(), e.op,
+                    e.start_s - t0, e.end_s - t0, (unsigned long long)e.bytes);
+      csv << line;
+    }
+  }
+  write(path, csv.str());
+}
+
+std::string hours(double s) { return fmt("%.2f", s / 3600); }
+
+Outcome run_paper_cifar(const Study& s, const std::string& out) {
+  std::vector<sim::Platform> platforms;
+  const auto rows = simulate_grid(s, platforms);
+  write_rows(out + "/results.csv", rows);
+  write_gantt(s, platforms[0], *std::max_element(s.machines.begin(), s.machines.end()), out + "/gantt.csv");
+  Table t{{"protocol", "machines", "ℓ", "total (h)", "compute (h)", "exposed comm. (h)", "bytes/round (GB)",
+           "speedup vs data-parallel", "speedup vs local SGD"},
+          {}};
+  for (const auto& r : rows)
+    t.rows.push_back({r.protocol, std::to_string(r.machines), r.protocol == "data-parallel" ? "-" : std::to_string(r.ell),
+                      hours(r.wall_s), hours(r.compute_s), hours(r.exposed_s), gb(double(r.bytes_per_round)),
+                      times(r.vs_dp), times(r.vs_local)});
+  const auto& p = platforms[0];
+  Outcome o;
+  o.tables.push_back({"Simulated training time, " + std::to_string(s.epochs) + " epochs (" + p.name + ")", t.md()});
+  o.report_md = "Model `" + build_model(s.model).name + "`, " + std::to_string(s.epochs) + " epochs of " +
+                std::to_string(s.train_size) + " images, batch " + std::to_string(s.batch_size) +
+                " per worker, d_min = " + std::to_string(s.min_depth) + ", seed " + std::to_string(s.seed) +
+                ", platform `" + p.name + "` (" + p.description + "). Data-parallel all-reduces gradients every "
+                "iteration (no overlap with backward).\n\n" + t.md() +
+                "\n- **total**: predicted wall-clock of the whole run; **compute**: the sum over rounds of the "
+                "slowest worker's local iterations; **exposed comm.**: time in rounds beyond compute, i.e. "
+                "communication nobody could hide.\n- **speedup**: the other protocol's total divided by this "
+                "row's, at the same number of machines (and ℓ for local SGD). The ResIST paper measured "
+                "3.58–3.81× over local SGD on 4 and 8 V100s.\n\n" +
+                figure_md("speedup vs machines", "speedup_vs_machines") +
+                figure_md("compute / communication breakdown", "breakdown") +
+                figure_md("one round per protocol", "gantt");
+  return o;
+}
+
+Outcome run_what_if(const Study& s, const std::string& out) {
+  std::vector<sim::Platform> platforms;
+  const auto rows = simulate_grid(s, platforms);
+  write_rows(out + "/results.csv", rows);
+  std::string md = "Model `" + build_model(s.model).name + "`, " + std::to_string(s.epochs) +
+                   " epochs, batch " + std::to_string(s.batch_size) + " per worker, seed " + std::to_string(s.seed) +
+                   ", platform `" + platforms[0].name + "` with its NIC bandwidth set to each value; at most " +
+                   std::to_string(s.max_simulated_rounds) +
+                   " distinct rounds simulated per run, the rest estimated from them (sim/run.hpp). Times are per "
+                   "epoch (the whole run divided by its epochs).\n\n";
+  // Per bandwidth: the matrix machines × ℓ of ResIST's speedup over local SGD.
+  int wins = 0, cells = 0;
+  const SimRow* best = nullptr;
+  const SimRow* worst = nullptr;
+  for (const auto& p : platforms) {
+    Table t{{"machines \\ ℓ"}, {}};
+    for (int ell : s.local_iters) t.head.push_back(std::to_string(ell));
+    t.head.push_back("vs data-parallel (ℓ=" + std::to_string(s.local_iters.back()) + ")");
+    for (int m : s.machines) {
+      std::vector<std::string> line{std::to_string(m)};
+      double last_dp = 0;
+      for (int ell : s.local_iters)
+        for (const auto& r : rows)
+          if (r.protocol == "resist" && r.machines == m && r.ell == ell && r.bw_Bps == p.nic.bandwidth_Bps) {
+            line.push_back(fmt("%.2f", r.vs_local));
+            last_dp = r.vs_dp;
+            ++cells;
+            if (r.vs_local > 1) ++wins;
+            if (!best || r.vs_local > best->vs_local) best = &r;
+            if (!worst || r.vs_local < worst->vs_local) worst = &r;
+          }
+      line.push_back(last_dp > 0 ? fmt("%.2f", last_dp) : "-");
+      t.rows.push_back(line);
+    }
+    md += "**" + bw_label(p.nic.bandwidth_Bps) + "**: ResIST's speedup over local SGD (same machines, same ℓ)\n\n" +
+          t.md() + "\n";
+  }
+  // Where it stops winning: per bandwidth, the largest ℓ at which ResIST is
+  // still >= 1.1× faster, per machine count.
+  std::string verdict = fmt("ResIST is faster than local SGD in %.0f", double(wins)) + " of " + std::to_string(cells) +
+                        " configurations.";
+  if (best)
+    verdict += " Largest speedup " + fmt("%.2f×", best->vs_local) + " (" + std::to_string(best->machines) +
+               " machines, ℓ = " + std::to_string(best->ell) + ", " + bw_label(best->bw_Bps) + "); smallest " +
+               fmt("%.2f×", worst->vs_local) + " (" + std::to_string(worst->machines) + " machines, ℓ = " +
+               std::to_string(worst->ell) + ", " + bw_label(worst->bw_Bps) + ").";
+  std::string gains;
+  for (const auto& p : platforms) {
+    std::vector<std::string> below;
+    for (const auto& r : rows)
+      if (r.protocol == "resist" && r.bw_Bps == p.nic.bandwidth_Bps && r.vs_local < 1.25)
+        below.push_back("(" + std::to_string(r.machines) + ", ℓ=" + std::to_string(r.ell) + ")");
+    gains += "- " + bw_label(p.nic.bandwidth_Bps) + ": speedup below 1.25× at " +
+             (below.empty() ? std::string("no configuration") : std::to_string(below.size()) + " of " +
+                                                                  std::to_string(s.machines.size() * s.local_iters.size()) + ": ") +
+             (below.size() > 12 ? "" : [&] {
+               std::string j;
+               for (const auto& b : below) j += (j.empty() ? "" : ", ") + b;
+               return j;
+             }()) +
+             "\n";
+  }
+  md += verdict + "\n\n" + gains +
+        "\nReading it: a cell is local SGD's time divided by ResIST's at the same machines, ℓ and bandwidth "
+        "(> 1: ResIST wins). ResIST saves twice: each worker trains a shallower sub-ResNet (less compute per "
+        "iteration) and synchronises fewer parameters. The communication saving matters most where "
+        "communication dominates (small ℓ, slow links); where ℓ is large and links are fast, only the compute "
+        "saving is left, and it shrinks once d_min caps how shallow a sub-ResNet gets.\n\n" +
+        figure_md("ResIST's speedup over local SGD", "heatmap_speedup") +
+        figure_md("time per epoch vs ℓ", "time_vs_local_iters") + figure_md("speedup vs machines", "speedup_vs_machines");
+  Outcome o;
+  o.report_md = md;
+  o.tables.push_back({"What-if: " + verdict, ""});
+  return o;
+}
+
+Outcome run_scale(const Study& s, const std::string& out) {
+  std::vector<sim::Platform> platforms;
+  const auto rows = simulate_grid(s, platforms);
+  write_rows(out + "/results.csv", rows);
+  Table t{{"protocol", "machines", "iters/epoch", "time/epoch (s)", "compute/epoch (s)", "exposed comm./epoch (s)",
+           "bytes/round (GB)", "wire/round (GB)", "ResIST speedup"},
+          {}};
+  for (const auto& r : rows)
+    t.rows.push_back({r.protocol, std::to_string(r.machines), std::to_string(r.iters_per_epoch),
+                      fmt("%.2f", r.wall_s / r.epochs), fmt("%.2f", r.compute_s / r.epochs),
+                      fmt("%.2f", r.exposed_s / r.epochs), gb(double(r.bytes_per_round)),
+                      gb(r.rounds ? double(r.wire_total) / r.rounds : 0), r.protocol == "resist" ? times(r.vs_local) : ""});
+  Outcome o;
+  o.report_md = "Model `" + build_model(s.model).name + "`, ℓ = " + std::to_string(s.local_iters.front()) + ", " +
+                std::to_string(s.epochs) + " epoch(s), batch " + std::to_string(s.batch_size) +
+                " per worker, platform `" + platforms[0].name + "` (" + platforms[0].description + ").\n\n" + t.md() +
+                "\n- With the data set fixed, an epoch has ceil(images / (machines × batch)) iterations per worker: "
+                "beyond a few hundred workers an epoch is a single iteration and a round is cut short by the end of "
+                "the epoch, so every iteration is followed by a synchronisation whatever ℓ says.\n"
+                "- **bytes/round** (Table 1 convention) grows linearly with machines for both; **wire/round** is "
+                "what the algorithms move.\n\n" +
+                figure_md("bytes per round vs machines", "bytes_per_round_vs_machines") +
+                figure_md("time per epoch vs machines", "time_per_epoch_vs_machines");
+  return o;
+}
+
+}  // namespace
+
+Study read_study(const std::string& path) {
+  try {
+    const json j = json_util::read_file(path, "study");
+    Study s = parse_study(j, path);
+    check_study(s);
+    return s;
+  } catch (const UserError& e) {
+    const std::string msg = e.what();
+    if (msg.rfind(path, 0) == 0 || msg.rfind("study", 0) == 0) throw;
+    throw UserError(path + ": " + msg);
+  }
+}
+
+Outcome run_validate(const Study& s, const std::string& out, const Paths& paths);  // validate.cpp
+
+bool runtime_available(const Paths& paths) {
+  return fs::exists(paths.runtime_dir + "/resist-train") && fs::exists(paths.runtime_dir + "/resist-launch");
+}
+
+Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
+  std::error_code ec;
+  fs::create_directories(out + "/figures", ec);
+  if (ec) throw UserError("--out: cannot create directory '" + out + "' (" + ec.message() + ")");
+  const auto t0 = std::chrono::steady_clock::now();
+  std::fprintf(stderr, "study %s (%s): starting\n", s.name.c_str(), to_string(s.kind));
+  Outcome o;
+  switch (s.kind) {
+    case Kind::table1: o = run_table1(s, out); break;
+    case Kind::paper_cifar: o = run_paper_cifar(s, out); break;
+    case Kind::what_if: o = run_what_if(s, out); break;
+    case Kind::scale: o = run_scale(s, out); break;
+    case Kind::validate: o = run_validate(s, out, paths); break;
+  }
+  o.name = s.name;
+  json meta = {{"format", "resist-study-result"}, {"version", 1}, {"name", s.name}, {"kind", to_string(s.kind)},
+               {"study_file", s.path}, {"seed", s.seed}, {"skipped", o.skipped}};
+  write(out + "/study.json", meta.dump(2) + "\n");
+  if (!o.skipped) figures(out, paths);
+  std::string report = "## " + s.name + " (`" + std::string(to_string(s.kind)) + "`)\n\n";
+  if (!s.description.empty()) report += s.description + "\n\n";
+  report += "Study file `" + s.path + "`, seed " + std::to_string(s.seed) + ".\n\n" + o.report_md;
+  o.report_md = report;
+  write(out + "/report.md", "# resist study report\n\n" + report);
+  std::fprintf(stderr, "study %s: done in %.1f s\n", s.name.c_str(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return o;
+}
+
+}  // namespace resist::study

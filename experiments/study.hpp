@@ -1,0 +1,63 @@
+#pragma once
+// What-if studies: one JSON file ({"format": "resist-study", "version": 1},
+// see docs/studies.md) names a kind of study and its grid; `run_study`
+// simulates it in-process (sim/run.hpp) or, for `validate`, runs the LibTorch
+// runtime and the simulator side by side, then writes CSV/JSON results, a
+// report.md with the tables and, through analysis/figures.py (matplotlib),
+// the figures as PNG and SVG.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/spec.hpp"
+
+namespace resist::study {
+
+enum class Kind { table1, paper_cifar, what_if, scale, validate };
+const char* to_string(Kind k);
+
+struct Study {
+  std::string path;  // the JSON file, for messages
+  Kind kind = Kind::table1;
+  std::string name, description;
+  std::uint64_t seed = 1;
+  ModelOptions model;
+  std::string platform;                 // file (relative to the study file), "" = embedded default
+  std::vector<std::string> overrides;   // "nic.latency=10us", ...
+  std::vector<std::string> protocols;   // protocol names
+  std::vector<int> machines, local_iters;
+  std::vector<std::string> bandwidths;  // inter-node (NIC) bandwidths, e.g. "10Gbps"; empty: the platform's
+  int epochs = 160, batch_size = 128, min_depth = 4;
+  std::int64_t train_size = 50000;
+  int sample_rounds = 10;         // table1: rounds averaged for the wire figures
+  int max_simulated_rounds = 64;  // simulator fast path: distinct rounds simulated per run
+  // validate only
+  int rounds = 0;                 // training rounds to measure
+  int train_subset = 0, test_subset = 0, threads = 1, warmup_rounds = 1;
+};
+
+// Reads and checks a study file. Every error is one UserError line naming the
+// file and the JSON path.
+Study read_study(const std::string& path);
+
+struct Paths {
+  std::string analysis_dir;  // holds figures.py
+  std::string python = "/usr/bin/python3";
+  std::string runtime_dir;   // holds resist-train and resist-launch (validate)
+};
+
+// Headline tables (markdown) a caller may print on stdout.
+struct Outcome {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> tables;  // title, markdown
+  std::string report_md;  // the study's section of the report
+  bool skipped = false;
+};
+
+// Runs the study into `out` (created). Progress goes to stderr.
+Outcome run_study(const Study& s, const std::string& out, const Paths& paths);
+
+// Whether `validate` can run here (the runtime's programs exist).
+bool runtime_available(const Paths& paths);
+
+}  // namespace resist::study

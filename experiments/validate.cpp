@@ -1,0 +1,277 @@
+// The `validate` study: predicted vs measured on the machine at hand.
+//
+// Per protocol and rank count, three runtime runs on loopback (Gloo):
+//   1. profile     resist-train --profile: per-block forward/backward times
+//                  (the simulator's compute cost source);
+//   2. calibration a short training run with another seed: its measured
+//                  all-reduce events fit the loopback "network"
+//                  (per-step latency a and bandwidth B in
+//                  time = steps·a + bytes_sent/B, least squares);
+//   3. measured    the training run being predicted (the study's seed).
+// The simulator then runs the measured run's schedule on the calibrated
+// platform with the profile, and both timelines are cut into rounds the same
+// way. Nothing of run 3 enters the prediction: the errors are real.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "experiments/study.hpp"
+#include "models/error.hpp"
+#include "schedule/json_util.hpp"
+#include "schedule/profile.hpp"
+#include "schedule/timeline.hpp"
+#include "sim/run.hpp"
+
+namespace resist::study {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+void run_command(const std::string& cmd, const std::string& log) {
+  std::fprintf(stderr, "validate: %s\n", cmd.c_str());
+  const int st = std::system((cmd + " >" + quote(log) + " 2>&1").c_str());
+  if (st != 0)
+    throw UserError("validate: runtime command failed (exit " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) +
+                    "), see " + log);
+}
+
+std::string model_flags(const Study& s) {
+  std::string f = " --model " + s.model.model + " --base-width " + std::to_string(s.model.base_width) +
+                  " --dataset " + s.model.dataset;
+  if (!s.model.block.empty()) f += " --block " + s.model.block;
+  return f;
+}
+
+std::string train_flags(const Study& s, const std::string& protocol, int ell, std::uint64_t seed) {
+  return " --protocol " + protocol + model_flags(s) + " --local-iters " + std::to_string(ell) + " --batch-size " +
+         std::to_string(s.batch_size) + " --min-depth " + std::to_string(s.min_depth) + " --seed " +
+         std::to_string(seed) + " --rounds " + std::to_string(s.rounds) + " --train-subset " +
+         std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) + " --threads " +
+         std::to_string(s.threads) + " --quiet";
+}
+
+ScheduleConfig config_for(const Study& s, Protocol p, int machines, int ell, std::uint64_t seed) {
+  ScheduleConfig c;
+  c.protocol = p;
+  c.model = s.model;
+  c.workers = machines;
+  c.local_iters = ell;
+  c.min_depth = s.min_depth;
+  c.seed = seed;
+  c.batch_size = s.batch_size;
+  c.train_size = s.train_subset;
+  c.rounds = s.rounds;
+  return c;
+}
+
+// Fits time = steps·a + bytes_sent/B over the all-reduce events of a measured
+// timeline (steps = 2(n-1) ring steps). Returns {a, B}.
+std::pair<double, double> fit_network(const ModelSpec& spec, const ScheduleConfig& c, const Timeline& t,
+                                      int skip_rounds) {
+  ScheduleGenerator gen(spec, c);
+  double sxx = 0, sxy = 0, syy = 0, sxd = 0, syd = 0;  // x = steps, y = bytes
+  int n_events = 0;
+  std::map<int, Round> rounds;
+  for (const auto& e : t.events) {
+    if (e.op < 0 || e.kind != "allreduce" || e.round < skip_rounds || e.round >= gen.num_rounds()) continue;
+    auto it = rounds.find(e.round);
+    if (it == rounds.end()) it = rounds.emplace(e.round, gen.round(e.round)).first;
+    const auto& sync = it->second.sync;
+    if (e.op >= int(sync.size())) continue;
+    const double x = 2.0 * (double(sync[e.op].ranks.size()) - 1), y = double(e.bytes), d = e.end_s - e.start_s;
+    sxx += x * x, sxy += x * y, syy += y * y, sxd += x * d, syd += y * d;
+    ++n_events;
+  }
+  if (n_events == 0) throw UserError("validate: the calibration run's timeline has no all-reduce events to fit");
+  const double det = sxx * syy - sxy * sxy;
+  double a = det != 0 ? (sxd * syy - syd * sxy) / det : -1, inv_b = det != 0 ? (sxx * syd - sxy * sxd) / det : -1;
+  // Degenerate or unphysical fits: keep one term.
+  if (a <= 0 || inv_b <= 0) {
+    if (syy > 0 && syd > 0) a = 1e-7, inv_b = syd / syy;
+    else a = sxd / std::max(sxx, 1e-30), inv_b = 1e-12;
+  }
+  return {a, 1.0 / inv_b};
+}
+
+sim::Platform loopback_platform(int machines, double step_latency_s, double bandwidth_Bps) {
+  const json j = {{"format", "resist-platform"},
+                  {"version", 1},
+                  {"name", "loopback-calibrated"},
+                  {"description", "this machine's loopback as a star of single-GPU nodes, fitted to a measured run"},
+                  {"nodes", machines},
+                  {"gpus_per_node", 1},
+                  {"gpu", {{"flops", "1Tf"}, {"iteration_overhead", "0s"}, {"optimizer_step_per_param", "0s"}}},
+                  // a ring step crosses two links: each gets half the step latency
+                  {"nic", {{"bandwidth", fmt("%.9gBps", bandwidth_Bps)}, {"latency", fmt("%.9gs", step_latency_s / 2)}}},
+                  {"topology", {{"kind", "star"}}},
+                  {"network", {{"model", "CM02"}, {"latency_factor", 1}, {"bandwidth_factor", 1}, {"crosstraffic", false}}}};
+  return sim::platform_from_json(j);
+}
+
+// One round cut the same way from either timeline.
+struct RoundCut {
+  double start_s = 1e300, end_s = 0, compute_s = 0, comm_s = 0;
+};
+
+// compute: the slowest worker's non-communication time in the round (local
+// iterations + optimizer steps); comm: the slowest worker's time inside
+// communication ops; total: from the round's first start to the next round's
+// first start (the last round: to its last end) — gaps between events count.
+std::vector<RoundCut> cut_rounds(const Timeline& t, int rounds) {
+  std::vector<RoundCut> cut(rounds);
+  std::vector<std::map<int, std::pair<double, double>>> per_worker(rounds);  // worker -> compute, comm
+  for (const auto& e : t.events) {
+    if (e.round < 0 || e.round >= rounds || e.kind == "eval") continue;
+    auto& c = cut[e.round];
+    c.start_s = std::min(c.start_s, e.start_s);
+    c.end_s = std::max(c.end_s, e.end_s);
+    auto& w = per_worker[e.round][e.worker];
+    (e.op >= 0 ? w.second : w.first) += e.end_s - e.start_s;
+  }
+  for (int r = 0; r < rounds; ++r)
+    for (const auto& [w, v] : per_worker[r]) {
+      cut[r].compute_s = std::max(cut[r].compute_s, v.first);
+      cut[r].comm_s = std::max(cut[r].comm_s, v.second);
+    }
+  for (int r = 0; r + 1 < rounds; ++r)
+    if (cut[r + 1].start_s < 1e300) cut[r].end_s = std::max(cut[r].end_s, cut[r + 1].start_s);
+  return cut;
+}
+
+double rel_err(double predicted, double measured) {
+  return measured > 0 ? (predicted - measured) / measured : 0;
+}
+
+}  // namespace
+
+Outcome run_validate(const Study& s, const std::string& out, const Paths& paths) {
+  if (!runtime_available(paths))
+    throw UserError("validate: the runtime is not built ('" + paths.runtime_dir +
+                    "/resist-train' or resist-launch missing); build with -DRESIST_WITH_TORCH=ON");
+  const std::string train = paths.runtime_dir + "/resist-train", launch = paths.runtime_dir + "/resist-launch";
+  const ModelSpec spec = build_model(s.model);
+  const int ell = s.local_iters.front();
+  fs::create_directories(out + "/runs");
+
+  // 1. The profile (one process, the threads each rank will have).
+  const std::string profile_path = out + "/runs/profile.json";
+  run_command(quote(train) + model_flags(s) + " --batch-size " +
+                  std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) + " --train-subset " +
+                  std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) +
+                  " --quiet --profile " + quote(profile_path),
+              out + "/runs/profile.log");
+  const Profile profile = read_profile_file(profile_path);
+
+  std::ostringstream csv, fit_csv, gantt;
+  csv << "protocol,machines,round,measured_compute_s,predicted_compute_s,measured_comm_s,predicted_comm_s,"
+         "measured_total_s,predicted_total_s\n";
+  fit_csv << "protocol,machines,step_latency_s,bandwidth_Bps\n";
+  gantt << "source,protocol,worker,kind,op,start_s,end_s,bytes\n";
+  std::string table =
+      "| protocol | ranks | rounds compared | measured round (s) | predicted round (s) | compute error | "
+      "communication error | total error |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  double worst_total = 0;
+  for (int m : s.machines)
+    for (const auto& name : s.protocols) {
+      const Protocol p = parse_protocol(name);
+      const std::string tag = name + "-m" + std::to_string(m);
+      // 2. Calibration run (another seed), 3. the measured run.
+      const std::string calib = out + "/runs/" + tag + "-calibration", meas = out + "/runs/" + tag + "-measured";
+      run_command(quote(launch) + " -n " + std::to_string(m) + " -- " + quote(train) +
+                      train_flags(s, name, ell, s.seed + 1000) + " --out " + quote(calib),
+                  calib + ".log");
+      run_command(quote(launch) + " -n " + std::to_string(m) + " -- " + quote(train) +
+                      train_flags(s, name, ell, s.seed) + " --out " + quote(meas),
+                  meas + ".log");
+      const Timeline calib_t = read_timeline_file(calib + "/timeline.json");
+      const Timeline meas_t = read_timeline_file(meas + "/timeline.json");
+      const auto [step_s, bw_Bps] =
+          fit_network(spec, config_for(s, p, m, ell, s.seed + 1000), calib_t, s.warmup_rounds);
+      fit_csv << name << "," << m << "," << fmt("%.9g", step_s) << "," << fmt("%.9g", bw_Bps) << "\n";
+
+      // The prediction: the measured run's schedule, the profile, the fitted platform.
+      sim::RunOptions o;
+      o.schedule = config_for(s, p, m, ell, s.seed);
+      o.profile = profile;
+      o.full = true;
+      o.timeline = true;
+      const sim::RunResult r = sim::simulate_run(spec, loopback_platform(m, step_s, bw_Bps), o);
+      write_timeline_file(r.timeline, out + "/runs/" + tag + "-predicted-timeline.json");
+
+      const int R = r.rounds;
+      const auto mc = cut_rounds(meas_t, R), pc = cut_rounds(r.timeline, R);
+      double sum_m = 0, sum_p = 0, e_c = 0, e_k = 0, e_t = 0;
+      int n = 0;
+      for (int k = s.warmup_rounds; k < R; ++k) {
+        if (mc[k].start_s >= 1e300) continue;
+        const double mt = mc[k].end_s - mc[k].start_s, pt = pc[k].end_s - pc[k].start_s;
+        csv << name << "," << m << "," << k << "," << fmt("%.9g", mc[k].compute_s) << ","
+            << fmt("%.9g", pc[k].compute_s) << "," << fmt("%.9g", mc[k].comm_s) << "," << fmt("%.9g", pc[k].comm_s)
+            << "," << fmt("%.9g", mt) << "," << fmt("%.9g", pt) << "\n";
+        sum_m += mt, sum_p += pt;
+        e_c += std::abs(rel_err(pc[k].compute_s, mc[k].compute_s));
+        e_k += std::abs(rel_err(pc[k].comm_s, mc[k].comm_s));
+        e_t += std::abs(rel_err(pt, mt));
+        ++n;
+      }
+      if (n == 0) throw UserError("validate: no measured rounds after warm-up for " + tag);
+      worst_total = std::max(worst_total, e_t / n);
+      table += "| " + name + " | " + std::to_string(m) + " | " + std::to_string(n) + " | " + fmt("%.3f", sum_m / n) +
+               " | " + fmt("%.3f", sum_p / n) + " | " + fmt("%.1f%%", 100 * e_c / n) + " | " +
+               fmt("%.1f%%", 100 * e_k / n) + " | " + fmt("%.1f%%", 100 * e_t / n) + " |\n";
+      // Gantt data: the first compared round of the largest rank count, both sources.
+      if (m == *std::max_element(s.machines.begin(), s.machines.end())) {
+        const int k = s.warmup_rounds;
+        for (const auto* src : {&meas_t, &r.timeline}) {
+          const auto& cut = src == &meas_t ? mc : pc;
+          for (const auto& e : src->events)
+            if (e.round == k && e.kind != "eval")
+              gantt << (src == &meas_t ? "measured" : "predicted") << "," << name << "," << e.worker << "," << e.kind
+                    << "," << e.op << "," << fmt("%.9g", e.start_s - cut[k].start_s) << ","
+                    << fmt("%.9g", e.end_s - cut[k].start_s) << "," << e.bytes << "\n";
+        }
+      }
+    }
+  json_util::write_atomic(out + "/rounds.csv", csv.str());
+  json_util::write_atomic(out + "/network_fit.csv", fit_csv.str());
+  json_util::write_atomic(out + "/gantt.csv", gantt.str());
+
+  Outcome o;
+  o.tables.push_back({"Predicted vs measured per round (loopback, " + spec.name + ")", table});
+  o.report_md =
+      "Model `" + spec.name + "`, batch " + std::to_string(s.batch_size) + ", ℓ = " + std::to_string(ell) + ", " +
+      std::to_string(s.rounds) + " rounds on " + std::to_string(s.train_subset) +
+      " Fashion-MNIST images, Gloo on loopback, " + std::to_string(s.threads) +
+      " intra-op thread(s) per rank; the first " + std::to_string(s.warmup_rounds) +
+      " round(s) are warm-up and not compared. Profile device: " + profile.device + ".\n\n" + table +
+      "\nHow it is computed: the compute cost comes from a `resist-train --profile` run, the loopback network from "
+      "a least-squares fit of the all-reduce events of a separate calibration run (another seed); the simulator "
+      "then predicts the measured run's schedule. Errors are |predicted − measured| / measured per round, averaged "
+      "over the compared rounds, from the measured run's own `timeline.json` (`runs/*-measured/`). compute = the "
+      "slowest rank's non-communication time, communication = the slowest rank's time inside communication ops, "
+      "total = from the round's first event to the next round's first event. Fitted network: `network_fit.csv`; "
+      "per-round values: `rounds.csv`.\n\n" +
+      "![predicted vs measured](figures/predicted_vs_measured.png) ([SVG](figures/predicted_vs_measured.svg))\n\n" +
+      "![one round, measured and predicted](figures/gantt.png) ([SVG](figures/gantt.svg))\n\n";
+  std::fprintf(stderr, "validate: worst mean per-round total error %.1f%%\n", 100 * worst_total);
+  return o;
+}
+
+}  // namespace resist::study
