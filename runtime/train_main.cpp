@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     std::string hidden, protocol = "resist";
     po::options_description d("resist-train options");
     d.add_options()("help,h", "this help")
-        ("protocol", po::value(&protocol)->default_value(protocol), "resist|local-sgd|data-parallel")
+        ("protocol", po::value(&protocol)->default_value(protocol), "resist|local-sgd|data-parallel|ist")
         ("local-iters", po::value(&o.schedule.local_iters)->default_value(o.schedule.local_iters),
          "local iterations per round (ℓ; data-parallel: 1)");
     resist::cli::add_model_options(d, o.schedule.model, hidden);

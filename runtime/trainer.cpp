@@ -31,6 +31,7 @@
 #include "runtime/data.hpp"
 #include "runtime/dist.hpp"
 #include "schedule/accounting.hpp"
+#include "schedule/ist.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/rng.hpp"
 #include "schedule/timeline.hpp"
@@ -164,6 +165,19 @@ class Trainer {
   void finish(double wall_s, double test_acc);
   double lr_at(std::int64_t iter) const;
   bool is_eval_round(const Round& round) const;
+  // --- IST (schedule/ist.hpp, docs/ist.md): every rank stores full-shape
+  // tensors of which only the elements of its layout (held / trained sets)
+  // are meaningful; subnets are sliced out of them and written back.
+  void ist_setup();
+  void ist_build_net(const Round& round);
+  void ist_write_back();
+  void ist_sync(const Round& round);
+  void ist_execute(const CommOp& op, int op_index, int round);
+  torch::Tensor ist_indices(const IstPiece& piece, int block, int param) const;
+  std::uint64_t ist_hash(const IstSet& set) const;  // additive hash of this rank's values of `set`
+  std::uint64_t ist_layout_hash(int round, bool after) const;
+  void ist_check(int round, bool eval_round);
+  std::map<int, torch::Tensor> ist_values() const;  // every block, flat: rank 0's assembled model
 
   TrainOptions opt_;
   Env env_;
@@ -182,6 +196,11 @@ class Trainer {
   bool keep_optimizer_ = false;
   std::map<int, torch::Tensor> held_;  // block -> flat fp32 parameters, between rounds
   std::map<int, torch::Tensor> full_;  // rank 0 on eval rounds: every block after the sync
+  std::unique_ptr<IstPlan> ist_;
+  std::vector<std::vector<torch::Tensor>> store_;  // IST: [block][param], full shape
+  std::vector<std::vector<std::uint64_t>> param_offset_;  // IST: element offset of [block][param] in the model
+  std::vector<IstSlice> slices_;                   // IST: this round's slices, spec order
+  std::uint64_t ist_pre_hash_ = 0;
 
   Timeline timeline_;
   Clock::time_point t0_;
@@ -234,8 +253,13 @@ void Trainer::setup() {
     sched_ = std::make_unique<ScheduleSource>(std::move(s));
   }
   spec_ = build_model(c.model);
-  if (c.protocol == Protocol::ist)
-    throw UserError("--protocol ist: the runtime trains data-parallel, local-sgd and resist (IST is not implemented yet)");
+  if (c.protocol == Protocol::ist) {
+    validate_ist(spec_, S_);
+    if (opt_.checkpoint_every > 0 || !opt_.resume.empty())
+      throw UserError("--protocol ist: --checkpoint-every and --resume are not supported for IST");
+    if (opt_.optimizer_state == "keep")
+      throw UserError("--optimizer-state keep: not for IST (every round trains a different subnet)");
+  }
   data_ = load_data(c.model.dataset, opt_.data_dir, opt_.train_subset, opt_.test_subset);
   if (!sched_) {
     c.workers = S_;
@@ -243,7 +267,8 @@ void Trainer::setup() {
     sched_ = std::make_unique<ScheduleSource>(spec_, c);
   }
   const auto& h = sched_->header();
-  keep_optimizer_ = opt_.optimizer_state == "keep" || (opt_.optimizer_state == "auto" && c.protocol != Protocol::resist);
+  keep_optimizer_ = opt_.optimizer_state == "keep" ||
+                    (opt_.optimizer_state == "auto" && c.protocol != Protocol::resist && c.protocol != Protocol::ist);
   if (keep_optimizer_ && c.protocol == Protocol::resist)
     throw UserError("--optimizer-state keep: only for local-sgd and data-parallel (ResIST re-creates it every round, "
                     "as the authors do)");
@@ -605,6 +630,7 @@ int Trainer::run() {
   const auto& header = sched_->header();
   int start_round = 0;
   if (!opt_.resume.empty()) start_round = load_checkpoint();
+  if (header.config.protocol == Protocol::ist) ist_setup();
   if (!opt_.out.empty() && rank_ == 0) {
     fs::create_directories(opt_.out);
     write_schedule_file([&] {
@@ -639,20 +665,29 @@ int Trainer::run() {
   for (int r = start_round; r < N; ++r) {
     const Round round = sched_->round(r);
     const double round_start = seconds_since(t0_);
-    std::vector<int> blocks(header.shared_blocks.begin(), header.shared_blocks.end());
-    for (int b : round.workers.at(std::size_t(rank_)).blocks) blocks.push_back(b);
-    std::sort(blocks.begin(), blocks.end());
-    build_net(blocks);  // first round: the blocks' seeded initial weights
+    if (ist_) {
+      ist_build_net(round);
+    } else {
+      std::vector<int> blocks(header.shared_blocks.begin(), header.shared_blocks.end());
+      for (int b : round.workers.at(std::size_t(rank_)).blocks) blocks.push_back(b);
+      std::sort(blocks.begin(), blocks.end());
+      build_net(blocks);  // first round: the blocks' seeded initial weights
+    }
     const std::uint64_t bytes_before = comm_->bytes_sent();
     RoundStats st;
     train_round(round, st);
     const bool eval_round = is_eval_round(round);
-    sync(round, eval_round);
-    if (opt_.check_sync) check_copies(r);
+    if (ist_) {
+      ist_sync(round);
+      if (opt_.check_sync) ist_check(r, eval_round);
+    } else {
+      sync(round, eval_round);
+      if (opt_.check_sync) check_copies(r);
+    }
     double acc = -1;
     if (eval_round && rank_ == 0) {
       const double t_eval = seconds_since(t0_) + wall_offset_s_;
-      acc = evaluate(full_.empty() ? held_ : full_);
+      acc = ist_ ? evaluate(ist_values()) : evaluate(full_.empty() ? held_ : full_);
       timeline_.events.push_back({0, r, "eval", -1, t_eval, seconds_since(t0_) + wall_offset_s_, 0, 0});
       test_acc = acc;
     }
@@ -702,8 +737,262 @@ int Trainer::run() {
     if (opt_.checkpoint_every > 0 && !opt_.out.empty() && (r + 1) % opt_.checkpoint_every == 0 && r + 1 < N)
       write_checkpoint(r + 1);
   }
+  if (ist_) {
+    // After the last round's sync rank 0 holds the whole model.
+    held_.clear();
+    full_.clear();
+    if (rank_ == 0) full_ = ist_values();
+  }
   finish(seconds_since(t0_) + wall_offset_s_, test_acc);
   return 0;
+}
+
+// ------------------------------------------------------------ IST
+
+void Trainer::ist_setup() {
+  const auto& c = sched_->header().config;
+  ist_ = std::make_unique<IstPlan>(spec_, S_, c.seed);
+  // Every rank starts from the same seeded full network (no traffic).
+  Net full = make_full_net(spec_, c.seed);
+  full->to(device_);
+  torch::NoGradGuard ng;
+  std::uint64_t off = 0;
+  store_.assign(spec_.blocks.size(), {});
+  param_offset_.assign(spec_.blocks.size(), {});
+  for (int b = 0; b < int(spec_.blocks.size()); ++b)
+    for (auto& p : full->block_parameters(b)) {
+      store_[std::size_t(b)].push_back(p.detach().clone());
+      param_offset_[std::size_t(b)].push_back(off);
+      off += std::uint64_t(p.numel());
+    }
+}
+
+namespace {
+// Flat (row-major) indices of a slice into its full parameter of `cols` columns.
+torch::Tensor slice_flat_index(const IstSlice& s, std::int64_t cols, torch::Device device) {
+  auto rows = torch::tensor(s.rows, torch::kInt64);
+  if (s.cols.empty()) return rows.to(device);
+  auto cs = torch::tensor(s.cols, torch::kInt64);
+  return (rows.unsqueeze(1) * cols + cs.unsqueeze(0)).reshape({-1}).to(device);
+}
+}  // namespace
+
+void Trainer::ist_build_net(const Round& round) {
+  const auto part = ist_->partition(round.index);
+  slices_ = ist_->worker_slices(part, rank_);
+  net_ = make_full_net(build_model(ist_->subnet_options(part, rank_)), sched_->header().config.seed);
+  net_->to(device_);
+  net_blocks_.resize(spec_.blocks.size());
+  std::iota(net_blocks_.begin(), net_blocks_.end(), 0);
+  optim_.reset();
+  torch::NoGradGuard ng;
+  std::size_t k = 0;
+  for (int b = 0; b < int(spec_.blocks.size()); ++b)
+    for (auto& p : net_->block_parameters(b)) {
+      const auto& sl = slices_.at(k++);
+      const auto& full = store_[std::size_t(sl.block)][std::size_t(sl.param)];
+      const std::int64_t cols = full.dim() > 1 ? full.size(1) : 1;
+      p.copy_(full.reshape({-1}).index_select(0, slice_flat_index(sl, cols, device_)).view(p.sizes()));
+    }
+}
+
+void Trainer::ist_write_back() {
+  torch::NoGradGuard ng;
+  std::size_t k = 0;
+  for (int b = 0; b < int(spec_.blocks.size()); ++b)
+    for (auto& p : net_->block_parameters(b)) {
+      const auto& sl = slices_.at(k++);
+      auto& full = store_[std::size_t(sl.block)][std::size_t(sl.param)];
+      const std::int64_t cols = full.dim() > 1 ? full.size(1) : 1;
+      full.view({-1}).index_copy_(0, slice_flat_index(sl, cols, device_), p.detach().reshape({-1}));
+    }
+}
+
+torch::Tensor Trainer::ist_indices(const IstPiece& piece, int block, int param) const {
+  return torch::tensor(ist_->piece_indices(piece, block, param), torch::kInt64).to(device_);
+}
+
+void Trainer::ist_sync(const Round& round) {
+  ist_write_back();
+  if (opt_.check_sync) ist_pre_hash_ = ist_layout_hash(round.index, false);
+  for (std::size_t k = 0; k < round.sync.size(); ++k) {
+    const auto& op = round.sync[k];
+    comm_->prepare(op.ranks);
+    if (!op.involves(rank_)) continue;
+    ist_execute(op, int(k), round.index);
+  }
+}
+
+// One IST op: the payload is, per block in op.blocks and parameter in spec
+// order, the piece's elements in ascending flat index; the source gathers
+// them (index_select), receivers scatter them back (index_copy_).
+void Trainer::ist_execute(const CommOp& op, int op_index, int round) {
+  if (!op.piece) throw std::logic_error("IST op without a piece");
+  const double start = seconds_since(t0_) + wall_offset_s_;
+  const std::uint64_t before = comm_->bytes_sent();
+  const bool source = op.root() == rank_;
+  const bool has_input = op.kind == OpKind::allreduce || op.kind == OpKind::reduce || source;
+  const bool on_gloo = std::string(comm_->backend()) == "gloo";
+  std::vector<std::tuple<int, int, torch::Tensor>> where;  // block, param, indices
+  std::int64_t count = 0;
+  for (int b : op.blocks)
+    for (int p = 0; p < int(store_[std::size_t(b)].size()); ++p) {
+      auto idx = ist_indices(*op.piece, b, p);
+      count += idx.numel();
+      where.emplace_back(b, p, std::move(idx));
+    }
+  if (std::uint64_t(count) * 4 != op.bytes)
+    throw std::logic_error("IST op " + std::to_string(op_index) + " of round " + std::to_string(round) +
+                           ": piece has " + std::to_string(count) + " elements, op says " + std::to_string(op.bytes) +
+                           " bytes");
+  torch::Tensor bucket;
+  if (has_input) {
+    std::vector<torch::Tensor> parts;
+    for (const auto& [b, p, idx] : where)
+      parts.push_back(store_[std::size_t(b)][std::size_t(p)].reshape({-1}).index_select(0, idx));
+    bucket = torch::cat(parts);
+    if (on_gloo) bucket = bucket.to(torch::kCPU);
+    bucket = bucket.contiguous();
+  } else {
+    bucket = torch::empty({count}, torch::TensorOptions(torch::kFloat32).device(on_gloo ? torch::kCPU : device_));
+  }
+  float* ptr = bucket.data_ptr<float>();
+  switch (op.kind) {
+    case OpKind::allreduce: comm_->allreduce_mean(ptr, std::size_t(count), op.ranks); break;
+    case OpKind::reduce: comm_->reduce_mean(ptr, std::size_t(count), op.ranks); break;
+    case OpKind::broadcast: comm_->broadcast(ptr, std::size_t(count), op.ranks); break;
+    case OpKind::send:
+      if (source)
+        comm_->send(ptr, std::size_t(count), op.ranks[1]);
+      else
+        comm_->recv(ptr, std::size_t(count), op.ranks[0]);
+      break;
+  }
+  comm_->synchronize();
+  const bool receives = op.kind == OpKind::send ? !source : (op.kind != OpKind::reduce || source);
+  if (receives) {
+    torch::NoGradGuard ng;
+    auto values = bucket.to(device_);
+    std::int64_t off = 0;
+    for (const auto& [b, p, idx] : where) {
+      const std::int64_t n = idx.numel();
+      store_[std::size_t(b)][std::size_t(p)].view({-1}).index_copy_(0, idx, values.slice(0, off, off + n));
+      off += n;
+    }
+  }
+  std::string kind = to_string(op.kind);
+  if (op.kind == OpKind::send && !source) kind = "recv";
+  timeline_.events.push_back(
+      {rank_, round, kind, op_index, start, seconds_since(t0_) + wall_offset_s_, comm_->bytes_sent() - before, 0});
+}
+
+std::map<int, torch::Tensor> Trainer::ist_values() const {
+  std::map<int, torch::Tensor> out;
+  for (int b = 0; b < int(store_.size()); ++b) {
+    std::vector<torch::Tensor> flat;
+    for (const auto& t : store_[std::size_t(b)]) flat.push_back(t.reshape({-1}));
+    out[b] = torch::cat(flat).clone();
+  }
+  return out;
+}
+
+// Σ over the set's elements of mix(element id, value bits), mod 2^64: equal
+// for two layouts exactly when (up to hash collisions) they hold the same
+// values at the same places, whichever ranks hold them.
+std::uint64_t Trainer::ist_hash(const IstSet& set) const {
+  auto mix = [](std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  };
+  std::uint64_t h = 0;
+  const IstPiece piece{set, IstSet{IstSetKind::all, -1, -1}};
+  for (int b = 0; b < int(store_.size()); ++b)
+    for (int p = 0; p < int(store_[std::size_t(b)].size()); ++p) {
+      const auto idx = ist_->piece_indices(piece, b, p);
+      if (idx.empty()) continue;
+      auto vals = store_[std::size_t(b)][std::size_t(p)]
+                      .reshape({-1})
+                      .index_select(0, torch::tensor(idx, torch::kInt64).to(device_))
+                      .to(torch::kCPU)
+                      .contiguous();
+      const auto* bits = static_cast<const std::uint32_t*>(vals.data_ptr());
+      const std::uint64_t base = param_offset_[std::size_t(b)][std::size_t(p)];
+      for (std::size_t i = 0; i < idx.size(); ++i)
+        h += mix(((base + std::uint64_t(idx[i])) << 32) | bits[i]);
+    }
+  return h;
+}
+
+// This rank's share of the model's layout before (after = false) or after
+// round r's sync: the elements it holds authoritatively.
+std::uint64_t Trainer::ist_layout_hash(int r, bool after) const {
+  const auto& c = sched_->header().config;
+  const bool last = r + 1 == sched_->num_rounds();
+  const IstSet all{IstSetKind::all, -1, -1};
+  if (S_ == 1) return ist_hash(all);
+  if (c.ist_sync == IstSync::decentralised) {
+    if (!after) return ist_hash({IstSetKind::held, r, rank_});
+    if (last) return rank_ == 0 ? ist_hash(all) : 0;
+    return ist_hash({IstSetKind::held, r + 1, rank_});
+  }
+  // Parameter server: rank 0 is authoritative for everything except, before
+  // the gather, what the others trained.
+  if (rank_ != 0) return after ? 0 : ist_hash({IstSetKind::trained, r, rank_});
+  std::uint64_t h = ist_hash(all);
+  if (!after)
+    for (int w = 1; w < S_; ++w) h -= ist_hash({IstSetKind::trained, r, w});
+  return h;
+}
+
+// --check-sync for IST: the layout after the sync reassembles into exactly
+// the model the layout before it held (the exchange moved every element to
+// the right place, unchanged); every rank has the same averaged shared bias;
+// with the parameter server each worker's slice equals rank 0's copy; when
+// rank 0 gathered the model (eval, last round) it equals the reassembly.
+void Trainer::ist_check(int r, bool eval_round) {
+  const auto& c = sched_->header().config;
+  const bool last = r + 1 == sched_->num_rounds();
+  std::uint64_t shared_hash = 1469598103934665603ull;
+  for (int b = 0; b < int(store_.size()); ++b)
+    for (int p = 0; p < int(store_[std::size_t(b)].size()); ++p)
+      if (ist_->param(b, p).role == IstRole::shared)
+        shared_hash = (shared_hash ^ hash_tensor(store_[std::size_t(b)][std::size_t(p)])) * 1099511628211ull;
+  std::uint64_t slice_hash = 0;
+  const bool ps_slice = c.ist_sync == IstSync::parameter_server && !last && rank_ != 0 && S_ > 1;
+  if (ps_slice) slice_hash = ist_hash({IstSetKind::trained, r + 1, rank_});
+  const std::string prefix = "isthash/" + std::to_string(r) + "/";
+  kv_->set(prefix + std::to_string(rank_), std::to_string(ist_pre_hash_) + " " +
+                                               std::to_string(ist_layout_hash(r, true)) + " " +
+                                               std::to_string(shared_hash) + " " + std::to_string(slice_hash));
+  if (rank_ != 0) return;
+  std::uint64_t pre = 0, post = 0;
+  for (int w = 0; w < S_; ++w) {
+    std::istringstream in(kv_->get(prefix + std::to_string(w)));
+    std::uint64_t a, b, sh, sl;
+    in >> a >> b >> sh >> sl;
+    pre += a;
+    post += b;
+    if (w > 0) {
+      ++sync_compared_copies_;
+      if (sh != shared_hash)
+        die(0, "after the sync of round " + std::to_string(r) + " ranks 0 and " + std::to_string(w) +
+                   " hold different shared parameters");
+      if (c.ist_sync == IstSync::parameter_server && !last) {
+        ++sync_compared_copies_;
+        if (sl != ist_hash({IstSetKind::trained, r + 1, w}))
+          die(0, "after the scatter of round " + std::to_string(r) + " rank " + std::to_string(w) +
+                     "'s slice differs from rank 0's model");
+      }
+    }
+  }
+  if (pre != post)
+    die(0, "after the sync of round " + std::to_string(r) +
+               " the ranks' pieces do not reassemble into the model trained before it");
+  if ((eval_round || last) && S_ > 1 && ist_hash({IstSetKind::all, -1, -1}) != post)
+    die(0, "round " + std::to_string(r) + ": the model gathered at rank 0 differs from the ranks' pieces");
+  ++sync_checked_rounds_;
 }
 
 void Trainer::finish(double wall_s, double test_acc) {

@@ -139,7 +139,7 @@ int cmd_run(int argc, char** argv) {
   RunFlags flags;
   po::options_description d("resist-sim run");
   d.add_options()("help", "this help")
-      ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist")
+      ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
       ("machines", po::value(&c.workers)->default_value(8), "workers (one per GPU)")
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")

@@ -26,37 +26,48 @@ ComputeModel::ComputeModel(const ModelSpec& spec, const Platform& platform, int 
       throw UserError("--profile: no time for block '" + spec.blocks[i].name + "' of model " + spec.name);
 }
 
-double ComputeModel::block_fwd_s(int b, int rank) const {
-  if (profile_) return profile_fwd_s_[b] / platform_.speed_factor(rank);
-  return double(spec_.blocks[b].flops_fwd) * batch_size_ / (platform_.gpu_flops * platform_.speed_factor(rank));
+namespace {
+// The subnet's share of block b's FLOPs (1 without a subnet).
+double flops_ratio(const ModelSpec& spec, const ModelSpec* subnet, int b) {
+  if (!subnet || spec.blocks[b].flops_fwd == 0) return 1.0;
+  return double(subnet->blocks[b].flops_fwd) / double(spec.blocks[b].flops_fwd);
+}
+}  // namespace
+
+double ComputeModel::block_fwd_s(int b, int rank, const ModelSpec* subnet) const {
+  if (profile_) return profile_fwd_s_[b] * flops_ratio(spec_, subnet, b) / platform_.speed_factor(rank);
+  const ModelSpec& m = subnet ? *subnet : spec_;
+  return double(m.blocks[b].flops_fwd) * batch_size_ / (platform_.gpu_flops * platform_.speed_factor(rank));
 }
 
-double ComputeModel::block_bwd_s(int b, int rank) const {
-  if (profile_) return profile_bwd_s_[b] / platform_.speed_factor(rank);
-  return backward_factor_ * block_fwd_s(b, rank);
+double ComputeModel::block_bwd_s(int b, int rank, const ModelSpec* subnet) const {
+  if (profile_) return profile_bwd_s_[b] * flops_ratio(spec_, subnet, b) / platform_.speed_factor(rank);
+  return backward_factor_ * block_fwd_s(b, rank, subnet);
 }
 
-double ComputeModel::iteration_s(const std::vector<int>& blocks, int rank) const {
+double ComputeModel::iteration_s(const std::vector<int>& blocks, int rank, const ModelSpec* subnet) const {
+  const ModelSpec& m = subnet ? *subnet : spec_;
   double t = 0;
   std::uint64_t params = 0;
   for (int b : blocks) {
-    t += block_fwd_s(b, rank) + block_bwd_s(b, rank);
-    params += spec_.blocks[b].param_count;
+    t += block_fwd_s(b, rank, subnet) + block_bwd_s(b, rank, subnet);
+    params += m.blocks[b].param_count;
   }
   const double overhead = profile_ ? profile_->iteration_overhead_s : platform_.iteration_overhead_s;
   const double step = profile_ ? profile_->optimizer_step_s_per_param : platform_.optimizer_s_per_param;
   return t + overhead + step * double(params);
 }
 
-double ComputeModel::backward_fraction(const std::vector<int>& blocks, int rank) const {
+double ComputeModel::backward_fraction(const std::vector<int>& blocks, int rank, const ModelSpec* subnet) const {
   double bwd = 0;
-  for (int b : blocks) bwd += block_bwd_s(b, rank);
-  const double total = iteration_s(blocks, rank);
+  for (int b : blocks) bwd += block_bwd_s(b, rank, subnet);
+  const double total = iteration_s(blocks, rank, subnet);
   return total > 0 ? bwd / total : 0;
 }
 
-double ComputeModel::round_s(const std::vector<int>& blocks, int rank, int round, int local_iters) const {
-  double t = local_iters * iteration_s(blocks, rank);
+double ComputeModel::round_s(const std::vector<int>& blocks, int rank, int round, int local_iters,
+                             const ModelSpec* subnet) const {
+  double t = local_iters * iteration_s(blocks, rank, subnet);
   if (platform_.straggler_probability > 0) {
     Rng rng(platform_.straggler_seed, std::uint64_t(round) * 1048576u + std::uint64_t(rank));
     if (rng.uniform() < platform_.straggler_probability) t *= platform_.straggler_slowdown;

@@ -30,15 +30,19 @@ class ComputeModel {
   ComputeModel(const ModelSpec& spec, const Platform& platform, int batch_size, double backward_factor,
                std::optional<Profile> profile);
   // One iteration over `blocks` (all the blocks the worker trains), without noise.
-  double iteration_s(const std::vector<int>& blocks, int rank) const;
+  // `subnet` (IST): the worker trains a smaller model with the same blocks in
+  // the same order (IstPlan::subnet_options); its FLOPs and parameter counts
+  // replace the full spec's (a profile's block times are scaled by the FLOP ratio).
+  double iteration_s(const std::vector<int>& blocks, int rank, const ModelSpec* subnet = nullptr) const;
   // Fraction of an iteration spent in backward (for overlapping the gradient all-reduce).
-  double backward_fraction(const std::vector<int>& blocks, int rank) const;
+  double backward_fraction(const std::vector<int>& blocks, int rank, const ModelSpec* subnet = nullptr) const;
   // The round's compute: local_iters iterations, times the straggler slowdown if it hits.
-  double round_s(const std::vector<int>& blocks, int rank, int round, int local_iters) const;
+  double round_s(const std::vector<int>& blocks, int rank, int round, int local_iters,
+                 const ModelSpec* subnet = nullptr) const;
 
  private:
-  double block_fwd_s(int block, int rank) const;
-  double block_bwd_s(int block, int rank) const;
+  double block_fwd_s(int block, int rank, const ModelSpec* subnet) const;
+  double block_bwd_s(int block, int rank, const ModelSpec* subnet) const;
   const ModelSpec& spec_;
   const Platform& platform_;
   int batch_size_;

@@ -7,6 +7,7 @@
 
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
+#include "schedule/ist.hpp"
 #include "sim/cost.hpp"
 
 namespace resist::sim {
@@ -78,16 +79,32 @@ RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const Ru
   res.total_iters = header.total_iters;
   res.rows.resize(R);
 
+  // IST: every worker trains its subnet (IstPlan::subnet_options). Subnets
+  // depend only on the hidden sizes |n_l(w)|, which are the same every round,
+  // so their specs are built once per distinct size vector.
+  const IstPlan* ist = gen.ist();
+  std::map<std::vector<std::int64_t>, ModelSpec> subnets;
+  auto subnet_of = [&](const IstPartition& p, int w) -> const ModelSpec* {
+    ModelOptions opt = ist->subnet_options(p, w);
+    std::vector<std::int64_t> key(opt.hidden.begin(), opt.hidden.end());
+    auto it = subnets.find(key);
+    if (it == subnets.end()) it = subnets.emplace(key, build_model(opt)).first;
+    return &it->second;
+  };
+
   auto make_plan = [&](const Round& round) {
     RoundPlan plan;
     plan.round = round.index;
     plan.local_iters = round.local_iters;
     plan.sync = round.sync;
+    std::optional<IstPartition> part;
+    if (ist) part = ist->partition(round.index);
     for (int w = 0; w < S; ++w) {
       std::vector<int> blocks = header.shared_blocks;
       blocks.insert(blocks.end(), round.workers[w].blocks.begin(), round.workers[w].blocks.end());
-      plan.compute_s.push_back(cost.round_s(blocks, w, round.index, round.local_iters));
-      plan.backward_fraction.push_back(o.engine.overlap ? cost.backward_fraction(blocks, w) : 0.0);
+      const ModelSpec* sub = part ? subnet_of(*part, w) : nullptr;
+      plan.compute_s.push_back(cost.round_s(blocks, w, round.index, round.local_iters, sub));
+      plan.backward_fraction.push_back(o.engine.overlap ? cost.backward_fraction(blocks, w, sub) : 0.0);
     }
     return plan;
   };

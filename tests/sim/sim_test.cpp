@@ -155,6 +155,72 @@ TEST(SimFidelity, ResistRoundComputeFollowsSubModelDepth) {
   EXPECT_LT(rel(round_compute(Protocol::local_sgd, 4), 10.0 * 128 * 3 * double(spec.flops_fwd()) / p.gpu_flops), 1e-9);
 }
 
+namespace {
+ModelOptions speech_mlp(std::vector<int> hidden) {
+  ModelOptions m;
+  m.model = "mlp";
+  m.input = 4096;
+  m.hidden = std::move(hidden);
+  m.classes = 35;
+  return m;
+}
+}  // namespace
+
+TEST(SimIst, RoundComputeIsTheSubnetsFlops) {
+  const Platform p = flat();
+  for (const auto& hidden : {std::vector<int>{4096}, std::vector<int>{8192, 4096}}) {
+    const ModelSpec spec = build_model(speech_mlp(hidden));
+    for (int S : {2, 4, 8}) {
+      RunOptions o;
+      o.schedule.protocol = Protocol::ist;
+      o.schedule.model = spec.options;
+      o.schedule.workers = S;
+      o.schedule.local_iters = 10;
+      o.schedule.rounds = 3;
+      const RunResult r = simulate_run(spec, p, o);
+      // Hidden sizes divide by S: every worker's subnet has hidden sizes H_l / S.
+      ModelOptions sub = spec.options;
+      for (auto& h : sub.hidden) h /= S;
+      const double expected = 10.0 * 128 * 3 * double(build_model(sub).flops_fwd()) / p.gpu_flops;
+      for (const auto& row : r.rows) EXPECT_LT(rel(row.compute_s, expected), 1e-9) << S << " round " << row.round;
+      // Well below the full model's compute (local SGD).
+      EXPECT_LT(r.rows[0].compute_s, 10.0 * 128 * 3 * double(spec.flops_fwd()) / p.gpu_flops / S * 1.01);
+    }
+  }
+}
+
+TEST(SimIst, MovesExactlyTheAccountedBytesInBothSyncVariants) {
+  const Platform p = flat();
+  const ModelSpec spec = build_model(speech_mlp({512, 256}));
+  for (IstSync sync : {IstSync::decentralised, IstSync::parameter_server}) {
+    for (bool full : {true, false}) {
+      RunOptions o;
+      o.schedule.protocol = Protocol::ist;
+      o.schedule.model = spec.options;
+      o.schedule.workers = 3;  // 512 % 3 != 0: unequal subnets
+      o.schedule.local_iters = 2;
+      o.schedule.rounds = 5;
+      o.schedule.eval_every = 2;
+      o.schedule.ist_sync = sync;
+      o.full = full;
+      const RunResult r = simulate_run(spec, p, o);
+      ScheduleGenerator gen(spec, o.schedule);
+      std::uint64_t expected_total = 0;
+      ASSERT_EQ(int(r.rows.size()), gen.num_rounds());
+      for (int i = 0; i < gen.num_rounds(); ++i) {
+        const auto a = account(spec, gen.header(), gen.round(i));
+        EXPECT_EQ(r.rows[i].wire_bytes, a.wire_bytes + a.eval_wire_bytes) << to_string(sync) << " round " << i;
+        EXPECT_EQ(r.rows[i].bytes_per_round, a.bytes_per_round);
+        expected_total += a.wire_bytes + a.eval_wire_bytes;
+      }
+      EXPECT_EQ(r.wire_bytes_total, expected_total) << to_string(sync);
+      EXPECT_GT(expected_total, 0u);
+      // Workers with a larger subnet take longer: the round's compute is the slowest worker's.
+      EXPECT_GT(r.rows[0].compute_s, 0.0);
+    }
+  }
+}
+
 // ------------------------------------------------------------ fast path
 
 TEST(SimFastPath, EqualsTheFullSimulationWithinHalfAPercent) {
