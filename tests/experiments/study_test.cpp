@@ -63,6 +63,8 @@ TEST(StudyConfig, BadConfigsNameFileAndJsonPath) {
                          R"(/experiments/platforms/flat-10g.json")"),
        "machines:"},
       {tiny("paper-cifar", R"(, "model": {"model": "preact-resnet34", "depth": 3})"), "model.depth: unknown key"},
+      {tiny("what-if", R"(, "model": {"model": "mlp", "hidden": [64]})"), "model.model: kind 'what-if'"},
+      {tiny("paper-cifar", R"(, "protocols": ["ist"])"), "ist"},  // IST needs an MLP
       {"{not json", "study"},
   };
   int i = 0;
