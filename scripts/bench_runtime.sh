@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runtime benchmark: per-round time, peak memory and images/s per worker of
 # ResIST vs local SGD with S workers on this machine (CPU, Gloo).
-# usage: scripts/bench_runtime.sh [S] [extra resist-train flags...]
+# usage: [WIDTH=8] [ROUNDS=4] scripts/bench_runtime.sh [S] [extra resist-train flags...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="${RESIST_BUILD_DIR:-$root/build}"
 S=${1:-4}; shift || true
 out=$(mktemp -d)
-common=(--model preact-resnet101 --block basic --base-width 8 --dataset fashion-mnist --train-subset 6000
-        --test-subset 500 --local-iters 10 --rounds 4 --batch-size 32 --threads 1 --quiet "$@")
+common=(--model preact-resnet101 --block basic --base-width "${WIDTH:-8}" --dataset fashion-mnist --train-subset 6000
+        --test-subset 500 --local-iters 10 --rounds "${ROUNDS:-4}" --batch-size 32 --threads 1 --quiet "$@")
 for p in resist local-sgd; do
   "$build/runtime/resist-launch" -n "$S" -- "$build/runtime/resist-train" --protocol "$p" "${common[@]}" \
     --out "$out/$p" >&2

@@ -132,6 +132,18 @@ TEST(RuntimeTrain, ResistTwoWorkersLearnsKeepsCopiesIdenticalAndSendsTheAccounte
   ASSERT_GT(model.size(), 4u);
   EXPECT_EQ(model.substr(0, 2), "PK");
   EXPECT_NE(model.find("layer3.4.conv1.weight"), std::string::npos);
+  // Python's torch.load reads it as a state_dict of the whole network (where
+  // Debian's python3-torch is installed; scripts/setup.sh installs it).
+  if (run("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1").code == 0) {
+    const auto py = run("/usr/bin/python3 -c \"import torch; sd = torch.load('" + (dir.path / "model.pt").string() +
+                        "'); print(type(sd).__name__, len(sd), sum(v.numel() for v in sd.values()), "
+                        "tuple(sd['layer3.4.conv1.weight'].shape))\"");
+    ASSERT_EQ(py.code, 0) << py.err;
+    EXPECT_EQ(py.out.rfind("dict ", 0), 0u) << py.out;
+    const auto s = resist::read_schedule_file((dir.path / "schedule.json").string());
+    const auto params = resist::build_model(s.config.model).param_count();
+    EXPECT_NE(py.out.find(" " + std::to_string(params) + " "), std::string::npos) << py.out;
+  }
 }
 
 TEST(RuntimeTrain, LocalSgdTwoWorkersLearns) {
