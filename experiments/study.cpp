@@ -202,19 +202,6 @@ Study parse_study(const json& j, const std::string& path) {
   return s;
 }
 
-ScheduleConfig schedule_config(const Study& s, Protocol p, int machines, int ell) {
-  ScheduleConfig c;
-  c.protocol = p;
-  c.model = s.model;
-  c.workers = machines;
-  c.local_iters = ell;
-  c.min_depth = s.min_depth;
-  c.seed = s.seed;
-  c.batch_size = s.batch_size;
-  c.epochs = s.epochs;
-  c.train_size = s.train_size;
-  return c;
-}
 
 sim::Platform study_platform(const Study& s, const std::string& bandwidth) {
   auto o = s.overrides;
@@ -618,6 +605,20 @@ Outcome run_scale(const Study& s, const std::string& out) {
 }
 
 }  // namespace
+
+ScheduleConfig schedule_config(const Study& s, Protocol p, int machines, int ell) {
+  ScheduleConfig c;
+  c.protocol = p;
+  c.model = s.model;
+  c.workers = machines;
+  c.local_iters = ell;
+  c.min_depth = s.min_depth;
+  c.seed = s.seed;
+  c.batch_size = s.batch_size;
+  c.epochs = s.epochs;
+  c.train_size = s.train_size;
+  return c;
+}
 
 Study read_study(const std::string& path) {
   try {

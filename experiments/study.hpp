@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "models/spec.hpp"
+#include "schedule/schedule.hpp"
 
 namespace resist::study {
 
@@ -56,6 +57,9 @@ struct Outcome {
 
 // Runs the study into `out` (created). Progress goes to stderr.
 Outcome run_study(const Study& s, const std::string& out, const Paths& paths);
+
+// The schedule of one grid point of a study (simulated studies).
+ScheduleConfig schedule_config(const Study& s, Protocol p, int machines, int ell);
 
 // Whether `validate` can run here (the runtime's programs exist).
 bool runtime_available(const Paths& paths);

@@ -68,16 +68,10 @@ std::string train_flags(const Study& s, const std::string& protocol, int ell, st
 }
 
 ScheduleConfig config_for(const Study& s, Protocol p, int machines, int ell, std::uint64_t seed) {
-  ScheduleConfig c;
-  c.protocol = p;
-  c.model = s.model;
-  c.workers = machines;
-  c.local_iters = ell;
-  c.min_depth = s.min_depth;
+  ScheduleConfig c = schedule_config(s, p, machines, ell);
   c.seed = seed;
-  c.batch_size = s.batch_size;
   c.train_size = s.train_subset;
-  c.rounds = s.rounds;
+  c.rounds = s.rounds;  // a fixed number of rounds, not epochs
   return c;
 }
 

@@ -2,18 +2,12 @@
 
 #include "models/error.hpp"
 #include "models/spec.hpp"
+#include "tests/support/models.hpp"
 
 using namespace resist;
+using resist::test::resnet;
 
 namespace {
-ModelSpec resnet(const std::string& model, const std::string& block, const std::string& dataset, int width = 64) {
-  ModelOptions o;
-  o.model = model;
-  o.block = block;
-  o.dataset = dataset;
-  o.base_width = width;
-  return build_model(o);
-}
 int count_kind(const ModelSpec& m, BlockKind k) {
   int n = 0;
   for (const auto& b : m.blocks) n += b.kind == k;

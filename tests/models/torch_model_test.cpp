@@ -2,6 +2,7 @@
 
 #include "models/torch_model.hpp"
 #include "schedule/ist.hpp"
+#include "tests/support/models.hpp"
 
 using namespace resist;
 
@@ -10,14 +11,6 @@ std::uint64_t numel(const torch::nn::Module& m) {
   std::uint64_t n = 0;
   for (const auto& p : m.parameters()) n += p.numel();
   return n;
-}
-ModelSpec spec_of(const std::string& model, const std::string& block, const std::string& dataset, int width) {
-  ModelOptions o;
-  o.model = model;
-  o.block = block;
-  o.dataset = dataset;
-  o.base_width = width;
-  return build_model(o);
 }
 }  // namespace
 
@@ -28,7 +21,7 @@ TEST(TorchModel, ParameterCountsEqualSpecEverywhere) {
   for (int depth : {18, 34, 50, 101, 152, 200})
     for (const char* block : {"basic", "bottleneck"})
       for (const char* dataset : {"cifar10", "cifar100", "fashion-mnist", "imagenet"}) {
-        const auto spec = spec_of("preact-resnet" + std::to_string(depth), block, dataset, 64);
+        const auto spec = resist::test::resnet("preact-resnet" + std::to_string(depth), block, dataset, 64);
         Net net = make_full_net(spec);
         ASSERT_EQ(numel(*net), spec.param_count()) << spec.name;
         const auto named = net->named_parameters();
@@ -45,12 +38,12 @@ TEST(TorchModel, ParameterCountsEqualSpecEverywhere) {
 
 TEST(TorchModel, PaperModelCount) {
   torch::NoGradGuard no_grad;
-  EXPECT_EQ(numel(*make_full_net(spec_of("preact-resnet101", "basic", "cifar100", 64))), 41396900u);
+  EXPECT_EQ(numel(*make_full_net(resist::test::resnet("preact-resnet101", "basic", "cifar100", 64))), 41396900u);
 }
 
 TEST(TorchModel, ForwardShapes) {
   for (const char* dataset : {"cifar10", "fashion-mnist", "imagenet"}) {
-    const auto spec = spec_of("preact-resnet18", "basic", dataset, 8);
+    const auto spec = resist::test::resnet("preact-resnet18", "basic", dataset, 8);
     Net net = make_full_net(spec);
     const auto& ds = spec.dataset;
     auto y = net->forward(torch::randn({2, ds.channels, ds.height, ds.width}));
@@ -61,7 +54,7 @@ TEST(TorchModel, ForwardShapes) {
 // A sub-network allocates only what it holds, names parameters as the full
 // network does, and starts from the same weights for the blocks it holds.
 TEST(TorchModel, SubNetworkHoldsOnlyItsBlocks) {
-  const auto spec = spec_of("preact-resnet101", "basic", "cifar10", 8);
+  const auto spec = resist::test::resnet("preact-resnet101", "basic", "cifar10", 8);
   std::vector<int> held = spec.shared;
   held.push_back(spec.partitionable[3]);
   held.push_back(spec.partitionable[10]);
@@ -84,7 +77,7 @@ TEST(TorchModel, SubNetworkHoldsOnlyItsBlocks) {
 }
 
 TEST(TorchModel, BranchScaleChangesOnlyScaledBlocks) {
-  const auto spec = spec_of("preact-resnet18", "basic", "cifar10", 8);
+  const auto spec = resist::test::resnet("preact-resnet18", "basic", "cifar10", 8);
   Net net = make_full_net(spec, 1);
   auto x = torch::randn({4, 3, 32, 32});
   auto y1 = net->forward(x);

@@ -1,17 +1,12 @@
 #include <gtest/gtest.h>
 
 #include "schedule/accounting.hpp"
+#include "tests/support/models.hpp"
 
 using namespace resist;
+using resist::test::paper_model;
 
 namespace {
-ModelSpec paper_model() {
-  ModelOptions o;
-  o.model = "preact-resnet101";
-  o.block = "basic";
-  o.dataset = "cifar100";
-  return build_model(o);
-}
 ScheduleConfig config(Protocol p, int workers) {
   ScheduleConfig c;
   c.protocol = p;

@@ -8,18 +8,13 @@
 
 #include "models/error.hpp"
 #include "schedule/schedule.hpp"
+#include "tests/support/models.hpp"
 
 using namespace resist;
+using resist::test::paper_model;
 
 namespace {
 
-ModelSpec paper_model() {
-  ModelOptions o;
-  o.model = "preact-resnet101";
-  o.block = "basic";
-  o.dataset = "cifar100";
-  return build_model(o);
-}
 
 ScheduleConfig resist_config(int workers, int min_depth, std::uint64_t seed, int rounds) {
   ScheduleConfig c;

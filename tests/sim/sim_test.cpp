@@ -12,8 +12,10 @@
 #include "sim/platform.hpp"
 #include "sim/run.hpp"
 #include "sim/units.hpp"
+#include "tests/support/models.hpp"
 
 using namespace resist;
+using resist::test::paper_model;
 using namespace resist::sim;
 
 namespace {
@@ -22,13 +24,6 @@ const std::string kPlatforms = std::string(RESIST_SOURCE_DIR) + "/experiments/pl
 
 Platform flat() { return load_platform(kPlatforms + "flat-10g.json", {}); }
 
-ModelSpec paper_model() {
-  ModelOptions m;
-  m.model = "preact-resnet101";
-  m.block = "basic";
-  m.dataset = "cifar100";
-  return build_model(m);
-}
 
 RunOptions options(Protocol p, int workers, int ell, int rounds) {
   RunOptions o;
