@@ -12,6 +12,21 @@ std::uint64_t numel(const torch::nn::Module& m) {
   for (const auto& p : m.parameters()) n += p.numel();
   return n;
 }
+// The whole network built from `spec` has exactly the spec's parameters:
+// same count, same names, same shapes.
+void expect_net_matches_spec(const ModelSpec& spec) {
+  Net net = make_full_net(spec);
+  ASSERT_EQ(numel(*net), spec.param_count()) << spec.name;
+  const auto named = net->named_parameters();
+  std::size_t expected = 0;
+  for (const auto& b : spec.blocks)
+    for (const auto& p : b.params) {
+      ++expected;
+      ASSERT_TRUE(named.contains(p.name)) << p.name;
+      EXPECT_EQ(named[p.name].sizes().vec(), p.shape) << p.name;
+    }
+  EXPECT_EQ(named.size(), expected) << spec.name;
+}
 }  // namespace
 
 // Every model x block type x dataset: LibTorch's count equals the spec's, and
@@ -22,17 +37,7 @@ TEST(TorchModel, ParameterCountsEqualSpecEverywhere) {
     for (const char* block : {"basic", "bottleneck"})
       for (const char* dataset : {"cifar10", "cifar100", "fashion-mnist", "imagenet"}) {
         const auto spec = resist::test::resnet("preact-resnet" + std::to_string(depth), block, dataset, 64);
-        Net net = make_full_net(spec);
-        ASSERT_EQ(numel(*net), spec.param_count()) << spec.name;
-        const auto named = net->named_parameters();
-        std::size_t expected = 0;
-        for (const auto& b : spec.blocks)
-          for (const auto& p : b.params) {
-            ++expected;
-            ASSERT_TRUE(named.contains(p.name)) << p.name;
-            EXPECT_EQ(named[p.name].sizes().vec(), p.shape) << p.name;
-          }
-        EXPECT_EQ(named.size(), expected);
+        expect_net_matches_spec(spec);
       }
 }
 
@@ -115,17 +120,7 @@ TEST(TorchModel, MlpCountsNamesAndShapesEqualSpec) {
     o.hidden = hidden;
     o.classes = classes;
     const auto spec = build_model(o);
-    Net net = make_full_net(spec);
-    EXPECT_EQ(numel(*net), spec.param_count()) << spec.name;
-    const auto named = net->named_parameters();
-    std::size_t expected = 0;
-    for (const auto& b : spec.blocks)
-      for (const auto& p : b.params) {
-        ++expected;
-        ASSERT_TRUE(named.contains(p.name)) << p.name;
-        EXPECT_EQ(named[p.name].sizes().vec(), p.shape) << p.name;
-      }
-    EXPECT_EQ(named.size(), expected);
+    expect_net_matches_spec(spec);
   }
 }
 
