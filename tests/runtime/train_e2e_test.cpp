@@ -156,6 +156,24 @@ TEST(RuntimeTrain, LocalSgdTwoWorkersLearns) {
   expect_ops_match_schedule(dir.path, config(resist::Protocol::local_sgd, 2, 5, 32, 4000, 2, 0, 4, 0));
 }
 
+// Local-SGD warm-up epochs, then ResIST: the whole model is averaged during
+// the warm-up, after which every rank builds only its sub-ResNet again.
+TEST(RuntimeTrain, WarmupThenResistKeepsCopiesIdentical) {
+  TempDir dir;
+  const auto r = run(launch_cmd(2, "--protocol resist --train-subset 512 --test-subset 128 --local-iters 2 "
+                                   "--epochs 2 --warmup-epochs 1 --batch-size 32 --check-sync --out " +
+                                   dir.path.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto c = config(resist::Protocol::resist, 2, 2, 32, 512, 2, 0, 4, 0);
+  c.warmup_epochs = 1;
+  expect_ops_match_schedule(dir.path, c);
+  const auto s = resist::read_schedule_file((dir.path / "schedule.json").string());
+  ASSERT_EQ(s.rounds.size(), 8u);  // 8 iterations per epoch, 2 per round
+  EXPECT_EQ(s.rounds[0].sync.size(), 1u);   // warm-up: one all-reduce of everything
+  EXPECT_GT(s.rounds[4].sync.size(), 1u);   // ResIST: shared all-reduce + hand-offs
+  EXPECT_EQ(read_json(dir.path / "report.json")["sync_check"]["rounds"].get<int>(), 8);
+}
+
 TEST(RuntimeTrain, ResistFourWorkersOverlappingHoldersStayIdentical) {
   TempDir dir;
   const auto r = run(launch_cmd(4, "--protocol resist --min-depth 2 --train-subset 512 --test-subset 128 "
