@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "schedule/schedule.hpp"
+
 namespace resist::runtime {
 
 class Communicator {
@@ -77,5 +79,11 @@ class P2PCommunicator : public Communicator {
   void post_send(const float* buf, std::size_t count, int dst);
   int tag_ = 0;  // advanced by prepare(): the same on every rank for the same op
 };
+
+// Carries out this rank's part of one schedule op on a flat buffer of `count`
+// floats (the op's payload) and waits for the device: all-reduce and reduce
+// average, broadcast and send copy the root's buffer. The caller must take
+// part in the op (op.involves(comm.rank())).
+void run_op(Communicator& comm, const CommOp& op, float* buf, std::size_t count);
 
 }  // namespace resist::runtime

@@ -106,4 +106,20 @@ void P2PCommunicator::recv(float* buf, std::size_t count, int src) {
   wait_all();
 }
 
+void run_op(Communicator& comm, const CommOp& op, float* buf, std::size_t count) {
+  assert(op.involves(comm.rank()));
+  switch (op.kind) {
+    case OpKind::allreduce: comm.allreduce_mean(buf, count, op.ranks); break;
+    case OpKind::reduce: comm.reduce_mean(buf, count, op.ranks); break;
+    case OpKind::broadcast: comm.broadcast(buf, count, op.ranks); break;
+    case OpKind::send:
+      if (op.root() == comm.rank())
+        comm.send(buf, count, op.ranks[1]);
+      else
+        comm.recv(buf, count, op.ranks[0]);
+      break;
+  }
+  comm.synchronize();
+}
+
 }  // namespace resist::runtime

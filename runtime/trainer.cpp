@@ -434,19 +434,7 @@ void Trainer::execute(const CommOp& op, int op_index, int round, std::map<int, t
     bucket = torch::empty({count}, torch::TensorOptions(torch::kFloat32).device(on_gloo ? torch::kCPU : device_));
   }
   assert(bucket.numel() == count);
-  float* p = bucket.data_ptr<float>();
-  switch (op.kind) {
-    case OpKind::allreduce: comm_->allreduce_mean(p, std::size_t(count), op.ranks); break;
-    case OpKind::reduce: comm_->reduce_mean(p, std::size_t(count), op.ranks); break;
-    case OpKind::broadcast: comm_->broadcast(p, std::size_t(count), op.ranks); break;
-    case OpKind::send:
-      if (source)
-        comm_->send(p, std::size_t(count), op.ranks[1]);
-      else
-        comm_->recv(p, std::size_t(count), op.ranks[0]);
-      break;
-  }
-  comm_->synchronize();
+  run_op(*comm_, op, bucket.data_ptr<float>(), std::size_t(count));
   // Who has a valid copy afterwards: everyone but the non-root reducers.
   const bool valid = op.kind != OpKind::reduce || source;
   std::int64_t off = 0;
@@ -856,19 +844,7 @@ void Trainer::ist_execute(const CommOp& op, int op_index, int round) {
   } else {
     bucket = torch::empty({count}, torch::TensorOptions(torch::kFloat32).device(on_gloo ? torch::kCPU : device_));
   }
-  float* ptr = bucket.data_ptr<float>();
-  switch (op.kind) {
-    case OpKind::allreduce: comm_->allreduce_mean(ptr, std::size_t(count), op.ranks); break;
-    case OpKind::reduce: comm_->reduce_mean(ptr, std::size_t(count), op.ranks); break;
-    case OpKind::broadcast: comm_->broadcast(ptr, std::size_t(count), op.ranks); break;
-    case OpKind::send:
-      if (source)
-        comm_->send(ptr, std::size_t(count), op.ranks[1]);
-      else
-        comm_->recv(ptr, std::size_t(count), op.ranks[0]);
-      break;
-  }
-  comm_->synchronize();
+  run_op(*comm_, op, bucket.data_ptr<float>(), std::size_t(count));
   const bool receives = op.kind == OpKind::send ? !source : (op.kind != OpKind::reduce || source);
   if (receives) {
     torch::NoGradGuard ng;
