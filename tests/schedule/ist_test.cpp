@@ -10,6 +10,7 @@
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
 #include "schedule/ist.hpp"
+#include "tests/support/schedule.hpp"
 
 using namespace resist;
 
@@ -341,38 +342,28 @@ TEST(IstSchedule, DeterministicAndJsonRoundTrip) {
   }
 }
 
-namespace {
-std::string read_error(const nlohmann::json& j) {
-  try {
-    schedule_from_json(j);
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "no error";
-}
-}  // namespace
 
 TEST(IstSchedule, BadJsonNamesThePath) {
   const auto spec = mlp(20, {12, 8}, 4);
   const auto good = to_json(make_schedule(spec, ist_config(spec, 3, IstSync::decentralised, 3)));
   auto j = good;
   j["rounds"][1]["sync"][2]["bytes"] = 8;
-  EXPECT_NE(read_error(j).find("rounds[1].sync[2].bytes"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("rounds[1].sync[2].bytes"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["rounds"][0]["sync"][1]["piece"]["from"]["set"] = "mine";
-  EXPECT_NE(read_error(j).find("rounds[0].sync[1].piece.from.set"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("rounds[0].sync[1].piece.from.set"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["rounds"][0]["sync"][1]["piece"]["to"]["worker"] = 3;
-  EXPECT_NE(read_error(j).find("rounds[0].sync[1].piece.to.worker"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("rounds[0].sync[1].piece.to.worker"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["rounds"][0]["sync"][1].erase("piece");
-  EXPECT_NE(read_error(j).find("rounds[0].sync[1]"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("rounds[0].sync[1]"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["config"]["ist_sync"] = "gossip";
-  EXPECT_NE(read_error(j).find("config.ist_sync"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("config.ist_sync"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["config"]["workers"] = 9;  // more workers than neurons in fc2
-  EXPECT_NE(read_error(j).find("--machines"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("--machines"), std::string::npos) << resist::test::schedule_read_error(j);
 }
 
 // The accounting of IST rounds, against independent brute-force counts.

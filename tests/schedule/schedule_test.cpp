@@ -9,6 +9,7 @@
 #include "models/error.hpp"
 #include "schedule/schedule.hpp"
 #include "tests/support/models.hpp"
+#include "tests/support/schedule.hpp"
 
 using namespace resist;
 using resist::test::paper_model;
@@ -206,37 +207,27 @@ TEST(Schedule, EvalGatherSendsMissingBlocksToRankZero) {
   for (const auto& op : gen.round(0).sync) EXPECT_NE(op.payload, Payload::eval);
 }
 
-namespace {
-std::string read_error(const nlohmann::json& j) {
-  try {
-    schedule_from_json(j);
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "no error";
-}
-}  // namespace
 
 TEST(Schedule, BadJsonNamesThePath) {
   const auto good = to_json(make_schedule(paper_model(), resist_config(4, 4, 1, 2)));
   auto j = good;
   j["version"] = 2;
-  EXPECT_NE(read_error(j).find("version"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("version"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["format"] = "something";
-  EXPECT_NE(read_error(j).find("format"), std::string::npos);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("format"), std::string::npos);
   j = good;
   j["rounds"][1]["sync"][0]["ranks"][0] = 9;
-  EXPECT_NE(read_error(j).find("rounds[1].sync[0].ranks[0]"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("rounds[1].sync[0].ranks[0]"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["rounds"][0]["sync"][1]["bytes"] = 5;
-  EXPECT_NE(read_error(j).find("rounds[0].sync[1].bytes"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("rounds[0].sync[1].bytes"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["config"].erase("workers");
-  EXPECT_NE(read_error(j).find("config.workers: missing"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("config.workers: missing"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["config"]["model"]["model"] = "vgg";
-  EXPECT_NE(read_error(j).find("vgg"), std::string::npos) << read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("vgg"), std::string::npos) << resist::test::schedule_read_error(j);
 }
 
 TEST(Schedule, BadConfigIsUserError) {

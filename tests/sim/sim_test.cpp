@@ -37,6 +37,26 @@ RunOptions options(Protocol p, int workers, int ell, int rounds) {
 
 double rel(double a, double b) { return std::abs(a - b) / std::abs(b); }
 
+// Runs the simulation and checks that every round moves exactly the bytes
+// the schedule's accounting says (evaluation gathers included), and that the
+// total adds up. Returns the run for further checks.
+RunResult expect_moves_accounted_bytes(const ModelSpec& spec, const Platform& p, const RunOptions& o,
+                                       const std::string& label) {
+  const RunResult r = simulate_run(spec, p, o);
+  ScheduleGenerator gen(spec, o.schedule);
+  std::uint64_t expected_total = 0;
+  EXPECT_EQ(int(r.rows.size()), gen.num_rounds()) << label;
+  for (int i = 0; i < gen.num_rounds() && i < int(r.rows.size()); ++i) {
+    const auto a = account(spec, gen.header(), gen.round(i));
+    EXPECT_EQ(r.rows[i].wire_bytes, a.wire_bytes + a.eval_wire_bytes) << label << " round " << i;
+    EXPECT_EQ(r.rows[i].bytes_per_round, a.bytes_per_round) << label << " round " << i;
+    expected_total += a.wire_bytes + a.eval_wire_bytes;
+  }
+  EXPECT_EQ(r.wire_bytes_total, expected_total) << label;
+  EXPECT_GT(expected_total, 0u) << label;
+  return r;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------ fidelity
@@ -97,17 +117,7 @@ TEST(SimFidelity, SimulatorMovesExactlyTheSchedulesWireBytes) {
     RunOptions o = options(proto, 5, 3, 4);
     o.schedule.eval_every = 2;
     o.full = true;
-    const RunResult r = simulate_run(spec, p, o);
-    ScheduleGenerator gen(spec, o.schedule);
-    std::uint64_t expected_total = 0;
-    ASSERT_EQ(int(r.rows.size()), gen.num_rounds());
-    for (int i = 0; i < gen.num_rounds(); ++i) {
-      const auto a = account(spec, gen.header(), gen.round(i));
-      EXPECT_EQ(r.rows[i].wire_bytes, a.wire_bytes + a.eval_wire_bytes) << to_string(proto) << " round " << i;
-      expected_total += a.wire_bytes + a.eval_wire_bytes;
-    }
-    EXPECT_EQ(r.wire_bytes_total, expected_total) << to_string(proto);
-    EXPECT_GT(expected_total, 0u);
+    expect_moves_accounted_bytes(spec, p, o, to_string(proto));
   }
 }
 
@@ -198,18 +208,7 @@ TEST(SimIst, MovesExactlyTheAccountedBytesInBothSyncVariants) {
       o.schedule.eval_every = 2;
       o.schedule.ist_sync = sync;
       o.full = full;
-      const RunResult r = simulate_run(spec, p, o);
-      ScheduleGenerator gen(spec, o.schedule);
-      std::uint64_t expected_total = 0;
-      ASSERT_EQ(int(r.rows.size()), gen.num_rounds());
-      for (int i = 0; i < gen.num_rounds(); ++i) {
-        const auto a = account(spec, gen.header(), gen.round(i));
-        EXPECT_EQ(r.rows[i].wire_bytes, a.wire_bytes + a.eval_wire_bytes) << to_string(sync) << " round " << i;
-        EXPECT_EQ(r.rows[i].bytes_per_round, a.bytes_per_round);
-        expected_total += a.wire_bytes + a.eval_wire_bytes;
-      }
-      EXPECT_EQ(r.wire_bytes_total, expected_total) << to_string(sync);
-      EXPECT_GT(expected_total, 0u);
+      const RunResult r = expect_moves_accounted_bytes(spec, p, o, to_string(sync));
       // Workers with a larger subnet take longer: the round's compute is the slowest worker's.
       EXPECT_GT(r.rows[0].compute_s, 0.0);
     }
