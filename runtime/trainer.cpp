@@ -117,12 +117,7 @@ class ScheduleSource {
   // rank 0 holds everything (the final model is assembled there).
   std::vector<int> holding(const ModelSpec& spec, int r, int rank) const {
     if (r < rounds_) return round(r).workers.at(std::size_t(rank)).blocks;
-    if (rank != 0) return {};
-    std::vector<int> rest;
-    for (int b = 0; b < int(spec.blocks.size()); ++b)
-      if (std::find(header_.shared_blocks.begin(), header_.shared_blocks.end(), b) == header_.shared_blocks.end())
-        rest.push_back(b);
-    return rest;
+    return final_holding(spec, header_, rank);
   }
 
  private:

@@ -179,15 +179,15 @@ ScheduleGenerator::ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig
 std::vector<std::vector<int>> ScheduleGenerator::holdings(int r) const {
   const int S = header_.config.workers;
   std::vector<std::vector<int>> held(S);
+  if (r >= num_rounds_) {
+    for (int w = 0; w < S; ++w) held[w] = final_holding(spec_, header_, w);
+    return held;
+  }
   if (header_.config.protocol == Protocol::ist) {
-    for (int w = 0; w < (r >= num_rounds_ ? 1 : S); ++w) held[w] = all_ranks(int(spec_.blocks.size()));
+    for (auto& h : held) h = all_ranks(int(spec_.blocks.size()));
     return held;
   }
   if (header_.config.protocol != Protocol::resist) return held;
-  if (r >= num_rounds_) {
-    held[0] = spec_.partitionable;
-    return held;
-  }
   if (r < warmup_rounds_) {  // local-SGD warm-up: everyone trains the whole model
     for (auto& h : held) h = spec_.partitionable;
     return held;
@@ -314,6 +314,14 @@ void ScheduleGenerator::ist_round(Round& round) const {
     }
   if (eval)
     for (int w = 1; w < S; ++w) add(OpKind::send, Payload::eval, {w, 0}, {{K::held, r + 1, w}, all});
+}
+
+std::vector<int> final_holding(const ModelSpec& spec, const Schedule& header, int rank) {
+  std::vector<int> rest;
+  if (rank != 0) return rest;
+  for (int b = 0; b < int(spec.blocks.size()); ++b)
+    if (!contains(header.shared_blocks, b)) rest.push_back(b);
+  return rest;
 }
 
 Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config) {

@@ -159,6 +159,11 @@ class ScheduleGenerator {
 
 Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config);
 
+// After the last round the final model is assembled at rank 0: rank 0 holds
+// every block that is not shared, the other ranks nothing besides the shared
+// ones. `header` is a schedule's header (its shared_blocks).
+std::vector<int> final_holding(const ModelSpec& spec, const Schedule& header, int rank);
+
 // ResIST: how many partitionable blocks each sub-ResNet gets:
 // k = max(ceil(B / S), d_min), capped at B.
 int resist_blocks_per_worker(int partitionable, int workers, int min_depth);
