@@ -4,7 +4,7 @@
 
 #include "models/error.hpp"
 #include "runtime/trainer.hpp"
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 
 int main(int argc, char** argv) {
   return resist::cli::guarded("resist-train", [&] {

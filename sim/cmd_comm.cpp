@@ -7,7 +7,7 @@
 
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 #include "sim/commands.hpp"
 
 namespace resist::sim {

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 #include "schedule/json_util.hpp"
 #include "sim/commands.hpp"
 #include "sim/run.hpp"

@@ -3,7 +3,7 @@
 #include <iostream>
 #include <string>
 
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 #include "sim/commands.hpp"
 
 namespace {

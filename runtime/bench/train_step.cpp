@@ -41,7 +41,7 @@
 
 #include "models/error.hpp"
 #include "models/torch_model.hpp"
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/schedule.hpp"
 
