@@ -1,5 +1,6 @@
 // resist-train: one worker of a distributed training run (or a profile).
 // Rendezvous follows torchrun's environment contract; see runtime/dist.hpp.
+// The worker loop is Trainer::run() in runtime/trainer.cpp.
 #include <iostream>
 
 #include "models/error.hpp"
