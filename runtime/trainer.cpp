@@ -50,6 +50,13 @@ namespace {
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// The node a worker runs on, for grouping the timeline by node.
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
+  return buf;
+}
+
 std::uint64_t peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -443,8 +450,8 @@ void Trainer::execute(const CommOp& op, int op_index, int round, std::map<int, t
   }
   std::string kind = to_string(op.kind);
   if (op.kind == OpKind::send && !source) kind = "recv";
-  timeline_.events.push_back(
-      {me, round, kind, op_index, start, seconds_since(t0_) + wall_offset_s_, comm_->bytes_sent() - before, 0});
+  timeline_.events.push_back({me, round, kind, op_index, start, seconds_since(t0_) + wall_offset_s_,
+                              comm_->bytes_sent() - before, 0, wire_received(op, S_)[std::size_t(me)]});
 }
 
 bool Trainer::is_eval_round(const Round& round) const {
@@ -853,8 +860,8 @@ void Trainer::ist_execute(const CommOp& op, int op_index, int round) {
   }
   std::string kind = to_string(op.kind);
   if (op.kind == OpKind::send && !source) kind = "recv";
-  timeline_.events.push_back(
-      {rank_, round, kind, op_index, start, seconds_since(t0_) + wall_offset_s_, comm_->bytes_sent() - before, 0});
+  timeline_.events.push_back({rank_, round, kind, op_index, start, seconds_since(t0_) + wall_offset_s_,
+                              comm_->bytes_sent() - before, 0, wire_received(op, S_)[std::size_t(rank_)]});
 }
 
 std::map<int, torch::Tensor> Trainer::ist_values() const {
@@ -976,6 +983,8 @@ void Trainer::finish(double wall_s, double test_acc) {
                         for (const auto& [b, t] : held_) n += std::uint64_t(t.numel());
                         return n;
                       }()},
+                     {"host", host_name()},
+                     {"local_rank", env_.local_rank},
                      {"timeline", to_json(timeline_)["traceEvents"]}};
   kv_->set("final/" + std::to_string(rank_), mine.dump());
   if (rank_ != 0 || opt_.out.empty()) {
@@ -987,15 +996,26 @@ void Trainer::finish(double wall_s, double test_acc) {
   Timeline all;
   all.source = "runtime";
   all.workers = S_;
+  all.rounds = sched_->num_rounds();
+  all.traced_rounds = opt_.trace.kept(all.rounds);
+  std::map<std::string, int> node_index;  // one Perfetto process per host
   for (int w = 0; w < S_; ++w) {
     const auto m = json::parse(kv_->get("final/" + std::to_string(w)));
+    const std::string host = m["host"].get<std::string>();
+    if (!node_index.count(host)) {
+      node_index[host] = int(all.node_names.size());
+      all.node_names.push_back(host);
+    }
+    all.node_of.push_back(node_index[host]);
+    all.worker_labels.push_back("rank " + std::to_string(w) + " (local rank " +
+                                std::to_string(m["local_rank"].get<int>()) + ")");
     peak.push_back(m["peak_memory_bytes"]);
     sent.push_back(m["bytes_sent"]);
     total += m["bytes_sent"].get<std::uint64_t>();
     json tl = {{"format", "resist-timeline"}, {"version", 1}, {"source", "runtime"}, {"workers", S_},
                {"traceEvents", m["timeline"]}};
     for (auto& e : timeline_from_json(tl).events)
-      if (e.worker == w) all.events.push_back(e);
+      if (e.worker == w && opt_.trace.keep(e.round, all.rounds)) all.events.push_back(e);
   }
   const fs::path out(opt_.out);
   write_timeline_file(all, (out / "timeline.json").string());

@@ -39,6 +39,11 @@ Chunk ring_chunk(std::uint64_t elements, int n, int c);
 
 // Bytes each rank (0..workers-1) sends for one op.
 std::vector<std::uint64_t> wire_sent(const CommOp& op, int workers);
+// Bytes each rank receives for one op (what its predecessor in the algorithm
+// sends it): allreduce, rank i gets what ranks[i-1] sends; reduce, all but
+// ranks[n-1]; broadcast, all but the root; send, ranks[1]. Timelines of both
+// backends carry it for the receiving side of every transfer.
+std::vector<std::uint64_t> wire_received(const CommOp& op, int workers);
 std::uint64_t wire_total(const CommOp& op);
 
 struct RoundAccounting {

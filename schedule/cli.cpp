@@ -64,8 +64,9 @@ void add_model_options(po::options_description& d, ModelOptions& m, std::string&
   d.add_options()
       ("model", po::value(&m.model)->default_value(m.model),
        "preact-resnet18|34|50|101|152|200, or mlp")
-      ("block", po::value(&m.block)->default_value(m.block),
-       "basic|bottleneck (default: basic below 50 layers, bottleneck from 50)")
+      ("block", po::value(&m.block)->default_value(m.block, "by depth"),
+       "basic|bottleneck; by depth: basic below 50 layers, bottleneck from 50, so the default preact-resnet101 is "
+       "the bottleneck network (preact-resnet101-bottleneck-w64-cifar100); the ResIST paper's is --block basic")
       ("base-width", po::value(&m.base_width)->default_value(m.base_width),
        "channels of the first section; sections use 1, 2, 4, 8 times this")
       ("dataset", po::value(&m.dataset)->default_value(m.dataset),
@@ -86,7 +87,7 @@ void add_schedule_options(po::options_description& d, ScheduleConfig& c) {
       ("seed", po::value(&c.seed)->default_value(c.seed), "seed of the partitions")
       ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "batch size per worker")
       ("epochs", po::value(&c.epochs)->default_value(c.epochs), "passes over the training set")
-      ("train-size", po::value(&c.train_size)->default_value(c.train_size), "images in the training set")
+      ("train-size", po::value(&c.train_size)->default_value(c.train_size), "samples (images) in the training set")
       ("rounds", po::value(&c.rounds)->default_value(c.rounds), "if > 0: exactly this many rounds (overrides --epochs)")
       ("warmup-epochs", po::value(&c.warmup_epochs)->default_value(c.warmup_epochs),
        "ResIST: epochs of local SGD (whole model on every worker) before the first ResIST round")

@@ -137,6 +137,7 @@ int cmd_run(int argc, char** argv) {
   ScheduleConfig c;
   std::string hidden, protocol = "resist", format = "json", out;
   RunFlags flags;
+  bool trace_all = false;
   po::options_description d("resist-sim run");
   d.add_options()("help", "this help")
       ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
@@ -144,7 +145,10 @@ int cmd_run(int argc, char** argv) {
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")
       ("bandwidth", po::value(&flags.platform.bandwidth), "shortcut for --set nic.bandwidth=VALUE")
-      ("out", po::value(&out), "directory for summary.json, rounds.csv, timeline.json");
+      ("out", po::value(&out), "directory for summary.json, rounds.csv, timeline.json")
+      ("trace-all", po::bool_switch(&trace_all),
+       "timeline.json: every round (default: all of a run up to 64 rounds; of a longer one the first and last 8 "
+       "and about 48 evenly spaced)");
   cli::add_model_options(d, c.model, hidden);
   cli::add_schedule_options(d, c);
   flags.add(d);
@@ -152,7 +156,7 @@ int cmd_run(int argc, char** argv) {
   if (!cli::parse(argc, argv, d, vm,
                   "usage: resist-sim run --model preact-resnet101 --block basic --dataset cifar100 --protocol resist "
                   "--machines 8 --local-iters 50 --epochs 160 --batch-size 128 [--platform FILE] [--set KEY=VALUE] "
-                  "[--format table|json] [--out DIR]"))
+                  "[--format table|json] [--out DIR]\n\n" + std::string(platform_keys_help())))
     return 0;
   cli::finish_model_options(c.model, hidden);
   check_format(format, {"json", "table"});
@@ -161,6 +165,7 @@ int cmd_run(int argc, char** argv) {
   const Platform platform = flags.platform.load();
   RunOptions o = flags.options(c);
   o.timeline = !out.empty();
+  o.trace.all = trace_all;
   const RunResult r = simulate_run(spec, platform, o);
   const json summary = summary_json(spec, platform, o, r);
   if (!out.empty()) {
@@ -204,7 +209,8 @@ int cmd_sweep(int argc, char** argv) {
   po::variables_map vm;
   if (!cli::parse(argc, argv, d, vm,
                   "usage: resist-sim sweep --protocols data-parallel,local-sgd,resist --machines 2,4,8,16,32 "
-                  "--local-iters 10,25,50,100 [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR"))
+                  "--local-iters 10,25,50,100 [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR\n\n" +
+                      std::string(platform_keys_help())))
     return 0;
   cli::finish_model_options(base.model, hidden);
   if (out.empty()) throw UserError("--out: required (a directory for the CSV files)");
@@ -321,7 +327,7 @@ int cmd_collective(int argc, char** argv) {
   if (!cli::parse(argc, argv, d, vm,
                   "usage: resist-sim collective --platform FILE --op allreduce|broadcast|reduce --bytes N --ranks n "
                   "[--format json]\n\nalgbw = M / time; busbw = algbw × 2(n-1)/n for allreduce, × 1 otherwise "
-                  "(nccl-tests' definitions)."))
+                  "(nccl-tests' definitions).\n\n" + std::string(platform_keys_help())))
     return 0;
   check_format(format, {"json", "table"});
   OpKind kind;
