@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 
 #include "schedule/json_util.hpp"
 
@@ -123,22 +125,38 @@ Timeline timeline_from_json(const nlohmann::json& j) {
 }
 
 void write_timeline_file(const Timeline& t, const std::string& path) {
-  // Event by event: no JSON document of the whole trace is ever built.
-  std::string head = header(t).dump();
-  head.pop_back();  // the closing brace
-  std::ostringstream out;
-  out << head << ",\"traceEvents\":[";
-  bool first = true;
-  for (const auto& m : metadata(t)) {
-    out << (first ? "" : ",\n") << m.dump();
-    first = false;
+  // Event by event into path.tmp, then renamed: no JSON document (or string)
+  // of the whole trace is ever held in memory, and no half-written file is left.
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw UserError("--out: cannot write '" + path + "'");
+    std::string head = header(t).dump();
+    head.pop_back();  // the closing brace
+    out << head << ",\"traceEvents\":[";
+    bool first = true;
+    for (const auto& m : metadata(t)) {
+      out << (first ? "" : ",\n") << m.dump();
+      first = false;
+    }
+    for (const auto& e : t.events) {
+      out << (first ? "" : ",\n") << event_json(t, e).dump();
+      first = false;
+    }
+    out << "]}\n";
+    out.flush();
+    if (!out) {
+      out.close();
+      std::remove(tmp.c_str());
+      throw UserError("--out: cannot write '" + path + "'");
+    }
   }
-  for (const auto& e : t.events) {
-    out << (first ? "" : ",\n") << event_json(t, e).dump();
-    first = false;
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    throw UserError("--out: cannot write '" + path + "' (" + ec.message() + ")");
   }
-  out << "]}\n";
-  json_util::write_atomic(path, out.str());
 }
 
 Timeline read_timeline_file(const std::string& path) {
