@@ -45,8 +45,19 @@ def workers_key(r):
     return "workers" if "workers" in r else "machines"
 
 
+MODEL = ""  # the study's resolved model name (study.json), shown on every figure
+
+
 def model_of(data):
-    return data[0].get("model", "") if data else ""
+    return (data[0].get("model", "") if data else "") or MODEL
+
+
+def worker_axis(ax, values):
+    """A log2 axis of worker counts labelled with the counts themselves (2, 4, 8, not 2^1, 2^2)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(values)
+    ax.set_xticklabels([str(v) for v in values])
+    ax.minorticks_off()
 KIND_COLOR = {
     "compute": "#8da0cb", "optimizer": "#b3b3b3", "eval": "#e5c494",
     "allreduce": "#fc8d62", "reduce": "#e78ac3", "broadcast": "#66c2a5", "send": "#a6d854", "recv": "#ffd92f",
@@ -80,9 +91,11 @@ def line_plot(out, stem, data, x, y, xlabel, ylabel, title, logx=False, logy=Fal
         rs = sorted((r for r in rs if num(r, y) is not None), key=lambda r: float(r[x]))
         ax.plot([float(r[x]) for r in rs], [num(r, y) * yscale for r in rs], label=proto, **style(proto))
     if logx:
-        ax.set_xscale("log", base=2)
+        worker_axis(ax, sorted({int(float(r[x])) for r in data}))
     if logy:
         ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title + (f"\n{model_of(data)}" if model_of(data) else ""), fontsize=10)
@@ -102,7 +115,9 @@ def speedup_vs_machines(out, data, title):
         rs = sorted(rs, key=lambda r: int(r[wk]))
         ax.plot([int(r[wk]) for r in rs], [num(r, "speedup_vs_data_parallel") for r in rs], label=proto,
                 **style(proto))
-    ax.set_xscale("log", base=2)
+    worker_axis(ax, sorted({int(r[wk]) for r in data}))
+    ax.set_ylim(bottom=0)
+    ax.axhline(1.0, color="black", linewidth=0.6)
     ax.set_xlabel("workers (one per GPU)")
     ax.set_ylabel("speedup over data-parallel (×)")
     ax.set_title(title + (f"\n{model_of(data)}" if model_of(data) else ""), fontsize=10)
@@ -170,10 +185,17 @@ def gantt(out, data, title, panel_key="protocol"):
         ax.set_yticks(workers)
         ax.set_yticklabels([f"w{w}" for w in workers], fontsize=7)
         ax.set_ylim(workers[-1] + 0.6, workers[0] - 1.3)
-        ax.set_title(f"{name}: round takes {end:.3g} s", fontsize=9, loc="left")
+        iters = max((int(r.get("iters") or 0) for r in rs if r["kind"] == "compute"), default=0)
+        if panel_key == "protocol" and iters:
+            what = f"one round = {iters} local iteration{'s' if iters != 1 else ''}, {end:.3g} s"
+        else:
+            what = f"one round, {end:.3g} s"
+        ax.set_title(f"{name}: {what}", fontsize=9, loc="left")
         ax.grid(True, axis="x", alpha=0.3)
+    longest = max(float(r["end_s"]) for r in data)
+    axes[-1, 0].set_xlim(0, longest * 1.1)
     axes[-1, 0].set_xlabel("seconds from the round's start (one axis for all panels)", fontsize=8)
-    fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    fig.suptitle(title + (f", {MODEL}" if MODEL else ""), fontsize=10, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 0.84, 1))
     fig.legend(list(seen.values()), list(seen.keys()), loc="upper left", bbox_to_anchor=(0.85, 0.95), fontsize=7,
                frameon=False)
@@ -256,6 +278,8 @@ def time_vs_local_iters(out, data):
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("time per epoch (s)")
     axes[0][0].legend()
+    if MODEL:
+        fig.suptitle(f"Predicted time per epoch vs ℓ, {MODEL}", fontsize=10)
     save(fig, out, "time_vs_local_iters")
 
 
@@ -280,8 +304,10 @@ def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     out = sys.argv[1]
+    global MODEL
     with open(os.path.join(out, "study.json")) as f:
-        kind = json.load(f)["kind"]
+        meta = json.load(f)
+    kind, MODEL = meta["kind"], meta.get("model", "")
     if kind == "table1":
         data = rows(os.path.join(out, "comm.csv"))
         wk = workers_key(data[0])

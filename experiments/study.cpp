@@ -453,7 +453,7 @@ void write_rows(const std::string& path, const std::vector<SimRow>& rows) {
 void write_gantt(const Study& s, const sim::Platform& platform, int machines, const std::string& path) {
   const ModelSpec spec = build_model(s.model);
   std::ostringstream csv;
-  csv << "protocol,worker,kind,op,start_s,end_s,bytes\n";
+  csv << "protocol,worker,kind,op,start_s,end_s,bytes,iters\n";
   for (const auto& name : s.protocols) {
     sim::RunOptions o;
     o.schedule = schedule_config(s, parse_protocol(name), machines, s.local_iters.front());
@@ -467,8 +467,8 @@ void write_gantt(const Study& s, const sim::Platform& platform, int machines, co
     for (const auto& e : r.timeline.events) {
       if (e.round != 1) continue;
       char line[256];
-      std::snprintf(line, sizeof line, "%s,%d,%s,%d,%.9g,%.9g,%llu\n", name.c_str(), e.worker, e.kind.c_str(), e.op,
-                    e.start_s - t0, e.end_s - t0, (unsigned long long)e.bytes);
+      std::snprintf(line, sizeof line, "%s,%d,%s,%d,%.9g,%.9g,%llu,%d\n", name.c_str(), e.worker, e.kind.c_str(),
+                    e.op, e.start_s - t0, e.end_s - t0, (unsigned long long)e.bytes, e.iters);
       csv << line;
     }
   }
@@ -695,7 +695,8 @@ Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
   }
   o.name = s.name;
   json meta = {{"format", "resist-study-result"}, {"version", 1}, {"name", s.name}, {"kind", to_string(s.kind)},
-               {"study_file", s.path}, {"seed", s.seed}, {"skipped", o.skipped}};
+               {"model", build_model(s.model).name}, {"study_file", s.path}, {"seed", s.seed},
+               {"skipped", o.skipped}};
   write(out + "/study.json", meta.dump(2) + "\n");
   if (!o.skipped) figures(out, paths);
   std::string report = "## " + s.name + " (`" + std::string(to_string(s.kind)) + "`)\n\n";

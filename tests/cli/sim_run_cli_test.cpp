@@ -80,9 +80,22 @@ TEST(SimRunCli, BadInputIsOneLineExitTwoAndNoOutput) {
     j["nic"]["bandwidth"] = 0;
     std::ofstream(bad) << j.dump();
   }
+  // A platform missing a required section (no silent defaults for the network).
+  const auto no_intra = (dir.path / "no-intra.json").string(), no_nic = (dir.path / "no-nic.json").string();
+  {
+    auto j = nlohmann::json::parse(resist::test::read_text(std::string(RESIST_SOURCE_DIR) +
+                                                           "/experiments/platforms/p3-8xlarge.json"));
+    j.erase("intra");
+    std::ofstream(no_intra) << j.dump();
+    auto f = nlohmann::json::parse(resist::test::read_text(flat));
+    f.erase("nic");
+    std::ofstream(no_nic) << f.dump();
+  }
   const auto out = (dir.path / "out").string();
   const std::pair<std::string, std::string> cases[] = {
       {"run --platform " + bad, "nic.bandwidth: must be > 0 (got 0)"},
+      {"run --platform " + no_intra, no_intra + ": intra: missing (required: each GPU's link"},
+      {"sweep --machines 2 --local-iters 10 --platform " + no_nic, no_nic + ": nic: missing (required"},
       {"run --set nic.bandwidth=10Gbs", "unknown unit 'Gbs'"},
       {"run --set nic.speed=1Gbps", "unknown platform field 'nic.speed'"},
       {"collective --bytes 12furlongs", "--bytes"},
