@@ -225,15 +225,15 @@ def heatmap(out, data):
             if float(r["nic_bandwidth_Bps"]) == bw:
                 grid[ms.index(int(r[wk]))][ls.index(int(r["local_iters"]))] = num(r, "speedup_vs_local_sgd")
         im = ax.imshow(grid, cmap=cmap, norm=norm, aspect="auto", origin="lower")
-        if min(min(row) for row in grid) < 1 < max(max(row) for row in grid):
-            ax.contour(grid, levels=[1.0], colors="black", linewidths=1.6)
+        break_even(ax, grid)
         for i in range(len(ms)):
             for j in range(len(ls)):
                 v = grid[i][j]
                 if math.isnan(v):
                     continue
                 strong = abs(math.log(v)) > 0.55 * math.log(span)  # dark cell: white text
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7.5,
+                label = f"{v:.3f}" if 0.995 <= v < 1.005 else f"{v:.2f}"  # which side of 1, near 1
+                ax.text(j, i, label, ha="center", va="center", fontsize=7.5,
                         color="white" if strong else "black")
         ax.set_xticks(range(len(ls)))
         ax.set_xticklabels(ls)
@@ -244,14 +244,30 @@ def heatmap(out, data):
             ax.set_ylabel("workers (one per GPU)")
         ax.set_title(f"{bw * 8 / 1e9:g} Gbit/s between nodes")
     ticks = [t for t in (0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4) if 1 / span <= t <= span]
-    cb = fig.colorbar(im, ax=list(axes[0]), ticks=ticks)
+    fig.subplots_adjust(top=0.80, wspace=0.25)
+    cb = fig.colorbar(im, ax=list(axes[0]), ticks=ticks, fraction=0.03, pad=0.02)
+    cb.ax.minorticks_off()
+    cb.ax.set_yticks(ticks)
     cb.ax.set_yticklabels([f"{t:g}×" for t in ticks])
-    cb.set_label("local SGD time / ResIST time (> 1: ResIST faster)")
+    cb.set_label("local SGD time / ResIST time\n(> 1: ResIST faster)")
     cb.ax.axhline(1.0, color="black", linewidth=1.6)
     model = model_of(res)
-    fig.suptitle("ResIST's speedup over local SGD (same workers, ℓ, bandwidth); black line: break-even"
-                 + (f"\n{model}" if model else ""), fontsize=10)
+    fig.suptitle("ResIST's speedup over local SGD at the same workers, ℓ and bandwidth"
+                 + (f" ({model})" if model else "")
+                 + "\nblue: ResIST faster, red: slower; black line: break-even (1×)", fontsize=10, y=0.99)
     save(fig, out, "heatmap_speedup", tight=False)
+
+
+def break_even(ax, grid):
+    """Black lines along the cell edges that separate ResIST wins (>= 1) from losses (< 1)."""
+    rows, cols = len(grid), len(grid[0])
+    lose = [[grid[i][j] < 1 for j in range(cols)] for i in range(rows)]
+    for i in range(rows):
+        for j in range(cols):
+            if j + 1 < cols and lose[i][j] != lose[i][j + 1]:
+                ax.plot([j + 0.5, j + 0.5], [i - 0.5, i + 0.5], color="black", linewidth=2)
+            if i + 1 < rows and lose[i][j] != lose[i + 1][j]:
+                ax.plot([j - 0.5, j + 0.5], [i + 0.5, i + 0.5], color="black", linewidth=2)
 
 
 def time_vs_local_iters(out, data):
@@ -272,6 +288,9 @@ def time_vs_local_iters(out, data):
             ax.plot([int(r["local_iters"]) for r in rs], [float(r["time_per_epoch_s"]) for r in rs], label=proto,
                     **style(proto))
         ax.set_xscale("log")
+        ax.set_xticks(ls)
+        ax.set_xticklabels([str(v) for v in ls])
+        ax.minorticks_off()
         ax.set_yscale("log")
         ax.set_xlabel("local iterations ℓ")
         ax.set_title(f"{m} workers, {bw * 8 / 1e9:g} Gbit/s", fontsize=9)

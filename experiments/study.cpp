@@ -565,7 +565,7 @@ Outcome run_what_if(const Study& s, const std::string& out) {
         for (const auto& r : rows)
           if (r.protocol == "resist" && r.machines == m && r.ell == ell && r.bw_Bps == p.nic.bandwidth_Bps) {
             const SimRow* l = local_of(r);
-            line.push_back(fmt("%.2f", r.vs_local) +
+            line.push_back(fmt(r.vs_local >= 0.995 && r.vs_local < 1.005 ? "%.3f" : "%.2f", r.vs_local) +
                            (l ? " (" + secs(l->wall_s / l->epochs) + " / " + secs(r.wall_s / r.epochs) + ")" : ""));
             last_dp = r.vs_dp;
             ++cells;

@@ -5,7 +5,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <algorithm>
 #include <map>
+#include <set>
+#include <tuple>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -131,6 +134,109 @@ void make_dir(const std::string& dir) {
   if (ec) throw UserError("--out: cannot create directory '" + dir + "' (" + ec.message() + ")");
 }
 
+
+// One simulated configuration of a sweep.
+struct SweepRow {
+  std::string bw;  // the --bandwidth item ("" : the platform's)
+  Protocol protocol;
+  int machines = 0, ell = 0;
+  json summary;
+};
+
+// The baselines a sweep's speedups are measured against: data-parallel and
+// local SGD where the sweep has them, else its first protocol.
+std::vector<Protocol> baselines(const std::vector<Protocol>& protocols) {
+  std::vector<Protocol> b;
+  for (Protocol p : {Protocol::data_parallel, Protocol::local_sgd})
+    if (std::find(protocols.begin(), protocols.end(), p) != protocols.end()) b.push_back(p);
+  if (b.empty()) b.push_back(protocols.front());
+  return b;
+}
+
+// Wall-clock of `p` in the configuration (bandwidth, workers, ℓ) of `r`; 0 if absent.
+double time_of(const std::vector<SweepRow>& rows, const SweepRow& r, Protocol p) {
+  for (const auto& q : rows)
+    if (q.protocol == p && q.bw == r.bw && q.machines == r.machines && q.ell == r.ell)
+      return q.summary["wall_clock_s"].get<double>();
+  return 0;
+}
+
+// sweep.csv: the columns of the studies' results.csv, one row per simulated
+// run (data-parallel, which has no ℓ, once per bandwidth and workers);
+// a speedup that does not apply is an empty cell, never 0.
+std::string sweep_csv(const std::vector<SweepRow>& rows, const ScheduleConfig& base) {
+  std::ostringstream csv;
+  csv << "protocol,machines,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
+         "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
+         "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd\n";
+  std::set<std::pair<std::string, int>> dp_written;
+  for (const auto& r : rows) {
+    if (r.protocol == Protocol::data_parallel && !dp_written.insert({r.bw, r.machines}).second) continue;
+    const auto& s = r.summary;
+    const double wall = s["wall_clock_s"].get<double>();
+    const int rounds = s["rounds"].get<int>();
+    const auto wire = s["wire_bytes_total"].get<std::uint64_t>();
+    const std::int64_t per_step = std::int64_t(r.machines) * base.batch_size;
+    char line[640];
+    std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%d,%lld,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%.9g,",
+                  to_string(r.protocol), r.machines, s["local_iters"].get<int>(),
+                  s["nic_bandwidth_Bps"].get<double>(), base.epochs,
+                  (long long)((base.train_size + per_step - 1) / per_step), rounds, s["simulated_rounds"].get<int>(),
+                  wall, wall / base.epochs, s["compute_s"].get<double>(), s["communication_s"].get<double>(),
+                  s["exposed_communication_s"].get<double>(),
+                  (unsigned long long)s["bytes_per_round"].get<std::uint64_t>(), (unsigned long long)wire,
+                  rounds ? double(wire) / rounds : 0.0);
+    auto ratio = [&](Protocol b) {
+      const double t = time_of(rows, r, b);
+      if (t <= 0 || wall <= 0 || (b == Protocol::local_sgd && r.protocol == Protocol::data_parallel)) return std::string();
+      char v[32];
+      std::snprintf(v, sizeof v, "%.6g", t / wall);
+      return std::string(v);
+    };
+    csv << line << ratio(Protocol::data_parallel) << "," << ratio(Protocol::local_sgd) << "\n";
+  }
+  return csv.str();
+}
+
+// stdout: one block per configuration (bandwidth, workers, ℓ), every protocol
+// of the sweep in it, with its speedup over each baseline of the sweep.
+void print_sweep(const std::vector<SweepRow>& rows, const std::vector<Protocol>& protocols, const std::string& what) {
+  const auto base = baselines(protocols);
+  std::printf("Simulated sweep: %s\n", what.c_str());
+  std::printf("Times are whole runs; a speedup is the other protocol's time over this row's in the same "
+              "configuration.\n");
+  std::vector<const SweepRow*> order;
+  for (const auto& r : rows) order.push_back(&r);
+  auto key = [&](const SweepRow* r) {
+    const auto rank = std::find(protocols.begin(), protocols.end(), r->protocol) - protocols.begin();
+    return std::make_tuple(r->summary["nic_bandwidth_Bps"].get<double>(), r->machines, r->ell, rank);
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const SweepRow* a, const SweepRow* b) { return key(a) < key(b); });
+  const SweepRow* group = nullptr;
+  for (const SweepRow* r : order) {
+    if (!group || group->bw != r->bw || group->machines != r->machines || group->ell != r->ell) {
+      group = r;
+      const double bw = r->summary["nic_bandwidth_Bps"].get<double>() * 8 / 1e9;
+      std::printf("\n%g Gbit/s NIC, %d workers, ℓ = %d\n  %-14s %14s %12s %14s %10s", bw, r->machines, r->ell,
+                  "protocol", "wall-clock (s)", "compute (s)", "exposed (s)", "wire (GB)");
+      for (Protocol b : base) std::printf(" %18s", ("vs " + std::string(to_string(b))).c_str());
+      std::printf("\n");
+    }
+    const auto& s = r->summary;
+    const double wall = s["wall_clock_s"].get<double>();
+    std::printf("  %-14s %14.1f %12.1f %14.1f %10.2f", to_string(r->protocol), wall, s["compute_s"].get<double>(),
+                s["exposed_communication_s"].get<double>(), s["wire_bytes_total"].get<std::uint64_t>() / 1e9);
+    for (Protocol b : base) {
+      const double t = time_of(rows, *r, b);
+      char cell[32] = "-";
+      if (t > 0 && wall > 0 && !(b == Protocol::local_sgd && r->protocol == Protocol::data_parallel))
+        std::snprintf(cell, sizeof cell, "%.2f×", t / wall);
+      std::printf(" %*s", 18 + (cell[0] == '-' ? 0 : 1), cell);  // × is two bytes, one column
+    }
+    std::printf("\n");
+  }
+}
+
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
@@ -237,13 +343,7 @@ int cmd_sweep(int argc, char** argv) {
   flags.options(base);  // checks --profile, --chunk-bytes, --bucket-bytes
   make_dir(out + "/runs");
 
-  struct Row {
-    std::string bw;
-    Protocol protocol;
-    int machines, ell;
-    json summary;
-  };
-  std::vector<Row> rows;
+  std::vector<SweepRow> rows;
   const int total = int(bw_list.size() * protocol_list.size() * machine_list.size() * ell_list.size());
   const bool progress = ::isatty(2);
   const auto t0 = std::chrono::steady_clock::now();
@@ -282,32 +382,9 @@ int cmd_sweep(int argc, char** argv) {
       }
   if (progress) std::fprintf(stderr, "\n");
 
-  // Speedups over data-parallel at the same machines (and bandwidth).
-  std::map<std::pair<std::string, int>, double> dp;
-  for (const auto& r : rows)
-    if (r.protocol == Protocol::data_parallel) dp[{r.bw, r.machines}] = r.summary["wall_clock_s"].get<double>();
-  std::ostringstream csv;
-  csv << "protocol,machines,local_iters,nic_bandwidth_Bps,wall_clock_s,compute_s,communication_s,"
-         "exposed_communication_s,rounds,bytes_per_round,wire_bytes_total,speedup_vs_data_parallel\n";
-  std::printf("%-14s %8s %6s %12s %14s %12s %12s\n", "protocol", "machines", "ℓ", "bandwidth", "wall-clock (s)",
-              "wire (GB)", "speedup×DP");
-  for (const auto& r : rows) {
-    const auto& s = r.summary;
-    const double wall = s["wall_clock_s"].get<double>();
-    auto it = dp.find({r.bw, r.machines});
-    const double speedup = it != dp.end() && wall > 0 ? it->second / wall : 0;
-    char line[512];
-    std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%.9g,%.9g,%.9g,%.9g,%d,%llu,%llu,%.6g\n", to_string(r.protocol),
-                  r.machines, r.ell, s["nic_bandwidth_Bps"].get<double>(), wall, s["compute_s"].get<double>(),
-                  s["communication_s"].get<double>(), s["exposed_communication_s"].get<double>(),
-                  s["rounds"].get<int>(), (unsigned long long)s["bytes_per_round"].get<std::uint64_t>(),
-                  (unsigned long long)s["wire_bytes_total"].get<std::uint64_t>(), speedup);
-    csv << line;
-    std::printf("%-14s %8d %6d %12s %14.1f %12.2f %12s\n", to_string(r.protocol), r.machines, r.ell,
-                r.bw.empty() ? "platform" : r.bw.c_str(), wall, s["wire_bytes_total"].get<std::uint64_t>() / 1e9,
-                it != dp.end() ? (std::to_string(speedup).substr(0, 5) + "×").c_str() : "-");
-  }
-  json_util::write_atomic(out + "/sweep.csv", csv.str());
+  json_util::write_atomic(out + "/sweep.csv", sweep_csv(rows, base));
+  print_sweep(rows, protocol_list, spec.name + ", " + std::to_string(base.epochs) + " epoch(s), platform " +
+                                       platforms[0].name);
   return 0;
 }
 
