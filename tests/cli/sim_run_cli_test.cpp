@@ -1,7 +1,10 @@
 // End-to-end: resist-sim run / sweep / collective as a user runs them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <sstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -57,9 +60,57 @@ TEST(SimRunCli, SweepWritesOneRowPerConfigurationAndSpeedups) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << "no progress bar when stderr is not a terminal: " << r.err;
   const auto csv = resist::test::read_text(out + "/sweep.csv");
-  EXPECT_EQ(count_lines(csv), 1 + 3 * 2 * 2 * 2);
-  EXPECT_NE(r.out.find("speedup"), std::string::npos);
+  // data-parallel has no ℓ: one row per bandwidth and workers; the others one per ℓ too.
+  EXPECT_EQ(count_lines(csv), 1 + 2 * 2 + 2 * (2 * 2 * 2));
+  EXPECT_NE(r.out.find("vs data-parallel"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vs local-sgd"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("preact-resnet101-basic-w64-cifar100"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(out + "/runs/resist-m4-l20-1Gbps.csv"));
+  // The studies' results.csv columns.
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "protocol,machines,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
+            "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
+            "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd");
+}
+
+// Cells of one CSV column, by header name.
+static std::vector<std::string> column(const std::string& csv, const std::string& name) {
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  auto split = [](const std::string& l) {
+    std::vector<std::string> cells;
+    std::stringstream ss(l);
+    std::string c;
+    while (std::getline(ss, c, ',')) cells.push_back(c);
+    if (!l.empty() && l.back() == ',') cells.push_back("");
+    return cells;
+  };
+  const auto head = split(line);
+  const auto at = std::size_t(std::find(head.begin(), head.end(), name) - head.begin());
+  std::vector<std::string> out;
+  while (std::getline(in, line)) out.push_back(at < split(line).size() ? split(line)[at] : "?");
+  return out;
+}
+
+TEST(SimRunCli, SweepOfTwoProtocolsPrintsTheSpeedupBetweenThemAndNoZeroForNotApplicable) {
+  resist::test::TempDir dir;
+  const auto out = (dir.path / "sweep").string();
+  const auto r = run(sim + " sweep" + model + " --protocols local-sgd,resist --machines 4 --local-iters 10 "
+                           "--epochs 1 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  // One block for the one configuration, both protocols in it, ResIST's speedup over local SGD.
+  EXPECT_NE(r.out.find("4 workers, ℓ = 10"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vs local-sgd"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("vs data-parallel"), std::string::npos) << r.out;
+  const auto resist_line = r.out.substr(r.out.find("  resist"));
+  EXPECT_NE(resist_line.substr(0, resist_line.find('\n')).find("×"), std::string::npos) << r.out;
+  const auto csv = resist::test::read_text(out + "/sweep.csv");
+  const auto vs_dp = column(csv, "speedup_vs_data_parallel"), vs_local = column(csv, "speedup_vs_local_sgd");
+  ASSERT_EQ(vs_dp.size(), 2u);
+  EXPECT_EQ(vs_dp, (std::vector<std::string>{"", ""}));  // no data-parallel in the sweep: empty, not 0
+  EXPECT_EQ(vs_local[0], "1");
+  EXPECT_GT(std::stod(vs_local[1]), 1.0);
 }
 
 TEST(SimRunCli, CollectiveReportsNcclTestsFigures) {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <tuple>
+#include <vector>
 
 #include "experiments/study.hpp"
 #include <nlohmann/json.hpp>
@@ -113,7 +115,7 @@ TEST(StudyRun, TinyStudiesWriteTablesAndFigures) {
   const std::string report = read_text(out / "report.md");
   for (const char* expect : {"## t1 (`table1`)", "| protocol | machines | params/worker | bytes/round (GB) |",
                              "## pc (`paper-cifar`)", "| speedup vs data-parallel | speedup vs local SGD |",
-                             "## wi (`what-if`)", "ResIST's speedup over local SGD", "| machines \\ ℓ | 1 | 8 |",
+                             "## wi (`what-if`)", "ResIST's speedup over local SGD", "| workers \\ ℓ | 1 | 8 |",
                              "## sc (`scale`)", "| time/epoch (s) |", "](pc/figures/gantt.png)"})
     EXPECT_NE(report.find(expect), std::string::npos) << "missing '" << expect << "'";
 
@@ -129,6 +131,32 @@ TEST(StudyRun, TinyStudiesWriteTablesAndFigures) {
         ASSERT_TRUE(fs::exists(f)) << f;
         EXPECT_GT(fs::file_size(f), 1000u) << f;
       }
+  // Not applicable is an empty cell, never 0: data-parallel has no ℓ to compare
+  // local SGD at; scale has no data-parallel baseline.
+  for (const auto& [study, column, empty_for] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"pc", "speedup_vs_local_sgd", "data-parallel"}, {"sc", "speedup_vs_data_parallel", "*"},
+           {"wi", "speedup_vs_local_sgd", "data-parallel"}}) {
+    std::istringstream lines(read_text(out / study / "results.csv"));
+    std::string line;
+    std::getline(lines, line);
+    std::vector<std::string> head;
+    for (std::stringstream ss(line); std::getline(ss, line, ',');) head.push_back(line);
+    const auto col = std::size_t(std::find(head.begin(), head.end(), column) - head.begin());
+    ASSERT_LT(col, head.size()) << column;
+    int empty = 0;
+    while (std::getline(lines, line)) {
+      std::vector<std::string> cells;
+      for (std::stringstream ss(line); std::getline(ss, line, ',');) cells.push_back(line);
+      cells.resize(head.size());  // a trailing empty cell
+      EXPECT_NE(cells[col], "0") << study << ": " << column;
+      if (empty_for == "*" || cells[0] == empty_for) {
+        EXPECT_EQ(cells[col], "") << study << " " << cells[0];
+      }
+      empty += cells[col].empty();
+    }
+    EXPECT_GT(empty, 0) << study;
+  }
   // Results are reproducible from the JSON and its seed.
   const std::string csv = read_text(out / "wi" / "results.csv");
   EXPECT_NE(csv.find("protocol,machines,local_iters,nic_bandwidth_Bps"), std::string::npos);
