@@ -16,6 +16,7 @@
 
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
+#include "schedule/format.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/profile.hpp"
 #include "schedule/timeline.hpp"
@@ -113,7 +114,7 @@ Study parse_study(const json& j, const std::string& path) {
   Study s = defaults(kind);
   s.path = path;
   std::set<std::string> allowed = {"format", "version", "kind", "name", "description", "seed", "model",
-                                   "protocols", "machines", "local_iters", "batch_size", "min_depth"};
+                                   "protocols", "workers", "machines", "local_iters", "batch_size", "min_depth"};
   if (kind != Kind::table1)
     allowed.insert({"platform", "platform_overrides", "epochs", "train_size", "max_simulated_rounds"});
   else
@@ -165,15 +166,20 @@ Study parse_study(const json& j, const std::string& path) {
     for (const char* need : {"local-sgd", "resist"})
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
         throw UserError(std::string("protocols: this kind compares ResIST with local SGD; must contain '") + need + "'");
+  // "workers" (one per GPU); "machines" is its older name.
+  if (root.has("workers") && root.has("machines"))
+    root.at("machines").fail("give either workers or machines (its older name), not both");
+  if (root.has("workers")) s.machines = root.at("workers").ints(1, 4096);
   if (root.has("machines")) s.machines = root.at("machines").ints(1, 4096);
   if (root.has("local_iters")) s.local_iters = root.at("local_iters").ints(1, 100000);
-  if (s.machines.empty()) throw UserError("machines: must not be empty");
+  if (s.machines.empty()) throw UserError(std::string(root.has("machines") ? "machines" : "workers") + ": must not be empty");
   if (s.local_iters.empty()) throw UserError("local_iters: must not be empty");
   if (kind == Kind::validate) {
     if (s.local_iters.size() != 1) throw UserError("local_iters: validate takes one value");
     for (std::size_t i = 0; i < s.machines.size(); ++i)
       if (s.machines[i] < 2 || s.machines[i] > 8)
-        throw UserError("machines[" + std::to_string(i) + "]: validate runs 2..8 local ranks (got " +
+        throw UserError(std::string(root.has("machines") ? "machines" : "workers") + "[" + std::to_string(i) +
+                        "]: validate runs 2..8 local ranks (got " +
                         std::to_string(s.machines[i]) + ")");
   }
   if (root.has("bandwidths")) {
@@ -229,9 +235,9 @@ void check_study(const Study& s) {
     for (const auto& bw : bws) {
       const auto p = study_platform(s, bw);
       try {
-        sim::check_ranks(p, max_m, "machines");
+        sim::check_ranks(p, max_m, "workers");
       } catch (const UserError& e) {
-        throw UserError(std::string("machines: ") + e.what());
+        throw UserError(std::string("workers: ") + e.what());
       }
     }
   }
@@ -240,7 +246,7 @@ void check_study(const Study& s) {
       for (int ell : s.local_iters) try {
           validate(spec, schedule_config(s, parse_protocol(name), m, ell));
         } catch (const UserError& e) {
-          throw UserError("machines/local_iters/min_depth (" + name + ", " + std::to_string(m) + " machines, ℓ=" +
+          throw UserError("workers/local_iters/min_depth (" + name + ", " + std::to_string(m) + " workers, ℓ=" +
                           std::to_string(ell) + "): " + e.what());
         }
 }
@@ -256,15 +262,7 @@ std::string fmt(const char* f, double v) {
 std::string gb(double bytes) { return fmt("%.3f", bytes / 1e9); }
 std::string times(double x) { return x > 0 ? fmt("%.2f×", x) : "-"; }
 std::string bw_label(double Bps) { return fmt("%g Gbit/s", Bps * 8 / 1e9); }
-// 41396900 -> "41,396,900"
-std::string thousands(std::uint64_t v) {
-  std::string d = std::to_string(v), out;
-  for (std::size_t i = 0; i < d.size(); ++i) {
-    if (i > 0 && (d.size() - i) % 3 == 0) out += ',';
-    out += d[i];
-  }
-  return out;
-}
+
 
 struct Table {
   std::vector<std::string> head;
@@ -324,8 +322,8 @@ std::string figure_md(const std::string& title, const std::string& stem) {
 Outcome run_table1(const Study& s, const std::string& out) {
   const ModelSpec spec = build_model(s.model);
   std::ostringstream csv;
-  csv << "protocol,machines,params_per_worker,bytes_per_round,wire_bytes_per_round,busiest_wire_bytes\n";
-  Table t{{"protocol", "machines", "params/worker", "bytes/round (GB)", "wire/round (GB)", "busiest sends (GB)",
+  csv << "model,protocol,workers,params_per_worker,bytes_per_round,wire_bytes_per_round,busiest_wire_bytes\n";
+  Table t{{"protocol", "workers", "params/worker", "bytes/round (GB)", "wire/round (GB)", "busiest sends (GB)",
            "vs local SGD"},
           {}};
   std::map<int, double> local;
@@ -346,26 +344,27 @@ Outcome run_table1(const Study& s, const std::string& out) {
       }
       if (name == "local-sgd") local[m] = double(bytes);
       char line[256];
-      std::snprintf(line, sizeof line, "%s,%d,%llu,%llu,%.0f,%.0f\n", name.c_str(), m, (unsigned long long)params,
-                    (unsigned long long)bytes, wire, busiest);
+      std::snprintf(line, sizeof line, "%s,%s,%d,%llu,%llu,%.0f,%.0f\n", spec.name.c_str(), name.c_str(), m,
+                    (unsigned long long)params, (unsigned long long)bytes, wire, busiest);
       csv << line;
       const double ratio = local.count(m) && bytes ? local[m] / double(bytes) : 0;
-      t.rows.push_back({name, std::to_string(m), std::to_string(params), gb(double(bytes)), gb(wire), gb(busiest),
+      t.rows.push_back({name, std::to_string(m), thousands(params), gb(double(bytes)), gb(wire), gb(busiest),
                         name == "local-sgd" ? "1.00×" : (ratio > 0 ? fmt("%.2f× fewer", ratio) : "-")});
     }
   write(out + "/comm.csv", csv.str());
   Outcome o;
   o.tables.push_back({"Per-round communication (" + spec.name + ")", t.md()});
-  o.report_md = "Model `" + spec.name + "` (" + std::to_string(spec.param_count()) +
-                " parameters); ℓ = " + std::to_string(s.local_iters.front()) + ", d_min = " +
-                std::to_string(s.min_depth) + ", seed " + std::to_string(s.seed) + ", " +
+  o.report_md = "Model `" + spec.name + "` (" + thousands(spec.param_count()) + " parameters); ℓ = " +
+                std::to_string(s.local_iters.front()) +
+                (s.model.model == "mlp" ? std::string() : ", d_min = " + std::to_string(s.min_depth)) + ", seed " +
+                std::to_string(s.seed) + ", " +
                 std::to_string(s.sample_rounds) + " rounds sampled.\n\n" + t.md() +
-                "\n- **bytes/round**: the paper's Table 1 convention: every machine receives its (sub-)model's fp32 "
-                "parameters at the start of a round and sends them back at its end; summed over machines.\n"
+                "\n- **bytes/round**: the paper's Table 1 convention: every worker receives its (sub-)model's fp32 "
+                "parameters at the start of a round and sends them back at its end; summed over workers.\n"
                 "- **wire/round**: what the implemented algorithms put on the wire (ring all-reduce of the shared "
-                "layers, chain reduce among a block's holders, hand-off to its next owners), all machines, mean of "
-                "the sampled rounds; **busiest sends**: the most one machine sends in a round.\n\n" +
-                figure_md("bytes per round vs machines", "bytes_per_round_vs_machines");
+                "layers, chain reduce among a block's holders, hand-off to its next owners), all workers, mean of "
+                "the sampled rounds; **busiest sends**: the most one worker sends in a round.\n\n" +
+                figure_md("bytes per round vs workers", "bytes_per_round_vs_machines");
   return o;
 }
 
@@ -411,8 +410,8 @@ std::vector<SimRow> simulate_grid(const Study& s, std::vector<sim::Platform>& pl
                         fmt(" (%.1f s to simulate)", host));
         }
       }
-  // Speedups: over data-parallel at the same machines and bandwidth, over
-  // local SGD at the same machines, ℓ and bandwidth.
+  // Speedups: over data-parallel at the same workers and bandwidth, over
+  // local SGD at the same workers, ℓ and bandwidth.
   std::map<std::pair<double, int>, double> dp;
   std::map<std::tuple<double, int, int>, double> local;
   for (const auto& r : rows) {
@@ -428,9 +427,9 @@ std::vector<SimRow> simulate_grid(const Study& s, std::vector<sim::Platform>& pl
   return rows;
 }
 
-void write_rows(const std::string& path, const std::vector<SimRow>& rows) {
+void write_rows(const std::string& path, const std::string& model, const std::vector<SimRow>& rows) {
   std::ostringstream csv;
-  csv << "protocol,machines,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
+  csv << "model,protocol,workers,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
          "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
          "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd\n";
   for (const auto& r : rows) {
@@ -443,7 +442,7 @@ void write_rows(const std::string& path, const std::vector<SimRow>& rows) {
     // Not applicable (no such baseline in the study; data-parallel has no ℓ
     // to compare local SGD at): an empty cell, never 0.
     auto ratio = [](double v) { return v > 0 ? fmt("%.6g", v) : std::string(); };
-    csv << line << ratio(r.vs_dp) << "," << (r.protocol == "data-parallel" ? "" : ratio(r.vs_local)) << "\n";
+    csv << model << "," << line << ratio(r.vs_dp) << "," << (r.protocol == "data-parallel" ? "" : ratio(r.vs_local)) << "\n";
   }
   write(path, csv.str());
 }
@@ -495,7 +494,7 @@ bool has_protocol(const Study& s, const char* name) {
 Outcome run_paper_cifar(const Study& s, const std::string& out) {
   std::vector<sim::Platform> platforms;
   const auto rows = simulate_grid(s, platforms);
-  write_rows(out + "/results.csv", rows);
+  write_rows(out + "/results.csv", build_model(s.model).name, rows);
   write_gantt(s, platforms[0], *std::max_element(s.machines.begin(), s.machines.end()), out + "/gantt.csv");
   // Hours for ResNet runs; seconds when every run is short (the MLPs of IST).
   double longest = 0;
@@ -538,7 +537,7 @@ Outcome run_paper_cifar(const Study& s, const std::string& out) {
 Outcome run_what_if(const Study& s, const std::string& out) {
   std::vector<sim::Platform> platforms;
   const auto rows = simulate_grid(s, platforms);
-  write_rows(out + "/results.csv", rows);
+  write_rows(out + "/results.csv", build_model(s.model).name, rows);
   std::string md = setup_md(s) + ", platform `" + platforms[0].name +
                    "` with its NIC bandwidth set to each value; at most " + std::to_string(s.max_simulated_rounds) +
                    " distinct rounds simulated per run, the rest estimated from them (sim/run.hpp). A cell reads "
@@ -550,7 +549,7 @@ Outcome run_what_if(const Study& s, const std::string& out) {
     return nullptr;
   };
   auto secs = [](double v) { return v >= 100 ? fmt("%.0f", v) : v >= 10 ? fmt("%.1f", v) : fmt("%.2f", v); };
-  // Per bandwidth: the matrix machines × ℓ of ResIST's speedup over local SGD.
+  // Per bandwidth: the matrix workers × ℓ of ResIST's speedup over local SGD.
   int wins = 0, cells = 0;
   const SimRow* best = nullptr;
   const SimRow* worst = nullptr;
@@ -621,7 +620,7 @@ Outcome run_what_if(const Study& s, const std::string& out) {
 Outcome run_scale(const Study& s, const std::string& out) {
   std::vector<sim::Platform> platforms;
   const auto rows = simulate_grid(s, platforms);
-  write_rows(out + "/results.csv", rows);
+  write_rows(out + "/results.csv", build_model(s.model).name, rows);
   Table t{{"protocol", "workers", "iters/epoch", "time/epoch (s)", "compute/epoch (s)", "exposed comm./epoch (s)",
            "bytes/round (GB)", "wire/round (GB)", "ResIST speedup vs local SGD"},
           {}};

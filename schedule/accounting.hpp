@@ -3,7 +3,7 @@
 //
 // bytes_per_round (the ResIST paper's Table 1 convention): every machine
 //   receives the fp32 parameters of its (sub-)model at the start of a round
-//   and sends them back at its end; the figure is the sum over machines of
+//   and sends them back at its end; the figure is the sum over workers of
 //   bytes received plus bytes sent = sum_w 2 * 4 * params(model of w).
 //   Local SGD: the whole model per machine; data-parallel: per iteration (one
 //   round is one iteration). IST: a machine's model is its subnet (its neuron

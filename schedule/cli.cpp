@@ -60,6 +60,18 @@ std::vector<Protocol> parse_protocol_list(const std::string& flag, const std::st
   return out;
 }
 
+void add_workers_option(po::options_description& d, int& workers, int default_workers) {
+  d.add_options()
+      ("workers", po::value(&workers)->default_value(default_workers), "workers: training processes, one per GPU")
+      ("machines", po::value(&workers), "older name of --workers");
+}
+
+void add_workers_list_option(po::options_description& d, std::string& workers) {
+  d.add_options()
+      ("workers", po::value(&workers)->default_value(workers), "comma-separated worker counts (one worker per GPU)")
+      ("machines", po::value(&workers), "older name of --workers");
+}
+
 void add_model_options(po::options_description& d, ModelOptions& m, std::string& hidden) {
   d.add_options()
       ("model", po::value(&m.model)->default_value(m.model),

@@ -126,7 +126,7 @@ void validate(const ModelSpec& spec, const ScheduleConfig& c) {
   auto positive = [](const char* flag, long v) {
     if (v < 1) throw UserError(std::string(flag) + ": must be >= 1 (got " + std::to_string(v) + ")");
   };
-  positive("--machines", c.workers);
+  positive("--workers", c.workers);
   positive("--local-iters", c.local_iters);
   positive("--batch-size", c.batch_size);
   positive("--train-size", long(c.train_size));
@@ -137,7 +137,7 @@ void validate(const ModelSpec& spec, const ScheduleConfig& c) {
     throw UserError("--warmup-epochs: must be >= 0 (got " + std::to_string(c.warmup_epochs) + ")");
   if (c.warmup_epochs > 0 && c.protocol != Protocol::resist)
     throw UserError("--warmup-epochs: only with --protocol resist (got --protocol " + std::string(to_string(c.protocol)) + ")");
-  if (c.workers > 1 << 20) throw UserError("--machines: at most 1048576 (got " + std::to_string(c.workers) + ")");
+  if (c.workers > 1 << 20) throw UserError("--workers: at most 1048576 (got " + std::to_string(c.workers) + ")");
   if (c.protocol == Protocol::resist) {
     const int B = int(spec.partitionable.size());
     if (B == 0) throw UserError("--protocol resist: model " + spec.name + " has no partitionable blocks");

@@ -15,6 +15,7 @@
 
 #include "models/error.hpp"
 #include "schedule/cli.hpp"
+#include "schedule/format.hpp"
 #include "schedule/json_util.hpp"
 #include "sim/commands.hpp"
 #include "sim/run.hpp"
@@ -95,7 +96,7 @@ json summary_json(const ModelSpec& spec, const Platform& p, const RunOptions& o,
           {"version", 1},
           {"model", spec.name},
           {"protocol", to_string(c.protocol)},
-          {"machines", c.workers},
+          {"workers", c.workers},
           {"local_iters", c.protocol == Protocol::data_parallel ? 1 : c.local_iters},
           {"epochs", c.epochs},
           {"batch_size", c.batch_size},
@@ -166,7 +167,7 @@ double time_of(const std::vector<SweepRow>& rows, const SweepRow& r, Protocol p)
 // a speedup that does not apply is an empty cell, never 0.
 std::string sweep_csv(const std::vector<SweepRow>& rows, const ScheduleConfig& base) {
   std::ostringstream csv;
-  csv << "protocol,machines,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
+  csv << "model,protocol,workers,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
          "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
          "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd\n";
   std::set<std::pair<std::string, int>> dp_written;
@@ -178,9 +179,9 @@ std::string sweep_csv(const std::vector<SweepRow>& rows, const ScheduleConfig& b
     const auto wire = s["wire_bytes_total"].get<std::uint64_t>();
     const std::int64_t per_step = std::int64_t(r.machines) * base.batch_size;
     char line[640];
-    std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%d,%lld,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%.9g,",
-                  to_string(r.protocol), r.machines, s["local_iters"].get<int>(),
-                  s["nic_bandwidth_Bps"].get<double>(), base.epochs,
+    std::snprintf(line, sizeof line, "%s,%s,%d,%d,%.6g,%d,%lld,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%.9g,",
+                  s["model"].get<std::string>().c_str(), to_string(r.protocol), r.machines,
+                  s["local_iters"].get<int>(), s["nic_bandwidth_Bps"].get<double>(), base.epochs,
                   (long long)((base.train_size + per_step - 1) / per_step), rounds, s["simulated_rounds"].get<int>(),
                   wall, wall / base.epochs, s["compute_s"].get<double>(), s["communication_s"].get<double>(),
                   s["exposed_communication_s"].get<double>(),
@@ -202,7 +203,7 @@ std::string sweep_csv(const std::vector<SweepRow>& rows, const ScheduleConfig& b
 // of the sweep in it, with its speedup over each baseline of the sweep.
 void print_sweep(const std::vector<SweepRow>& rows, const std::vector<Protocol>& protocols, const std::string& what) {
   const auto base = baselines(protocols);
-  std::printf("Simulated sweep: %s\n", what.c_str());
+  std::printf("Simulated sweep: %s\n", what.c_str());  // names the resolved model
   std::printf("Times are whole runs; a speedup is the other protocol's time over this row's in the same "
               "configuration.\n");
   std::vector<const SweepRow*> order;
@@ -247,7 +248,6 @@ int cmd_run(int argc, char** argv) {
   po::options_description d("resist-sim run");
   d.add_options()("help", "this help")
       ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
-      ("machines", po::value(&c.workers)->default_value(8), "workers (one per GPU)")
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")
       ("bandwidth", po::value(&flags.platform.bandwidth), "shortcut for --set nic.bandwidth=VALUE")
@@ -255,14 +255,17 @@ int cmd_run(int argc, char** argv) {
       ("trace-all", po::bool_switch(&trace_all),
        "timeline.json: every round (default: all of a run up to 64 rounds; of a longer one the first and last 8 "
        "and about 48 evenly spaced)");
+  cli::add_workers_option(d, c.workers, 8);
   cli::add_model_options(d, c.model, hidden);
   cli::add_schedule_options(d, c);
   flags.add(d);
   po::variables_map vm;
   if (!cli::parse(argc, argv, d, vm,
-                  "usage: resist-sim run --model preact-resnet101 --block basic --dataset cifar100 --protocol resist "
-                  "--machines 8 --local-iters 50 --epochs 160 --batch-size 128 [--platform FILE] [--set KEY=VALUE] "
-                  "[--format table|json] [--out DIR]\n\n" + std::string(platform_keys_help())))
+                  "usage: resist-sim run [--model preact-resnet101] [--block by depth|basic|bottleneck] "
+                  "[--dataset cifar100] [--protocol resist] [--workers 8] [--local-iters 50] [--epochs 160] "
+                  "[--batch-size 128] [--platform FILE] [--set KEY=VALUE] [--format json|table] [--out DIR]\n"
+                  "(defaults shown; the default model is preact-resnet101-bottleneck-w64-cifar100, the ResIST\n"
+                  "paper's network is --block basic)\n\n" + std::string(platform_keys_help())))
     return 0;
   cli::finish_model_options(c.model, hidden);
   check_format(format, {"json", "table"});
@@ -283,14 +286,14 @@ int cmd_run(int argc, char** argv) {
   if (format == "json") {
     std::cout << summary.dump(2) << "\n";
   } else {
-    std::printf("%s, %s, %d machines, ℓ=%d, %d epochs on %s\n", spec.name.c_str(), to_string(c.protocol), c.workers,
+    std::printf("%s, %s, %d workers, ℓ=%d, %d epochs on %s\n", spec.name.c_str(), to_string(c.protocol), c.workers,
                 summary["local_iters"].get<int>(), c.epochs, platform.name.c_str());
     std::printf("  wall-clock            %12.2f s\n", r.wall_clock_s);
     std::printf("  compute               %12.2f s\n", r.compute_s);
     std::printf("  communication         %12.2f s\n", r.communication_s);
     std::printf("  exposed communication %12.2f s\n", r.exposed_communication_s);
-    std::printf("  rounds                %12d (%d distinct, %d simulated)\n", r.rounds, r.distinct_rounds,
-                r.simulated_rounds);
+    std::printf("  rounds                %12s (%d distinct, %d simulated)\n", thousands(std::uint64_t(r.rounds)).c_str(),
+                r.distinct_rounds, r.simulated_rounds);
     std::printf("  bytes/round           %12.3f GB (Table 1 convention)\n", r.bytes_per_round / 1e9);
     std::printf("  wire bytes, total     %12.3f GB\n", r.wire_bytes_total / 1e9);
   }
@@ -299,29 +302,32 @@ int cmd_run(int argc, char** argv) {
 
 int cmd_sweep(int argc, char** argv) {
   ScheduleConfig base;
-  std::string hidden, protocols = "data-parallel,local-sgd,resist", machines = "2,4,8,16,32",
+  std::string hidden, protocols = "data-parallel,local-sgd,resist", machines = "2,4,8,16,32",  // workers
                       local_iters = "10,25,50,100", bandwidths, out;
   RunFlags flags;
   po::options_description d("resist-sim sweep");
   d.add_options()("help", "this help")
       ("protocols", po::value(&protocols)->default_value(protocols), "comma-separated protocols")
-      ("machines", po::value(&machines)->default_value(machines), "comma-separated worker counts")
       ("local-iters", po::value(&local_iters)->default_value(local_iters), "comma-separated ℓ values")
       ("bandwidth", po::value(&bandwidths), "comma-separated NIC bandwidths, e.g. 1Gbps,10Gbps,100Gbps")
       ("out", po::value(&out), "directory for sweep.csv and one rounds CSV per configuration (required)");
+  cli::add_workers_list_option(d, machines);
   cli::add_model_options(d, base.model, hidden);
   cli::add_schedule_options(d, base);
   flags.add(d);
   po::variables_map vm;
   if (!cli::parse(argc, argv, d, vm,
-                  "usage: resist-sim sweep --protocols data-parallel,local-sgd,resist --machines 2,4,8,16,32 "
-                  "--local-iters 10,25,50,100 [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR\n\n" +
+                  "usage: resist-sim sweep [--protocols data-parallel,local-sgd,resist] [--workers 2,4,8,16,32] "
+                  "[--local-iters 10,25,50,100] [--model preact-resnet101] [--block by depth|basic|bottleneck] "
+                  "[--epochs 160] [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR\n"
+                  "(defaults shown; the default model is preact-resnet101-bottleneck-w64-cifar100, the ResIST\n"
+                  "paper's network is --block basic)\n\n" +
                       std::string(platform_keys_help())))
     return 0;
   cli::finish_model_options(base.model, hidden);
   if (out.empty()) throw UserError("--out: required (a directory for the CSV files)");
   const auto protocol_list = cli::parse_protocol_list("--protocols", protocols);
-  const auto machine_list = cli::parse_int_list("--machines", machines);
+  const auto machine_list = cli::parse_int_list("--workers", machines);
   const auto ell_list = cli::parse_int_list("--local-iters", local_iters);
   std::vector<std::string> bw_list = cli::parse_list(bandwidths);
   if (bw_list.empty()) bw_list.push_back("");
@@ -330,7 +336,7 @@ int cmd_sweep(int argc, char** argv) {
   std::vector<Platform> platforms;
   for (const auto& bw : bw_list) {
     platforms.push_back(flags.platform.load(bw));
-    for (int m : machine_list) check_ranks(platforms.back(), m, "--machines");
+    for (int m : machine_list) check_ranks(platforms.back(), m, "--workers");
   }
   for (int m : machine_list) {
     ScheduleConfig c = base;

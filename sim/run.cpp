@@ -119,7 +119,7 @@ RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const Ru
   ScheduleGenerator gen(spec, o.schedule);
   const Schedule& header = gen.header();
   const int S = header.config.workers;
-  check_ranks(platform, S, "--machines");
+  check_ranks(platform, S, "--workers");
   if (o.max_simulated_rounds < 0) throw UserError("--max-simulated-rounds: must be >= 0");
   if (o.engine.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
   if (o.engine.bucket_bytes < 4) throw UserError("--bucket-bytes: must be >= 4");

@@ -25,7 +25,7 @@ int count_lines(const std::string& text) { return int(std::count(text.begin(), t
 TEST(SimRunCli, RunPrintsJsonAndWritesSummaryRoundsAndTimeline) {
   resist::test::TempDir dir;
   const auto out = (dir.path / "run").string();
-  const auto r = run(sim + " run" + model + " --protocol resist --machines 4 --local-iters 5 --rounds 3 --out " + out);
+  const auto r = run(sim + " run" + model + " --protocol resist --workers 4 --local-iters 5 --rounds 3 --out " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   for (const char* key : {"wall_clock_s", "compute_s", "communication_s", "exposed_communication_s", "rounds",
@@ -44,18 +44,18 @@ TEST(SimRunCli, RunPrintsJsonAndWritesSummaryRoundsAndTimeline) {
 }
 
 TEST(SimRunCli, BandwidthShortcutOverridesTheNic) {
-  const auto r = run(sim + " run" + model + " --protocol local-sgd --machines 8 --rounds 2 --bandwidth 1Gbps");
+  const auto r = run(sim + " run" + model + " --protocol local-sgd --workers 8 --rounds 2 --bandwidth 1Gbps");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto fast = nlohmann::json::parse(r.out);
   EXPECT_DOUBLE_EQ(fast["nic_bandwidth_Bps"].get<double>(), 1.25e8);
-  const auto ten = nlohmann::json::parse(run(sim + " run" + model + " --protocol local-sgd --machines 8 --rounds 2").out);
+  const auto ten = nlohmann::json::parse(run(sim + " run" + model + " --protocol local-sgd --workers 8 --rounds 2").out);
   EXPECT_GT(fast["communication_s"].get<double>(), 5 * ten["communication_s"].get<double>());
 }
 
 TEST(SimRunCli, SweepWritesOneRowPerConfigurationAndSpeedups) {
   resist::test::TempDir dir;
   const auto out = (dir.path / "sweep").string();
-  const auto r = run(sim + " sweep" + model + " --protocols data-parallel,local-sgd,resist --machines 2,4 "
+  const auto r = run(sim + " sweep" + model + " --protocols data-parallel,local-sgd,resist --workers 2,4 "
                            "--local-iters 10,20 --bandwidth 1Gbps,10Gbps --epochs 1 --out " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << "no progress bar when stderr is not a terminal: " << r.err;
@@ -68,7 +68,7 @@ TEST(SimRunCli, SweepWritesOneRowPerConfigurationAndSpeedups) {
   EXPECT_TRUE(fs::exists(out + "/runs/resist-m4-l20-1Gbps.csv"));
   // The studies' results.csv columns.
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
-            "protocol,machines,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
+            "model,protocol,workers,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
             "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
             "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd");
 }
@@ -96,7 +96,7 @@ static std::vector<std::string> column(const std::string& csv, const std::string
 TEST(SimRunCli, SweepOfTwoProtocolsPrintsTheSpeedupBetweenThemAndNoZeroForNotApplicable) {
   resist::test::TempDir dir;
   const auto out = (dir.path / "sweep").string();
-  const auto r = run(sim + " sweep" + model + " --protocols local-sgd,resist --machines 4 --local-iters 10 "
+  const auto r = run(sim + " sweep" + model + " --protocols local-sgd,resist --workers 4 --local-iters 10 "
                            "--epochs 1 --out " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   // One block for the one configuration, both protocols in it, ResIST's speedup over local SGD.
@@ -146,15 +146,15 @@ TEST(SimRunCli, BadInputIsOneLineExitTwoAndNoOutput) {
   const std::pair<std::string, std::string> cases[] = {
       {"run --platform " + bad, "nic.bandwidth: must be > 0 (got 0)"},
       {"run --platform " + no_intra, no_intra + ": intra: missing (required: each GPU's link"},
-      {"sweep --machines 2 --local-iters 10 --platform " + no_nic, no_nic + ": nic: missing (required"},
+      {"sweep --workers 2 --local-iters 10 --platform " + no_nic, no_nic + ": nic: missing (required"},
       {"run --set nic.bandwidth=10Gbs", "unknown unit 'Gbs'"},
       {"run --set nic.speed=1Gbps", "unknown platform field 'nic.speed'"},
       {"collective --bytes 12furlongs", "--bytes"},
-      {"run --platform " + flat + " --machines 2000", "1024 GPUs"},
+      {"run --platform " + flat + " --workers 2000", "1024 GPUs"},
       {"collective --ranks 2000", "GPUs"},
       {"run --epochs 0", "--epochs: must be >= 1 (got 0)"},
       {"run --format xml", "--format"},
-      {"sweep --machines 2 --local-iters 10 --bandwidth 10Gbs", "unknown unit"},
+      {"sweep --workers 2 --local-iters 10 --bandwidth 10Gbs", "unknown unit"},
       {"run --platform /nonexistent.json", "/nonexistent.json"},
   };
   for (const auto& [args, needle] : cases) {

@@ -214,7 +214,7 @@ TEST(RuntimeTrain, ResistFourWorkersOverlappingHoldersStayIdentical) {
   expect_ops_match_schedule(dir.path, config(resist::Protocol::resist, 4, 2, 8, 512, 1, 4, 2, 2));
   expect_simulator_uses_the_same_event_names(
       dir.path, " --model preact-resnet34 --base-width 4 --dataset fashion-mnist --protocol resist --min-depth 2 "
-                "--machines 4 --train-size 512 --local-iters 2 --rounds 4 --batch-size 8 --eval-every 2");
+                "--workers 4 --train-size 512 --local-iters 2 --rounds 4 --batch-size 8 --eval-every 2");
   // With 5 blocks dealt 2 each to 4 workers some blocks have several holders.
   const auto s = resist::read_schedule_file((dir.path / "schedule.json").string());
   bool reduce = false;

@@ -317,8 +317,8 @@ TEST(SimPlatform, OverridesChangeFieldsAndRejectUnknownOnes) {
   EXPECT_EQ(p.network.model, "LV08");
   EXPECT_THROW(load_platform("", {"nic.bandwith=1Gbps"}), UserError);
   EXPECT_THROW(load_platform("", {"nic.bandwidth=1Gbs"}), UserError);
-  EXPECT_THROW(check_ranks(p, 9, "--machines"), UserError);
-  EXPECT_NO_THROW(check_ranks(p, 8, "--machines"));
+  EXPECT_THROW(check_ranks(p, 9, "--workers"), UserError);
+  EXPECT_NO_THROW(check_ranks(p, 8, "--workers"));
 }
 
 TEST(SimPlatform, ProfileReplacesTheAnalyticCosts) {
