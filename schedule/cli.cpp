@@ -60,15 +60,21 @@ std::vector<Protocol> parse_protocol_list(const std::string& flag, const std::st
   return out;
 }
 
+// Both names write the same variable, so neither may have a Boost default
+// (a defaulted --workers would overwrite --machines): the default is the
+// variable's value beforehand, and the help text says it.
 void add_workers_option(po::options_description& d, int& workers, int default_workers) {
+  workers = default_workers;
   d.add_options()
-      ("workers", po::value(&workers)->default_value(default_workers), "workers: training processes, one per GPU")
+      ("workers", po::value(&workers),
+       ("workers: training processes, one per GPU (default " + std::to_string(default_workers) + ")").c_str())
       ("machines", po::value(&workers), "older name of --workers");
 }
 
 void add_workers_list_option(po::options_description& d, std::string& workers) {
   d.add_options()
-      ("workers", po::value(&workers)->default_value(workers), "comma-separated worker counts (one worker per GPU)")
+      ("workers", po::value(&workers),
+       ("comma-separated worker counts, one worker per GPU (default " + workers + ")").c_str())
       ("machines", po::value(&workers), "older name of --workers");
 }
 

@@ -262,7 +262,7 @@ int cmd_run(int argc, char** argv) {
   po::variables_map vm;
   if (!cli::parse(argc, argv, d, vm,
                   "usage: resist-sim run [--model preact-resnet101] [--block by depth|basic|bottleneck] "
-                  "[--dataset cifar100] [--protocol resist] [--workers 8] [--local-iters 50] [--epochs 160] "
+                  "[--dataset cifar100] [--protocol resist] [--workers 8] [--local-iters 50] [--epochs 1] "
                   "[--batch-size 128] [--platform FILE] [--set KEY=VALUE] [--format json|table] [--out DIR]\n"
                   "(defaults shown; the default model is preact-resnet101-bottleneck-w64-cifar100, the ResIST\n"
                   "paper's network is --block basic)\n\n" + std::string(platform_keys_help())))
@@ -319,7 +319,7 @@ int cmd_sweep(int argc, char** argv) {
   if (!cli::parse(argc, argv, d, vm,
                   "usage: resist-sim sweep [--protocols data-parallel,local-sgd,resist] [--workers 2,4,8,16,32] "
                   "[--local-iters 10,25,50,100] [--model preact-resnet101] [--block by depth|basic|bottleneck] "
-                  "[--epochs 160] [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR\n"
+                  "[--epochs 1] [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR\n"
                   "(defaults shown; the default model is preact-resnet101-bottleneck-w64-cifar100, the ResIST\n"
                   "paper's network is --block basic)\n\n" +
                       std::string(platform_keys_help())))
