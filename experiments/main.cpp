@@ -111,7 +111,7 @@ int run(int argc, char** argv) {
   // The communication table and the speedup table come last, just above the
   // report's path: they are what a reader looks for first.
   auto rank = [](study::Kind k) {
-    return k == study::Kind::table1 ? 1 : k == study::Kind::paper_cifar ? 2 : 0;
+    return k == study::Kind::table1 ? 1 : k == study::Kind::paper_cifar ? 2 : 0;  // protocol grids first
   };
   std::stable_sort(outcomes.begin(), outcomes.end(),
                    [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });

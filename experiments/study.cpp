@@ -16,6 +16,7 @@
 
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
+#include "schedule/format.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/profile.hpp"
 #include "schedule/timeline.hpp"
@@ -37,6 +38,7 @@ const char* to_string(Kind k) {
     case Kind::what_if: return "what-if";
     case Kind::scale: return "scale";
     case Kind::validate: return "validate";
+    case Kind::protocol_grid: return "protocol-grid";
   }
   return "?";
 }
@@ -46,7 +48,7 @@ namespace {
 // ---------------------------------------------------------------------------
 // Reading a study file
 
-const std::vector<std::string> kKinds = {"table1", "paper-cifar", "what-if", "scale", "validate"};
+const std::vector<std::string> kKinds = {"table1", "paper-cifar", "what-if", "scale", "validate", "protocol-grid"};
 
 Kind kind_from(const std::string& s) {
   for (std::size_t i = 0; i < kKinds.size(); ++i)
@@ -68,6 +70,7 @@ Study defaults(Kind k) {
       s.machines = {2, 4, 8};
       break;
     case Kind::paper_cifar:
+    case Kind::protocol_grid:
       s.protocols = {"data-parallel", "local-sgd", "resist"};
       s.machines = {4, 8};
       break;
@@ -113,7 +116,7 @@ Study parse_study(const json& j, const std::string& path) {
   Study s = defaults(kind);
   s.path = path;
   std::set<std::string> allowed = {"format", "version", "kind", "name", "description", "seed", "model",
-                                   "protocols", "machines", "local_iters", "batch_size", "min_depth"};
+                                   "protocols", "workers", "machines", "local_iters", "batch_size", "min_depth"};
   if (kind != Kind::table1)
     allowed.insert({"platform", "platform_overrides", "epochs", "train_size", "max_simulated_rounds"});
   else
@@ -151,9 +154,9 @@ Study parse_study(const json& j, const std::string& path) {
     if (m.has("hidden")) s.model.hidden = m.at("hidden").ints(1, int(json_util::kMaxInt));
     if (m.has("classes")) s.model.classes = int(m.at("classes").integer(1, json_util::kMaxInt));
     // MLPs (IST) only make sense as a protocol grid.
-    if (s.model.model == "mlp" && kind != Kind::paper_cifar)
+    if (s.model.model == "mlp" && kind != Kind::paper_cifar && kind != Kind::protocol_grid)
       throw UserError("model.model: kind '" + std::string(to_string(kind)) +
-                      "' takes residual networks (got 'mlp'; use kind 'paper-cifar' for a protocol grid)");
+                      "' takes residual networks (got 'mlp'; use kind 'protocol-grid')");
   }
   if (root.has("protocols")) {
     s.protocols = strings(root.at("protocols"));
@@ -165,15 +168,20 @@ Study parse_study(const json& j, const std::string& path) {
     for (const char* need : {"local-sgd", "resist"})
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
         throw UserError(std::string("protocols: this kind compares ResIST with local SGD; must contain '") + need + "'");
+  // "workers" (one per GPU); "machines" is its older name.
+  if (root.has("workers") && root.has("machines"))
+    root.at("machines").fail("give either workers or machines (its older name), not both");
+  if (root.has("workers")) s.machines = root.at("workers").ints(1, 4096);
   if (root.has("machines")) s.machines = root.at("machines").ints(1, 4096);
   if (root.has("local_iters")) s.local_iters = root.at("local_iters").ints(1, 100000);
-  if (s.machines.empty()) throw UserError("machines: must not be empty");
+  if (s.machines.empty()) throw UserError(std::string(root.has("machines") ? "machines" : "workers") + ": must not be empty");
   if (s.local_iters.empty()) throw UserError("local_iters: must not be empty");
   if (kind == Kind::validate) {
     if (s.local_iters.size() != 1) throw UserError("local_iters: validate takes one value");
     for (std::size_t i = 0; i < s.machines.size(); ++i)
       if (s.machines[i] < 2 || s.machines[i] > 8)
-        throw UserError("machines[" + std::to_string(i) + "]: validate runs 2..8 local ranks (got " +
+        throw UserError(std::string(root.has("machines") ? "machines" : "workers") + "[" + std::to_string(i) +
+                        "]: validate runs 2..8 local ranks (got " +
                         std::to_string(s.machines[i]) + ")");
   }
   if (root.has("bandwidths")) {
@@ -229,9 +237,9 @@ void check_study(const Study& s) {
     for (const auto& bw : bws) {
       const auto p = study_platform(s, bw);
       try {
-        sim::check_ranks(p, max_m, "machines");
+        sim::check_ranks(p, max_m, "workers");
       } catch (const UserError& e) {
-        throw UserError(std::string("machines: ") + e.what());
+        throw UserError(std::string("workers: ") + e.what());
       }
     }
   }
@@ -240,7 +248,7 @@ void check_study(const Study& s) {
       for (int ell : s.local_iters) try {
           validate(spec, schedule_config(s, parse_protocol(name), m, ell));
         } catch (const UserError& e) {
-          throw UserError("machines/local_iters/min_depth (" + name + ", " + std::to_string(m) + " machines, ℓ=" +
+          throw UserError("workers/local_iters/min_depth (" + name + ", " + std::to_string(m) + " workers, ℓ=" +
                           std::to_string(ell) + "): " + e.what());
         }
 }
@@ -256,6 +264,7 @@ std::string fmt(const char* f, double v) {
 std::string gb(double bytes) { return fmt("%.3f", bytes / 1e9); }
 std::string times(double x) { return x > 0 ? fmt("%.2f×", x) : "-"; }
 std::string bw_label(double Bps) { return fmt("%g Gbit/s", Bps * 8 / 1e9); }
+
 
 struct Table {
   std::vector<std::string> head;
@@ -300,8 +309,8 @@ std::string figure_md(const std::string& title, const std::string& stem) {
 Outcome run_table1(const Study& s, const std::string& out) {
   const ModelSpec spec = build_model(s.model);
   std::ostringstream csv;
-  csv << "protocol,machines,params_per_worker,bytes_per_round,wire_bytes_per_round,busiest_wire_bytes\n";
-  Table t{{"protocol", "machines", "params/worker", "bytes/round (GB)", "wire/round (GB)", "busiest sends (GB)",
+  csv << "model,protocol,workers,params_per_worker,bytes_per_round,wire_bytes_per_round,busiest_wire_bytes\n";
+  Table t{{"protocol", "workers", "params/worker", "bytes/round (GB)", "wire/round (GB)", "busiest sends (GB)",
            "vs local SGD"},
           {}};
   std::map<int, double> local;
@@ -314,26 +323,27 @@ Outcome run_table1(const Study& s, const std::string& out) {
       const double wire = row.wire_bytes_per_round, busiest = row.wire_bytes_per_worker_max;
       if (name == "local-sgd") local[m] = double(bytes);
       char line[256];
-      std::snprintf(line, sizeof line, "%s,%d,%llu,%llu,%.0f,%.0f\n", name.c_str(), m, (unsigned long long)params,
-                    (unsigned long long)bytes, wire, busiest);
+      std::snprintf(line, sizeof line, "%s,%s,%d,%llu,%llu,%.0f,%.0f\n", spec.name.c_str(), name.c_str(), m,
+                    (unsigned long long)params, (unsigned long long)bytes, wire, busiest);
       csv << line;
       const double ratio = local.count(m) && bytes ? local[m] / double(bytes) : 0;
-      t.rows.push_back({name, std::to_string(m), std::to_string(params), gb(double(bytes)), gb(wire), gb(busiest),
+      t.rows.push_back({name, std::to_string(m), thousands(params), gb(double(bytes)), gb(wire), gb(busiest),
                         name == "local-sgd" ? "1.00×" : (ratio > 0 ? fmt("%.2f× fewer", ratio) : "-")});
     }
   write(out + "/comm.csv", csv.str());
   Outcome o;
   o.tables.push_back({"Per-round communication (" + spec.name + ")", t.md()});
-  o.report_md = "Model `" + spec.name + "` (" + std::to_string(spec.param_count()) +
-                " parameters); ℓ = " + std::to_string(s.local_iters.front()) + ", d_min = " +
-                std::to_string(s.min_depth) + ", seed " + std::to_string(s.seed) + ", " +
+  o.report_md = "Model `" + spec.name + "` (" + thousands(spec.param_count()) + " parameters); ℓ = " +
+                std::to_string(s.local_iters.front()) +
+                (s.model.model == "mlp" ? std::string() : ", d_min = " + std::to_string(s.min_depth)) + ", seed " +
+                std::to_string(s.seed) + ", " +
                 std::to_string(s.sample_rounds) + " rounds sampled.\n\n" + t.md() +
-                "\n- **bytes/round**: the paper's Table 1 convention: every machine receives its (sub-)model's fp32 "
-                "parameters at the start of a round and sends them back at its end; summed over machines.\n"
+                "\n- **bytes/round**: the paper's Table 1 convention: every worker receives its (sub-)model's fp32 "
+                "parameters at the start of a round and sends them back at its end; summed over workers.\n"
                 "- **wire/round**: what the implemented algorithms put on the wire (ring all-reduce of the shared "
-                "layers, chain reduce among a block's holders, hand-off to its next owners), all machines, mean of "
-                "the sampled rounds; **busiest sends**: the most one machine sends in a round.\n\n" +
-                figure_md("bytes per round vs machines", "bytes_per_round_vs_machines");
+                "layers, chain reduce among a block's holders, hand-off to its next owners), all workers, mean of "
+                "the sampled rounds; **busiest sends**: the most one worker sends in a round.\n\n" +
+                figure_md("bytes per round vs workers", "bytes_per_round_vs_machines");
   return o;
 }
 
@@ -379,8 +389,8 @@ std::vector<SimRow> simulate_grid(const Study& s, std::vector<sim::Platform>& pl
                         fmt(" (%.1f s to simulate)", host));
         }
       }
-  // Speedups: over data-parallel at the same machines and bandwidth, over
-  // local SGD at the same machines, ℓ and bandwidth.
+  // Speedups: over data-parallel at the same workers and bandwidth, over
+  // local SGD at the same workers, ℓ and bandwidth.
   std::map<std::pair<double, int>, double> dp;
   std::map<std::tuple<double, int, int>, double> local;
   for (const auto& r : rows) {
@@ -389,25 +399,29 @@ std::vector<SimRow> simulate_grid(const Study& s, std::vector<sim::Platform>& pl
   }
   for (auto& r : rows) {
     if (auto it = dp.find({r.bw_Bps, r.machines}); it != dp.end() && r.wall_s > 0) r.vs_dp = it->second / r.wall_s;
-    if (auto it = local.find({r.bw_Bps, r.machines, r.ell}); it != local.end() && r.wall_s > 0)
+    if (auto it = local.find({r.bw_Bps, r.machines, r.ell});
+        it != local.end() && r.wall_s > 0 && r.protocol != "data-parallel")  // data-parallel has no ℓ
       r.vs_local = it->second / r.wall_s;
   }
   return rows;
 }
 
-void write_rows(const std::string& path, const std::vector<SimRow>& rows) {
+void write_rows(const std::string& path, const std::string& model, const std::vector<SimRow>& rows) {
   std::ostringstream csv;
-  csv << "protocol,machines,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
+  csv << "model,protocol,workers,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
          "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
          "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd\n";
   for (const auto& r : rows) {
     char line[640];
-    std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%d,%d,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%.9g,%.6g,%.6g\n",
+    std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%d,%d,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%.9g,",
                   r.protocol.c_str(), r.machines, r.ell, r.bw_Bps, r.epochs, r.iters_per_epoch, r.rounds,
                   r.simulated_rounds, r.wall_s, r.wall_s / r.epochs, r.compute_s, r.comm_s, r.exposed_s,
                   (unsigned long long)r.bytes_per_round, (unsigned long long)r.wire_total,
-                  r.rounds ? double(r.wire_total) / r.rounds : 0.0, r.vs_dp, r.vs_local);
-    csv << line;
+                  r.rounds ? double(r.wire_total) / r.rounds : 0.0);
+    // Not applicable (no such baseline in the study; data-parallel has no ℓ
+    // to compare local SGD at): an empty cell, never 0.
+    auto ratio = [](double v) { return v > 0 ? fmt("%.6g", v) : std::string(); };
+    csv << model << "," << line << ratio(r.vs_dp) << "," << (r.protocol == "data-parallel" ? "" : ratio(r.vs_local)) << "\n";
   }
   write(path, csv.str());
 }
@@ -417,7 +431,7 @@ void write_rows(const std::string& path, const std::vector<SimRow>& rows) {
 void write_gantt(const Study& s, const sim::Platform& platform, int machines, const std::string& path) {
   const ModelSpec spec = build_model(s.model);
   std::ostringstream csv;
-  csv << "protocol,worker,kind,op,start_s,end_s,bytes\n";
+  csv << "protocol,worker,kind,op,start_s,end_s,bytes,iters\n";
   for (const auto& name : s.protocols) {
     sim::RunOptions o;
     o.schedule = schedule_config(s, parse_protocol(name), machines, s.local_iters.front());
@@ -431,8 +445,8 @@ void write_gantt(const Study& s, const sim::Platform& platform, int machines, co
     for (const auto& e : r.timeline.events) {
       if (e.round != 1) continue;
       char line[256];
-      std::snprintf(line, sizeof line, "%s,%d,%s,%d,%.9g,%.9g,%llu\n", name.c_str(), e.worker, e.kind.c_str(), e.op,
-                    e.start_s - t0, e.end_s - t0, (unsigned long long)e.bytes);
+      std::snprintf(line, sizeof line, "%s,%d,%s,%d,%.9g,%.9g,%llu,%d\n", name.c_str(), e.worker, e.kind.c_str(),
+                    e.op, e.start_s - t0, e.end_s - t0, (unsigned long long)e.bytes, e.iters);
       csv << line;
     }
   }
@@ -441,10 +455,25 @@ void write_gantt(const Study& s, const sim::Platform& platform, int machines, co
 
 std::string hours(double s) { return fmt("%.2f", s / 3600); }
 
+// What a grid study trained on, in words: the resolved model name, epochs of
+// how many samples ("images" for image data sets), and d_min for ResNets only.
+std::string setup_md(const Study& s) {
+  const bool mlp = s.model.model == "mlp";
+  std::string md = "Model `" + build_model(s.model).name + "`, " + std::to_string(s.epochs) + " epoch(s) of " +
+                   thousands(std::uint64_t(s.train_size)) + (mlp ? " samples" : " images") + ", batch " +
+                   std::to_string(s.batch_size) + " per worker";
+  if (!mlp) md += ", d_min = " + std::to_string(s.min_depth) + " (the fewest partitionable blocks a sub-ResNet keeps)";
+  return md + ", seed " + std::to_string(s.seed);
+}
+
+bool has_protocol(const Study& s, const char* name) {
+  return std::find(s.protocols.begin(), s.protocols.end(), name) != s.protocols.end();
+}
+
 Outcome run_paper_cifar(const Study& s, const std::string& out) {
   std::vector<sim::Platform> platforms;
   const auto rows = simulate_grid(s, platforms);
-  write_rows(out + "/results.csv", rows);
+  write_rows(out + "/results.csv", build_model(s.model).name, rows);
   write_gantt(s, platforms[0], *std::max_element(s.machines.begin(), s.machines.end()), out + "/gantt.csv");
   // Hours for ResNet runs; seconds when every run is short (the MLPs of IST).
   double longest = 0;
@@ -452,53 +481,59 @@ Outcome run_paper_cifar(const Study& s, const std::string& out) {
   const bool in_s = longest < 600;  // hours would read 0.00
   const std::string u = in_s ? " (s)" : " (h)";
   auto span = [&](double v) { return in_s ? fmt("%.1f", v) : hours(v); };
-  Table t{{"protocol", "machines", "ℓ", "total" + u, "compute" + u, "exposed comm." + u, "bytes/round (GB)",
-           "speedup vs data-parallel", "speedup vs local SGD"},
-          {}};
-  for (const auto& r : rows)
+  // Speedup columns only for the baselines this study has.
+  const bool vs_dp = has_protocol(s, "data-parallel"), vs_local = has_protocol(s, "local-sgd");
+  Table t{{"protocol", "workers", "ℓ", "total" + u, "compute" + u, "exposed comm." + u, "bytes/round (GB)"}, {}};
+  if (vs_dp) t.head.push_back("speedup vs data-parallel");
+  if (vs_local) t.head.push_back("speedup vs local SGD");
+  for (const auto& r : rows) {
     t.rows.push_back({r.protocol, std::to_string(r.machines), r.protocol == "data-parallel" ? "-" : std::to_string(r.ell),
-                      span(r.wall_s), span(r.compute_s), span(r.exposed_s), gb(double(r.bytes_per_round)),
-                      times(r.vs_dp), times(r.vs_local)});
+                      span(r.wall_s), span(r.compute_s), span(r.exposed_s), gb(double(r.bytes_per_round))});
+    if (vs_dp) t.rows.back().push_back(times(r.vs_dp));
+    if (vs_local) t.rows.back().push_back(times(r.vs_local));
+  }
   const auto& p = platforms[0];
   Outcome o;
   o.tables.push_back({"Simulated training time, " + build_model(s.model).name + ", " + std::to_string(s.epochs) +
-                          " epochs (" + p.name + ")",
+                          " epoch(s) (" + p.name + ")",
                       t.md()});
-  o.report_md = "Model `" + build_model(s.model).name + "`, " + std::to_string(s.epochs) + " epochs of " +
-                std::to_string(s.train_size) + " images, batch " + std::to_string(s.batch_size) +
-                " per worker, d_min = " + std::to_string(s.min_depth) + ", seed " + std::to_string(s.seed) +
-                ", platform `" + p.name + "` (" + p.description + "). Data-parallel all-reduces gradients every "
-                "iteration (no overlap with backward).\n\n" + t.md() +
+  o.report_md = setup_md(s) + ", platform `" + p.name + "` (" + p.description +
+                "). Data-parallel all-reduces gradients every iteration (no overlap with backward).\n\n" + t.md() +
                 "\n- **total**: predicted wall-clock of the whole run; **compute**: the sum over rounds of the "
                 "slowest worker's local iterations; **exposed comm.**: time in rounds beyond compute, i.e. "
                 "communication nobody could hide.\n- **speedup**: the other protocol's total divided by this "
-                "row's, at the same number of machines (and ℓ for local SGD)." +
+                "row's, at the same number of workers (and ℓ for local SGD)." +
                 (s.model.model == "mlp"
                      ? std::string(" The IST paper reports, to 77% accuracy, 4.2× (2-layer) and 6.1× (3-layer) over "
                                    "local SGD, 10.6× and 16.6× over data-parallel, on 2–8 cloud machines.\n\n")
                      : std::string(" The ResIST paper measured 3.58–3.81× over local SGD on 4 and 8 V100s.\n\n")) +
-                figure_md("speedup vs machines", "speedup_vs_machines") +
+                figure_md("speedup vs workers", "speedup_vs_machines") +
                 figure_md("compute / communication breakdown", "breakdown") +
-                figure_md("one round per protocol", "gantt");
+                figure_md("one round per protocol, on one time axis", "gantt");
   return o;
 }
 
 Outcome run_what_if(const Study& s, const std::string& out) {
   std::vector<sim::Platform> platforms;
   const auto rows = simulate_grid(s, platforms);
-  write_rows(out + "/results.csv", rows);
-  std::string md = "Model `" + build_model(s.model).name + "`, " + std::to_string(s.epochs) +
-                   " epochs, batch " + std::to_string(s.batch_size) + " per worker, seed " + std::to_string(s.seed) +
-                   ", platform `" + platforms[0].name + "` with its NIC bandwidth set to each value; at most " +
-                   std::to_string(s.max_simulated_rounds) +
-                   " distinct rounds simulated per run, the rest estimated from them (sim/run.hpp). Times are per "
-                   "epoch (the whole run divided by its epochs).\n\n";
-  // Per bandwidth: the matrix machines × ℓ of ResIST's speedup over local SGD.
+  write_rows(out + "/results.csv", build_model(s.model).name, rows);
+  std::string md = setup_md(s) + ", platform `" + platforms[0].name +
+                   "` with its NIC bandwidth set to each value; at most " + std::to_string(s.max_simulated_rounds) +
+                   " distinct rounds simulated per run, the rest estimated from them (sim/run.hpp). A cell reads "
+                   "`ratio (local SGD s / ResIST s)`: local SGD's time divided by ResIST's, then both times per "
+                   "epoch (the whole run divided by its epochs) in seconds.\n\n";
+  auto local_of = [&](const SimRow& r) -> const SimRow* {
+    for (const auto& q : rows)
+      if (q.protocol == "local-sgd" && q.machines == r.machines && q.ell == r.ell && q.bw_Bps == r.bw_Bps) return &q;
+    return nullptr;
+  };
+  auto secs = [](double v) { return v >= 100 ? fmt("%.0f", v) : v >= 10 ? fmt("%.1f", v) : fmt("%.2f", v); };
+  // Per bandwidth: the matrix workers × ℓ of ResIST's speedup over local SGD.
   int wins = 0, cells = 0;
   const SimRow* best = nullptr;
   const SimRow* worst = nullptr;
   for (const auto& p : platforms) {
-    Table t{{"machines \\ ℓ"}, {}};
+    Table t{{"workers \\ ℓ"}, {}};
     for (int ell : s.local_iters) t.head.push_back(std::to_string(ell));
     t.head.push_back("vs data-parallel (ℓ=" + std::to_string(s.local_iters.back()) + ")");
     for (int m : s.machines) {
@@ -507,7 +542,9 @@ Outcome run_what_if(const Study& s, const std::string& out) {
       for (int ell : s.local_iters)
         for (const auto& r : rows)
           if (r.protocol == "resist" && r.machines == m && r.ell == ell && r.bw_Bps == p.nic.bandwidth_Bps) {
-            line.push_back(fmt("%.2f", r.vs_local));
+            const SimRow* l = local_of(r);
+            line.push_back(fmt(r.vs_local >= 0.995 && r.vs_local < 1.005 ? "%.3f" : "%.2f", r.vs_local) +
+                           (l ? " (" + secs(l->wall_s / l->epochs) + " / " + secs(r.wall_s / r.epochs) + ")" : ""));
             last_dp = r.vs_dp;
             ++cells;
             if (r.vs_local > 1) ++wins;
@@ -517,17 +554,17 @@ Outcome run_what_if(const Study& s, const std::string& out) {
       line.push_back(last_dp > 0 ? fmt("%.2f", last_dp) : "-");
       t.rows.push_back(line);
     }
-    md += "**" + bw_label(p.nic.bandwidth_Bps) + "**: ResIST's speedup over local SGD (same machines, same ℓ)\n\n" +
+    md += "**" + bw_label(p.nic.bandwidth_Bps) + "**: ResIST's speedup over local SGD (same workers, same ℓ)\n\n" +
           t.md() + "\n";
   }
-  // Where it stops winning: per bandwidth, the largest ℓ at which ResIST is
-  // still >= 1.1× faster, per machine count.
+  // Where it stops winning: per bandwidth, the configurations where ResIST
+  // is less than 1.25× faster.
   std::string verdict = fmt("ResIST is faster than local SGD in %.0f", double(wins)) + " of " + std::to_string(cells) +
                         " configurations.";
   if (best)
     verdict += " Largest speedup " + fmt("%.2f×", best->vs_local) + " (" + std::to_string(best->machines) +
-               " machines, ℓ = " + std::to_string(best->ell) + ", " + bw_label(best->bw_Bps) + "); smallest " +
-               fmt("%.2f×", worst->vs_local) + " (" + std::to_string(worst->machines) + " machines, ℓ = " +
+               " workers, ℓ = " + std::to_string(best->ell) + ", " + bw_label(best->bw_Bps) + "); smallest " +
+               fmt("%.2f×", worst->vs_local) + " (" + std::to_string(worst->machines) + " workers, ℓ = " +
                std::to_string(worst->ell) + ", " + bw_label(worst->bw_Bps) + ").";
   std::string gains;
   for (const auto& p : platforms) {
@@ -546,25 +583,25 @@ Outcome run_what_if(const Study& s, const std::string& out) {
              "\n";
   }
   md += verdict + "\n\n" + gains +
-        "\nReading it: a cell is local SGD's time divided by ResIST's at the same machines, ℓ and bandwidth "
+        "\nReading it: a cell is local SGD's time divided by ResIST's at the same workers, ℓ and bandwidth "
         "(> 1: ResIST wins). ResIST saves twice: each worker trains a shallower sub-ResNet (less compute per "
         "iteration) and synchronises fewer parameters. The communication saving matters most where "
         "communication dominates (small ℓ, slow links); where ℓ is large and links are fast, only the compute "
         "saving is left, and it shrinks once d_min caps how shallow a sub-ResNet gets.\n\n" +
         figure_md("ResIST's speedup over local SGD", "heatmap_speedup") +
-        figure_md("time per epoch vs ℓ", "time_vs_local_iters") + figure_md("speedup vs machines", "speedup_vs_machines");
+        figure_md("time per epoch vs ℓ", "time_vs_local_iters") + figure_md("speedup vs workers", "speedup_vs_machines");
   Outcome o;
   o.report_md = md;
-  o.tables.push_back({"What-if: " + verdict, ""});
+  o.tables.push_back({"What-if (" + build_model(s.model).name + "): " + verdict, ""});
   return o;
 }
 
 Outcome run_scale(const Study& s, const std::string& out) {
   std::vector<sim::Platform> platforms;
   const auto rows = simulate_grid(s, platforms);
-  write_rows(out + "/results.csv", rows);
-  Table t{{"protocol", "machines", "iters/epoch", "time/epoch (s)", "compute/epoch (s)", "exposed comm./epoch (s)",
-           "bytes/round (GB)", "wire/round (GB)", "ResIST speedup"},
+  write_rows(out + "/results.csv", build_model(s.model).name, rows);
+  Table t{{"protocol", "workers", "iters/epoch", "time/epoch (s)", "compute/epoch (s)", "exposed comm./epoch (s)",
+           "bytes/round (GB)", "wire/round (GB)", "ResIST speedup vs local SGD"},
           {}};
   for (const auto& r : rows)
     t.rows.push_back({r.protocol, std::to_string(r.machines), std::to_string(r.iters_per_epoch),
@@ -572,16 +609,15 @@ Outcome run_scale(const Study& s, const std::string& out) {
                       fmt("%.2f", r.exposed_s / r.epochs), gb(double(r.bytes_per_round)),
                       gb(r.rounds ? double(r.wire_total) / r.rounds : 0), r.protocol == "resist" ? times(r.vs_local) : ""});
   Outcome o;
-  o.report_md = "Model `" + build_model(s.model).name + "`, ℓ = " + std::to_string(s.local_iters.front()) + ", " +
-                std::to_string(s.epochs) + " epoch(s), batch " + std::to_string(s.batch_size) +
-                " per worker, platform `" + platforms[0].name + "` (" + platforms[0].description + ").\n\n" + t.md() +
-                "\n- With the data set fixed, an epoch has ceil(images / (machines × batch)) iterations per worker: "
+  o.report_md = setup_md(s) + ", ℓ = " + std::to_string(s.local_iters.front()) + ", platform `" +
+                platforms[0].name + "` (" + platforms[0].description + ").\n\n" + t.md() +
+                "\n- With the data set fixed, an epoch has ceil(images / (workers × batch)) iterations per worker: "
                 "beyond a few hundred workers an epoch is a single iteration and a round is cut short by the end of "
                 "the epoch, so every iteration is followed by a synchronisation whatever ℓ says.\n"
-                "- **bytes/round** (Table 1 convention) grows linearly with machines for both; **wire/round** is "
+                "- **bytes/round** (Table 1 convention) grows linearly with workers for both; **wire/round** is "
                 "what the algorithms move.\n\n" +
-                figure_md("bytes per round vs machines", "bytes_per_round_vs_machines") +
-                figure_md("time per epoch vs machines", "time_per_epoch_vs_machines");
+                figure_md("bytes per round vs workers", "bytes_per_round_vs_machines") +
+                figure_md("time per epoch vs workers", "time_per_epoch_vs_machines");
   return o;
 }
 
@@ -629,14 +665,16 @@ Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
   Outcome o;
   switch (s.kind) {
     case Kind::table1: o = run_table1(s, out); break;
-    case Kind::paper_cifar: o = run_paper_cifar(s, out); break;
+    case Kind::paper_cifar:
+    case Kind::protocol_grid: o = run_paper_cifar(s, out); break;
     case Kind::what_if: o = run_what_if(s, out); break;
     case Kind::scale: o = run_scale(s, out); break;
     case Kind::validate: o = run_validate(s, out, paths); break;
   }
   o.name = s.name;
   json meta = {{"format", "resist-study-result"}, {"version", 1}, {"name", s.name}, {"kind", to_string(s.kind)},
-               {"study_file", s.path}, {"seed", s.seed}, {"skipped", o.skipped}};
+               {"model", build_model(s.model).name}, {"study_file", s.path}, {"seed", s.seed},
+               {"skipped", o.skipped}};
   write(out + "/study.json", meta.dump(2) + "\n");
   if (!o.skipped) figures(out, paths);
   std::string report = "## " + s.name + " (`" + std::string(to_string(s.kind)) + "`)\n\n";

@@ -176,12 +176,12 @@ Outcome run_validate(const Study& s, const std::string& out, const Paths& paths)
   const Profile profile = read_profile_file(profile_path);
 
   std::ostringstream csv, fit_csv, gantt;
-  csv << "protocol,machines,round,measured_compute_s,predicted_compute_s,measured_comm_s,predicted_comm_s,"
+  csv << "protocol,workers,round,measured_compute_s,predicted_compute_s,measured_comm_s,predicted_comm_s,"
          "measured_total_s,predicted_total_s\n";
-  fit_csv << "protocol,machines,step_latency_s,bandwidth_Bps\n";
+  fit_csv << "protocol,workers,step_latency_s,bandwidth_Bps\n";
   gantt << "source,protocol,worker,kind,op,start_s,end_s,bytes\n";
   std::string table =
-      "| protocol | ranks | rounds compared | measured round (s) | predicted round (s) | compute error | "
+      "| protocol | workers | rounds compared | measured round (s) | predicted round (s) | compute error | "
       "communication error | total error |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
   double worst_total = 0;
   for (int m : s.machines)

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -19,6 +20,13 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
+
+// The node a worker runs on, for grouping the timeline by node.
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || !buf[0]) return "localhost";
+  return buf;
+}
 
 std::uint64_t peak_rss_bytes() {
   rusage u{};
@@ -118,6 +126,8 @@ void RunReport::finish(const ModelSpec& spec, const std::map<int, torch::Tensor>
   const int S = ctx_.world;
   const json mine = {{"peak_memory_bytes", peak_rss_bytes()},
                      {"bytes_sent", ctx_.bytes_offset + ctx_.comm->bytes_sent()},
+                     {"host", host_name()},
+                     {"local_rank", std::getenv("LOCAL_RANK") ? std::getenv("LOCAL_RANK") : "0"},
                      {"timeline", to_json(ctx_.timeline)["traceEvents"]}};
   ctx_.kv->set("final/" + std::to_string(ctx_.rank), mine.dump());
   if (ctx_.rank != 0 || opt_.out.empty()) {
@@ -129,15 +139,25 @@ void RunReport::finish(const ModelSpec& spec, const std::map<int, torch::Tensor>
   Timeline all;
   all.source = "runtime";
   all.workers = S;
+  all.rounds = s.rounds;
+  all.traced_rounds = opt_.trace.kept(s.rounds);
+  std::map<std::string, int> node_index;  // one Perfetto process per host
   for (int w = 0; w < S; ++w) {
     const auto m = json::parse(ctx_.kv->get("final/" + std::to_string(w)));
+    const std::string host = m["host"].get<std::string>();
+    if (!node_index.count(host)) {
+      node_index[host] = int(all.node_names.size());
+      all.node_names.push_back(host);
+    }
+    all.node_of.push_back(node_index[host]);
+    all.worker_labels.push_back("rank " + std::to_string(w) + " (local rank " + m["local_rank"].get<std::string>() + ")");
     peak.push_back(m["peak_memory_bytes"]);
     sent.push_back(m["bytes_sent"]);
     total += m["bytes_sent"].get<std::uint64_t>();
     json tl = {{"format", "resist-timeline"}, {"version", 1}, {"source", "runtime"}, {"workers", S},
                {"traceEvents", m["timeline"]}};
     for (auto& e : timeline_from_json(tl).events)
-      if (e.worker == w) all.events.push_back(e);
+      if (e.worker == w && opt_.trace.keep(e.round, s.rounds)) all.events.push_back(e);
   }
   write_timeline_file(all, (fs::path(opt_.out) / "timeline.json").string());
   const std::uint64_t model_hash = write_model(spec, model);

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
          "reset (re-create every round) | keep | auto (resist: reset, as the authors; others: keep)")
         ("eval-batch", po::value(&o.eval_batch)->default_value(o.eval_batch), "evaluation batch size")
         ("out", po::value(&o.out), "output directory: metrics.jsonl, report.json, timeline.json, model.pt")
+        ("trace-all", po::bool_switch(&o.trace.all),
+         "timeline.json: every round (default: all of a run up to 64 rounds; of a longer one the first and last 8 "
+         "and about 48 evenly spaced)")
         ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(0), "checkpoint every K rounds (needs --out)")
         ("resume", po::value(&o.resume), "continue from the checkpoints in this earlier --out directory")
         ("profile", po::value(&o.profile), "measure per-block forward/backward times, write this profile file, exit")

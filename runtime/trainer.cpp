@@ -32,6 +32,7 @@
 #include "runtime/param_store.hpp"
 #include "runtime/report.hpp"
 #include "runtime/sampler.hpp"
+#include "schedule/accounting.hpp"
 #include "schedule/rng.hpp"
 #if RESIST_HAVE_NCCL
 #include "runtime/nccl_comm.hpp"
@@ -219,8 +220,8 @@ void Trainer::execute(const CommOp& op, int op_index, int round, OpValues& value
     values.drop(op);
   std::string kind = to_string(op.kind);
   if (op.kind == OpKind::send && !source) kind = "recv";
-  ctx_.timeline.events.push_back(
-      {ctx_.rank, round, kind, op_index, start, ctx_.now(), ctx_.comm->bytes_sent() - before, 0});
+  ctx_.timeline.events.push_back({ctx_.rank, round, kind, op_index, start, ctx_.now(),
+                                  ctx_.comm->bytes_sent() - before, 0, wire_received(op, ctx_.world)[std::size_t(ctx_.rank)]});
 }
 
 // Rank 0, after an evaluating round's sync: test accuracy of the whole model.

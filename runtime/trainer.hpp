@@ -5,6 +5,7 @@
 #include <string>
 
 #include "schedule/schedule.hpp"
+#include "schedule/timeline.hpp"
 
 namespace resist::runtime {
 
@@ -20,6 +21,7 @@ struct TrainOptions {
   int eval_batch = 256;
 
   std::string out;      // output directory (metrics.jsonl, report.json, timeline.json, model.pt)
+  TraceRounds trace;    // rounds timeline.json keeps (all with --trace-all)
   std::string resume;   // a previous --out directory with checkpoints
   int checkpoint_every = 0;  // rounds; 0: never
   std::string profile;  // write a per-block time profile here and exit

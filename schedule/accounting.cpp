@@ -42,6 +42,29 @@ std::vector<std::uint64_t> wire_sent(const CommOp& op, int workers) {
   return sent;
 }
 
+std::vector<std::uint64_t> wire_received(const CommOp& op, int workers) {
+  std::vector<std::uint64_t> got(workers, 0);
+  const int n = int(op.ranks.size());
+  if (n < 2) return got;
+  switch (op.kind) {
+    case OpKind::allreduce: {
+      const auto sent = wire_sent(op, workers);
+      for (int i = 0; i < n; ++i) got[op.ranks[i]] = sent[op.ranks[(i + n - 1) % n]];
+      break;
+    }
+    case OpKind::reduce:
+      for (int i = 0; i + 1 < n; ++i) got[op.ranks[i]] += op.bytes;
+      break;
+    case OpKind::broadcast:
+      for (int i = 1; i < n; ++i) got[op.ranks[i]] += op.bytes;
+      break;
+    case OpKind::send:
+      got[op.ranks[1]] += op.bytes;
+      break;
+  }
+  return got;
+}
+
 std::uint64_t wire_total(const CommOp& op) {
   const std::uint64_t n = op.ranks.size();
   switch (op.kind) {

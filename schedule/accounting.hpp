@@ -3,7 +3,7 @@
 //
 // bytes_per_round (the ResIST paper's Table 1 convention): every machine
 //   receives the fp32 parameters of its (sub-)model at the start of a round
-//   and sends them back at its end; the figure is the sum over machines of
+//   and sends them back at its end; the figure is the sum over workers of
 //   bytes received plus bytes sent = sum_w 2 * 4 * params(model of w).
 //   Local SGD: the whole model per machine; data-parallel: per iteration (one
 //   round is one iteration). IST: a machine's model is its subnet (its neuron
@@ -39,6 +39,11 @@ Chunk ring_chunk(std::uint64_t elements, int n, int c);
 
 // Bytes each rank (0..workers-1) sends for one op.
 std::vector<std::uint64_t> wire_sent(const CommOp& op, int workers);
+// Bytes each rank receives for one op (what its predecessor in the algorithm
+// sends it): allreduce, rank i gets what ranks[i-1] sends; reduce, all but
+// ranks[n-1]; broadcast, all but the root; send, ranks[1]. Timelines of both
+// backends carry it for the receiving side of every transfer.
+std::vector<std::uint64_t> wire_received(const CommOp& op, int workers);
 std::uint64_t wire_total(const CommOp& op);
 
 struct RoundAccounting {

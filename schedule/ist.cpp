@@ -29,9 +29,9 @@ void validate_ist(const ModelSpec& spec, int workers) {
                     " is not a fully-connected network (ist partitions neurons; use --model mlp)");
   for (std::size_t i = 0; i + 1 < spec.blocks.size(); ++i)
     if (spec.blocks[i].out_channels < workers)
-      throw UserError("--machines: ist needs at least one neuron per worker in every hidden layer (" +
+      throw UserError("--workers: ist needs at least one neuron per worker in every hidden layer (" +
                       spec.blocks[i].name + " has " + std::to_string(spec.blocks[i].out_channels) + ", got " +
-                      std::to_string(workers) + " machines)");
+                      std::to_string(workers) + " workers)");
 }
 
 IstPlan::IstPlan(const ModelSpec& spec, int workers, std::uint64_t seed)

@@ -140,7 +140,7 @@ void validate(const ModelSpec& spec, const ScheduleConfig& c) {
   auto positive = [](const char* flag, long v) {
     if (v < 1) throw UserError(std::string(flag) + ": must be >= 1 (got " + std::to_string(v) + ")");
   };
-  positive("--machines", c.workers);
+  positive("--workers", c.workers);
   positive("--local-iters", c.local_iters);
   positive("--batch-size", c.batch_size);
   positive("--train-size", long(c.train_size));
@@ -149,7 +149,7 @@ void validate(const ModelSpec& spec, const ScheduleConfig& c) {
   if (c.eval_every < 0) throw UserError("--eval-every: must be >= 0 (got " + std::to_string(c.eval_every) + ")");
   if (c.warmup_epochs < 0)
     throw UserError("--warmup-epochs: must be >= 0 (got " + std::to_string(c.warmup_epochs) + ")");
-  if (c.workers > 1 << 20) throw UserError("--machines: at most 1048576 (got " + std::to_string(c.workers) + ")");
+  if (c.workers > 1 << 20) throw UserError("--workers: at most 1048576 (got " + std::to_string(c.workers) + ")");
   const auto rules = rules_for(c);
   rules->validate(spec, c);
   if (c.optimizer_state == OptimizerState::keep) rules->check_keep_optimizer();

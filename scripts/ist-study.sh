@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shape of the IST paper's comparison (Yuan et al., VLDB 2022) in the
 # simulator: the 2-layer (4096 hidden) and 3-layer (8192,4096 hidden) speech
-# MLPs (4096 inputs, 35 classes), 2/4/8 machines on flat 10 Gbit/s cloud
+# MLPs (4096 inputs, 35 classes), 2/4/8 single-GPU nodes (workers) on flat 10 Gbit/s cloud
 # networking, IST vs local SGD vs data-parallel: time per epoch and bytes per
 # round. Usage: scripts/ist-study.sh [OUT_DIR] (default results/ist-study).
 # Environment: RESIST_BUILD_DIR (default build), LOCAL_ITERS (default 10),
@@ -21,7 +21,7 @@ for hidden in 4096 8192,4096; do
   echo "ist-study: $name" >&2
   "$sim" sweep --platform "$root/experiments/platforms/flat-10g.json" \
       --model mlp --input 4096 --hidden "$hidden" --classes 35 \
-      --protocols data-parallel,local-sgd,ist --machines 2,4,8 --local-iters "$ell" \
+      --protocols data-parallel,local-sgd,ist --workers 2,4,8 --local-iters "$ell" \
       --ist-sync "$sync" --batch-size 128 --epochs 1 --train-size "$train_size" \
       --out "$out/$name" >/dev/null
 done
@@ -29,13 +29,13 @@ done
 /usr/bin/python3 - "$out" "$ell" <<'PY' | tee "$out/table.md"
 import csv, sys, os
 out, ell = sys.argv[1], sys.argv[2]
-print(f"| model | protocol | machines | time/epoch (s) | vs DP | vs local SGD | bytes/round (MB, Table-1) | wire/round (MB) |")
+print(f"| model | protocol | workers | time/epoch (s) | vs DP | vs local SGD | bytes/round (MB, Table-1) | wire/round (MB) |")
 print("|---|---|---|---|---|---|---|---|")
 for name, label in (("mlp-4096", "2-layer 4096"), ("mlp-8192-4096", "3-layer 8192,4096")):
     rows = list(csv.DictReader(open(os.path.join(out, name, "sweep.csv"))))
-    t = {(r["protocol"], int(r["machines"])): float(r["wall_clock_s"]) for r in rows}
-    for r in sorted(rows, key=lambda r: (int(r["machines"]), r["protocol"])):
-        m, p = int(r["machines"]), r["protocol"]
+    t = {(r["protocol"], int(r["workers"])): float(r["wall_clock_s"]) for r in rows}
+    for r in sorted(rows, key=lambda r: (int(r["workers"]), r["protocol"])):
+        m, p = int(r["workers"]), r["protocol"]
         wall = float(r["wall_clock_s"])
         dp = t.get(("data-parallel", m)); ls = t.get(("local-sgd", m))
         wire = int(r["wire_bytes_total"]) / max(1, int(r["rounds"]))

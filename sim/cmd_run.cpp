@@ -5,12 +5,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <algorithm>
 #include <map>
+#include <set>
+#include <tuple>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
+#include "schedule/format.hpp"
 #include "tools/cli.hpp"
 #include "tools/progress.hpp"
 #include "schedule/json_util.hpp"
@@ -93,7 +97,7 @@ json summary_json(const ModelSpec& spec, const Platform& p, const RunOptions& o,
           {"version", 1},
           {"model", spec.name},
           {"protocol", to_string(c.protocol)},
-          {"machines", c.workers},
+          {"workers", c.workers},
           {"local_iters", effective_local_iters(c)},
           {"epochs", c.epochs},
           {"batch_size", c.batch_size},
@@ -133,28 +137,137 @@ void make_dir(const std::string& dir) {
   if (ec) throw UserError("--out: cannot create directory '" + dir + "' (" + ec.message() + ")");
 }
 
+
+// One simulated configuration of a sweep.
+struct SweepRow {
+  std::string bw;  // the --bandwidth item ("" : the platform's)
+  Protocol protocol;
+  int machines = 0, ell = 0;
+  json summary;
+};
+
+// The baselines a sweep's speedups are measured against: data-parallel and
+// local SGD where the sweep has them, else its first protocol.
+std::vector<Protocol> baselines(const std::vector<Protocol>& protocols) {
+  std::vector<Protocol> b;
+  for (Protocol p : {Protocol::data_parallel, Protocol::local_sgd})
+    if (std::find(protocols.begin(), protocols.end(), p) != protocols.end()) b.push_back(p);
+  if (b.empty()) b.push_back(protocols.front());
+  return b;
+}
+
+// Wall-clock of `p` in the configuration (bandwidth, workers, ℓ) of `r`; 0 if absent.
+double time_of(const std::vector<SweepRow>& rows, const SweepRow& r, Protocol p) {
+  for (const auto& q : rows)
+    if (q.protocol == p && q.bw == r.bw && q.machines == r.machines && q.ell == r.ell)
+      return q.summary["wall_clock_s"].get<double>();
+  return 0;
+}
+
+// sweep.csv: the columns of the studies' results.csv, one row per simulated
+// run (data-parallel, which has no ℓ, once per bandwidth and workers);
+// a speedup that does not apply is an empty cell, never 0.
+std::string sweep_csv(const std::vector<SweepRow>& rows, const ScheduleConfig& base) {
+  std::ostringstream csv;
+  csv << "model,protocol,workers,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
+         "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
+         "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd\n";
+  std::set<std::pair<std::string, int>> dp_written;
+  for (const auto& r : rows) {
+    if (r.protocol == Protocol::data_parallel && !dp_written.insert({r.bw, r.machines}).second) continue;
+    const auto& s = r.summary;
+    const double wall = s["wall_clock_s"].get<double>();
+    const int rounds = s["rounds"].get<int>();
+    const auto wire = s["wire_bytes_total"].get<std::uint64_t>();
+    const std::int64_t per_step = std::int64_t(r.machines) * base.batch_size;
+    char line[640];
+    std::snprintf(line, sizeof line, "%s,%s,%d,%d,%.6g,%d,%lld,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%.9g,",
+                  s["model"].get<std::string>().c_str(), to_string(r.protocol), r.machines,
+                  s["local_iters"].get<int>(), s["nic_bandwidth_Bps"].get<double>(), base.epochs,
+                  (long long)((base.train_size + per_step - 1) / per_step), rounds, s["simulated_rounds"].get<int>(),
+                  wall, wall / base.epochs, s["compute_s"].get<double>(), s["communication_s"].get<double>(),
+                  s["exposed_communication_s"].get<double>(),
+                  (unsigned long long)s["bytes_per_round"].get<std::uint64_t>(), (unsigned long long)wire,
+                  rounds ? double(wire) / rounds : 0.0);
+    auto ratio = [&](Protocol b) {
+      const double t = time_of(rows, r, b);
+      if (t <= 0 || wall <= 0 || (b == Protocol::local_sgd && r.protocol == Protocol::data_parallel)) return std::string();
+      char v[32];
+      std::snprintf(v, sizeof v, "%.6g", t / wall);
+      return std::string(v);
+    };
+    csv << line << ratio(Protocol::data_parallel) << "," << ratio(Protocol::local_sgd) << "\n";
+  }
+  return csv.str();
+}
+
+// stdout: one block per configuration (bandwidth, workers, ℓ), every protocol
+// of the sweep in it, with its speedup over each baseline of the sweep.
+void print_sweep(const std::vector<SweepRow>& rows, const std::vector<Protocol>& protocols, const std::string& what) {
+  const auto base = baselines(protocols);
+  std::printf("Simulated sweep: %s\n", what.c_str());  // names the resolved model
+  std::printf("Times are whole runs; a speedup is the other protocol's time over this row's in the same "
+              "configuration.\n");
+  std::vector<const SweepRow*> order;
+  for (const auto& r : rows) order.push_back(&r);
+  auto key = [&](const SweepRow* r) {
+    const auto rank = std::find(protocols.begin(), protocols.end(), r->protocol) - protocols.begin();
+    return std::make_tuple(r->summary["nic_bandwidth_Bps"].get<double>(), r->machines, r->ell, rank);
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const SweepRow* a, const SweepRow* b) { return key(a) < key(b); });
+  const SweepRow* group = nullptr;
+  for (const SweepRow* r : order) {
+    if (!group || group->bw != r->bw || group->machines != r->machines || group->ell != r->ell) {
+      group = r;
+      const double bw = r->summary["nic_bandwidth_Bps"].get<double>() * 8 / 1e9;
+      std::printf("\n%g Gbit/s NIC, %d workers, ℓ = %d\n  %-14s %14s %12s %14s %10s", bw, r->machines, r->ell,
+                  "protocol", "wall-clock (s)", "compute (s)", "exposed (s)", "wire (GB)");
+      for (Protocol b : base) std::printf(" %18s", ("vs " + std::string(to_string(b))).c_str());
+      std::printf("\n");
+    }
+    const auto& s = r->summary;
+    const double wall = s["wall_clock_s"].get<double>();
+    std::printf("  %-14s %14.1f %12.1f %14.1f %10.2f", to_string(r->protocol), wall, s["compute_s"].get<double>(),
+                s["exposed_communication_s"].get<double>(), s["wire_bytes_total"].get<std::uint64_t>() / 1e9);
+    for (Protocol b : base) {
+      const double t = time_of(rows, *r, b);
+      char cell[32] = "-";
+      if (t > 0 && wall > 0 && !(b == Protocol::local_sgd && r->protocol == Protocol::data_parallel))
+        std::snprintf(cell, sizeof cell, "%.2f×", t / wall);
+      std::printf(" %*s", 18 + (cell[0] == '-' ? 0 : 1), cell);  // × is two bytes, one column
+    }
+    std::printf("\n");
+  }
+}
+
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
   ScheduleConfig c;
   std::string hidden, protocol = "resist", format = "json", out;
   RunFlags flags;
+  bool trace_all = false;
   po::options_description d("resist-sim run");
   d.add_options()("help", "this help")
       ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
-      ("machines", po::value(&c.workers)->default_value(8), "workers (one per GPU)")
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")
       ("bandwidth", po::value(&flags.platform.bandwidth), "shortcut for --set nic.bandwidth=VALUE")
-      ("out", po::value(&out), "directory for summary.json, rounds.csv, timeline.json");
+      ("out", po::value(&out), "directory for summary.json, rounds.csv, timeline.json")
+      ("trace-all", po::bool_switch(&trace_all),
+       "timeline.json: every round (default: all of a run up to 64 rounds; of a longer one the first and last 8 "
+       "and about 48 evenly spaced)");
+  cli::add_workers_option(d, c.workers, 8);
   cli::add_model_options(d, c.model, hidden);
   cli::add_schedule_options(d, c);
   flags.add(d);
   po::variables_map vm;
   if (!cli::parse(argc, argv, d, vm,
-                  "usage: resist-sim run --model preact-resnet101 --block basic --dataset cifar100 --protocol resist "
-                  "--machines 8 --local-iters 50 --epochs 160 --batch-size 128 [--platform FILE] [--set KEY=VALUE] "
-                  "[--format table|json] [--out DIR]"))
+                  "usage: resist-sim run [--model preact-resnet101] [--block by depth|basic|bottleneck] "
+                  "[--dataset cifar100] [--protocol resist] [--workers 8] [--local-iters 50] [--epochs 1] "
+                  "[--batch-size 128] [--platform FILE] [--set KEY=VALUE] [--format json|table] [--out DIR]\n"
+                  "(defaults shown; the default model is preact-resnet101-bottleneck-w64-cifar100, the ResIST\n"
+                  "paper's network is --block basic)\n\n" + std::string(platform_keys_help())))
     return 0;
   cli::finish_model_options(c.model, hidden);
   check_format(format, {"json", "table"});
@@ -163,6 +276,7 @@ int cmd_run(int argc, char** argv) {
   const Platform platform = flags.platform.load();
   RunOptions o = flags.options(c);
   o.timeline = !out.empty();
+  o.trace.all = trace_all;
   const RunResult r = simulate_run(spec, platform, o);
   const json summary = summary_json(spec, platform, o, r);
   if (!out.empty()) {
@@ -174,14 +288,14 @@ int cmd_run(int argc, char** argv) {
   if (format == "json") {
     std::cout << summary.dump(2) << "\n";
   } else {
-    std::printf("%s, %s, %d machines, ℓ=%d, %d epochs on %s\n", spec.name.c_str(), to_string(c.protocol), c.workers,
+    std::printf("%s, %s, %d workers, ℓ=%d, %d epochs on %s\n", spec.name.c_str(), to_string(c.protocol), c.workers,
                 summary["local_iters"].get<int>(), c.epochs, platform.name.c_str());
     std::printf("  wall-clock            %12.2f s\n", r.wall_clock_s);
     std::printf("  compute               %12.2f s\n", r.compute_s);
     std::printf("  communication         %12.2f s\n", r.communication_s);
     std::printf("  exposed communication %12.2f s\n", r.exposed_communication_s);
-    std::printf("  rounds                %12d (%d distinct, %d simulated)\n", r.rounds, r.distinct_rounds,
-                r.simulated_rounds);
+    std::printf("  rounds                %12s (%d distinct, %d simulated)\n", thousands(std::uint64_t(r.rounds)).c_str(),
+                r.distinct_rounds, r.simulated_rounds);
     std::printf("  bytes/round           %12.3f GB (Table 1 convention)\n", r.bytes_per_round / 1e9);
     std::printf("  wire bytes, total     %12.3f GB\n", r.wire_bytes_total / 1e9);
   }
@@ -190,28 +304,32 @@ int cmd_run(int argc, char** argv) {
 
 int cmd_sweep(int argc, char** argv) {
   ScheduleConfig base;
-  std::string hidden, protocols = "data-parallel,local-sgd,resist", machines = "2,4,8,16,32",
+  std::string hidden, protocols = "data-parallel,local-sgd,resist", machines = "2,4,8,16,32",  // workers
                       local_iters = "10,25,50,100", bandwidths, out;
   RunFlags flags;
   po::options_description d("resist-sim sweep");
   d.add_options()("help", "this help")
       ("protocols", po::value(&protocols)->default_value(protocols), "comma-separated protocols")
-      ("machines", po::value(&machines)->default_value(machines), "comma-separated worker counts")
       ("local-iters", po::value(&local_iters)->default_value(local_iters), "comma-separated ℓ values")
       ("bandwidth", po::value(&bandwidths), "comma-separated NIC bandwidths, e.g. 1Gbps,10Gbps,100Gbps")
       ("out", po::value(&out), "directory for sweep.csv and one rounds CSV per configuration (required)");
+  cli::add_workers_list_option(d, machines);
   cli::add_model_options(d, base.model, hidden);
   cli::add_schedule_options(d, base);
   flags.add(d);
   po::variables_map vm;
   if (!cli::parse(argc, argv, d, vm,
-                  "usage: resist-sim sweep --protocols data-parallel,local-sgd,resist --machines 2,4,8,16,32 "
-                  "--local-iters 10,25,50,100 [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR"))
+                  "usage: resist-sim sweep [--protocols data-parallel,local-sgd,resist] [--workers 2,4,8,16,32] "
+                  "[--local-iters 10,25,50,100] [--model preact-resnet101] [--block by depth|basic|bottleneck] "
+                  "[--epochs 1] [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR\n"
+                  "(defaults shown; the default model is preact-resnet101-bottleneck-w64-cifar100, the ResIST\n"
+                  "paper's network is --block basic)\n\n" +
+                      std::string(platform_keys_help())))
     return 0;
   cli::finish_model_options(base.model, hidden);
   if (out.empty()) throw UserError("--out: required (a directory for the CSV files)");
   const auto protocol_list = cli::parse_protocol_list("--protocols", protocols);
-  const auto machine_list = cli::parse_int_list("--machines", machines);
+  const auto machine_list = cli::parse_int_list("--workers", machines);
   const auto ell_list = cli::parse_int_list("--local-iters", local_iters);
   std::vector<std::string> bw_list = cli::parse_list(bandwidths);
   if (bw_list.empty()) bw_list.push_back("");
@@ -220,7 +338,7 @@ int cmd_sweep(int argc, char** argv) {
   std::vector<Platform> platforms;
   for (const auto& bw : bw_list) {
     platforms.push_back(flags.platform.load(bw));
-    for (int m : machine_list) check_ranks(platforms.back(), m, "--machines");
+    for (int m : machine_list) check_ranks(platforms.back(), m, "--workers");
   }
   for (int m : machine_list) {
     ScheduleConfig c = base;
@@ -233,13 +351,7 @@ int cmd_sweep(int argc, char** argv) {
   flags.options(base);  // checks --profile, --chunk-bytes, --bucket-bytes
   make_dir(out + "/runs");
 
-  struct Row {
-    std::string bw;
-    Protocol protocol;
-    int machines, ell;
-    json summary;
-  };
-  std::vector<Row> rows;
+  std::vector<SweepRow> rows;
   const int total = int(bw_list.size() * protocol_list.size() * machine_list.size() * ell_list.size());
   tools::Progress progress("sweep", total, true);
   for (std::size_t b = 0; b < bw_list.size(); ++b)
@@ -269,32 +381,9 @@ int cmd_sweep(int argc, char** argv) {
         }
       }
 
-  // Speedups over data-parallel at the same machines (and bandwidth).
-  std::map<std::pair<std::string, int>, double> dp;
-  for (const auto& r : rows)
-    if (r.protocol == Protocol::data_parallel) dp[{r.bw, r.machines}] = r.summary["wall_clock_s"].get<double>();
-  std::ostringstream csv;
-  csv << "protocol,machines,local_iters,nic_bandwidth_Bps,wall_clock_s,compute_s,communication_s,"
-         "exposed_communication_s,rounds,bytes_per_round,wire_bytes_total,speedup_vs_data_parallel\n";
-  std::printf("%-14s %8s %6s %12s %14s %12s %12s\n", "protocol", "machines", "ℓ", "bandwidth", "wall-clock (s)",
-              "wire (GB)", "speedup×DP");
-  for (const auto& r : rows) {
-    const auto& s = r.summary;
-    const double wall = s["wall_clock_s"].get<double>();
-    auto it = dp.find({r.bw, r.machines});
-    const double speedup = it != dp.end() && wall > 0 ? it->second / wall : 0;
-    char line[512];
-    std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%.9g,%.9g,%.9g,%.9g,%d,%llu,%llu,%.6g\n", to_string(r.protocol),
-                  r.machines, r.ell, s["nic_bandwidth_Bps"].get<double>(), wall, s["compute_s"].get<double>(),
-                  s["communication_s"].get<double>(), s["exposed_communication_s"].get<double>(),
-                  s["rounds"].get<int>(), (unsigned long long)s["bytes_per_round"].get<std::uint64_t>(),
-                  (unsigned long long)s["wire_bytes_total"].get<std::uint64_t>(), speedup);
-    csv << line;
-    std::printf("%-14s %8d %6d %12s %14.1f %12.2f %12s\n", to_string(r.protocol), r.machines, r.ell,
-                r.bw.empty() ? "platform" : r.bw.c_str(), wall, s["wire_bytes_total"].get<std::uint64_t>() / 1e9,
-                it != dp.end() ? (std::to_string(speedup).substr(0, 5) + "×").c_str() : "-");
-  }
-  json_util::write_atomic(out + "/sweep.csv", csv.str());
+  json_util::write_atomic(out + "/sweep.csv", sweep_csv(rows, base));
+  print_sweep(rows, protocol_list, spec.name + ", " + std::to_string(base.epochs) + " epoch(s), platform " +
+                                       platforms[0].name);
   return 0;
 }
 
@@ -314,7 +403,7 @@ int cmd_collective(int argc, char** argv) {
   if (!cli::parse(argc, argv, d, vm,
                   "usage: resist-sim collective --platform FILE --op allreduce|broadcast|reduce --bytes N --ranks n "
                   "[--format json]\n\nalgbw = M / time; busbw = algbw × 2(n-1)/n for allreduce, × 1 otherwise "
-                  "(nccl-tests' definitions)."))
+                  "(nccl-tests' definitions).\n\n" + std::string(platform_keys_help())))
     return 0;
   check_format(format, {"json", "table"});
   OpKind kind;

@@ -34,6 +34,39 @@ void configure_network(const NetworkSettings& n) {
   sg4::Engine::set_config("network/TCP-gamma:" + std::to_string(n.tcp_gamma_bytes));
 }
 
+// A multi-rail node (nic.rails > 1): a full zone of its GPUs and a router.
+// GPU i reaches GPU j over intra_i, intra_j; it reaches the router (the way
+// out) over its rail's NIC link, which the star above then adds nothing to.
+sg4::NetZone* multi_rail_node(const Platform& p, sg4::NetZone* parent, int n, int ranks,
+                              std::vector<sg4::Host*>& hosts) {
+  const int gpn = p.gpus_per_node;
+  const std::string node = "node" + std::to_string(n);
+  auto* zone = sg4::create_full_zone(node);
+  zone->set_parent(parent);
+  auto* router = zone->create_router(node + "-switch");
+  std::vector<sg4::Link*> rails, intra;
+  for (int k = 0; k < p.nic_rails; ++k) rails.push_back(duplex(zone, node + "-nic" + std::to_string(k), p.nic));
+  std::vector<sg4::Host*> mine;
+  for (int g = 0; g < gpn && n * gpn + g < ranks; ++g) {
+    auto* host = zone->create_host(node + "-gpu" + std::to_string(g), p.gpu_flops * p.speed_factor(n * gpn + g));
+    host->seal();
+    mine.push_back(host);
+    intra.push_back(duplex(zone, node + "-gpu" + std::to_string(g) + "-link", p.intra));
+  }
+  using Dir = sg4::LinkInRoute::Direction;
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    zone->add_route(mine[i]->get_netpoint(), router, nullptr, nullptr,
+                    {sg4::LinkInRoute(rails[i % rails.size()], Dir::UP)}, true);
+    for (std::size_t j = i + 1; j < mine.size(); ++j)
+      zone->add_route(mine[i]->get_netpoint(), mine[j]->get_netpoint(), nullptr, nullptr,
+                      {sg4::LinkInRoute(intra[i], Dir::UP), sg4::LinkInRoute(intra[j], Dir::DOWN)}, true);
+  }
+  zone->seal();
+  hosts.insert(hosts.end(), mine.begin(), mine.end());
+  parent->add_route(zone->get_netpoint(), nullptr, router, nullptr, {}, true);
+  return zone;
+}
+
 // Star zones all the way: a node is a star of its GPUs (each on its own
 // `intra` link) with a router as gateway; nodes hang off the cluster switch
 // (star) or off leaf switches that hang off a spine (fat-tree) by their NIC.
@@ -55,6 +88,10 @@ std::vector<sg4::Host*> build_platform(const Platform& p, int ranks) {
   std::vector<sg4::Host*> hosts;
   for (int n = 0; n < nodes; ++n) {
     sg4::NetZone* parent = fat_tree ? leaves[n / p.nodes_per_leaf] : root;
+    if (p.nic_rails > 1 && gpn > 1) {
+      multi_rail_node(p, parent, n, ranks, hosts);
+      continue;
+    }
     const std::string node = "node" + std::to_string(n);
     auto* zone = sg4::create_star_zone(node);
     zone->set_parent(parent);

@@ -21,7 +21,7 @@ constexpr Command kCommands[] = {
     {"comm", resist::sim::cmd_comm, "per-round communication table (ResIST paper, Table 1)"},
     {"schedule", resist::sim::cmd_schedule, "write a schedule as JSON"},
     {"run", resist::sim::cmd_run, "simulate one training run (wall-clock, compute, communication, bytes)"},
-    {"sweep", resist::sim::cmd_sweep, "simulate protocols × machines × ℓ [× bandwidths], speedups over data-parallel"},
+    {"sweep", resist::sim::cmd_sweep, "simulate protocols × workers × ℓ [× bandwidths], speedups between the protocols"},
     {"collective", resist::sim::cmd_collective, "simulate one collective, like nccl-tests (time, algbw, busbw)"},
 };
 

@@ -51,9 +51,20 @@ void only_keys(const Reader& r, std::initializer_list<const char*> keys) {
   }
 }
 
-LinkSpec read_link(const Reader& r) {
-  only_keys(r, {"bandwidth", "latency"});
-  return {positive(r.at("bandwidth"), Unit::bandwidth), non_negative(r.at("latency"), Unit::time)};
+// A key the platform cannot do without: missing is one line naming it and
+// what it holds.
+Reader required(const Reader& r, const std::string& key, const std::string& what) {
+  if (!r.has(key)) {
+    if (!r.j.is_object()) r.fail("must be an object");
+    throw UserError((r.path.empty() ? "" : r.path + ".") + key + ": missing (required: " + what + ")");
+  }
+  return r.at(key);
+}
+
+LinkSpec read_link(const Reader& r, std::initializer_list<const char*> keys = {"bandwidth", "latency"}) {
+  only_keys(r, keys);
+  return {positive(required(r, "bandwidth", "e.g. \"10Gbps\""), Unit::bandwidth),
+          non_negative(required(r, "latency", "e.g. \"25us\""), Unit::time)};
 }
 
 json link_json(const LinkSpec& l) { return {{"bandwidth", l.bandwidth_Bps}, {"latency", l.latency_s}}; }
@@ -68,7 +79,8 @@ LinkSpec Platform::route(int a, int b) const {
     r.bandwidth_Bps = std::min(r.bandwidth_Bps, l.bandwidth_Bps);
     r.latency_s += l.latency_s;
   };
-  if (gpus_per_node > 1) add(intra), add(intra);
+  const bool rails = nic_rails > 1 && na != nb;  // GPU to its rail NIC directly
+  if (gpus_per_node > 1 && !rails) add(intra), add(intra);
   if (na != nb) {
     add(nic), add(nic);
     if (topology == "fat-tree" && na / nodes_per_leaf != nb / nodes_per_leaf) add(uplink), add(uplink);
@@ -82,27 +94,37 @@ Platform platform_from_json(const json& j) {
   only_keys(root, {"format", "version", "name", "description", "nodes", "gpus_per_node", "gpu", "intra", "nic",
                    "topology", "speed_factors", "straggler", "network"});
   Platform p;
-  p.name = root.at("name").str();
+  p.name = required(root, "name", "a word naming the platform").str();
   if (root.has("description")) p.description = root.at("description").str();
-  p.nodes = int(root.at("nodes").integer(1, 1 << 20));
-  p.gpus_per_node = int(root.at("gpus_per_node").integer(1, 1024));
+  p.nodes = int(required(root, "nodes", "how many nodes, e.g. 16").integer(1, 1 << 20));
+  p.gpus_per_node = int(required(root, "gpus_per_node", "GPUs per node, e.g. 8").integer(1, 1024));
   if (std::int64_t(p.nodes) * p.gpus_per_node > (1 << 20))
     root.at("nodes").fail("nodes × gpus_per_node must be at most 1048576");
-  const Reader gpu = root.at("gpu");
+  const Reader gpu = required(root, "gpu", "{\"flops\": ...}, the effective FLOP/s of one GPU");
   only_keys(gpu, {"flops", "iteration_overhead", "optimizer_step_per_param"});
-  p.gpu_flops = positive(gpu.at("flops"), Unit::flops);
+  p.gpu_flops = positive(required(gpu, "flops", "effective FLOP/s of one GPU, e.g. \"10Tf\""), Unit::flops);
   if (gpu.has("iteration_overhead")) p.iteration_overhead_s = non_negative(gpu.at("iteration_overhead"), Unit::time);
   if (gpu.has("optimizer_step_per_param"))
     p.optimizer_s_per_param = non_negative(gpu.at("optimizer_step_per_param"), Unit::time);
-  if (root.has("intra")) p.intra = read_link(root.at("intra"));
-  p.nic = read_link(root.at("nic"));
+  // Intra-node links matter only with several GPUs per node; then they are
+  // required (no silent NVLink guess). With one GPU per node they are unused.
+  if (p.gpus_per_node > 1)
+    p.intra = read_link(required(root, "intra",
+                                 "each GPU's link to its node's switch, e.g. {\"bandwidth\": \"25GBps\", "
+                                 "\"latency\": \"5us\"}, since gpus_per_node > 1"));
+  else if (root.has("intra"))
+    p.intra = read_link(root.at("intra"));
+  const Reader nic = required(root, "nic",
+                              "each node's network link, e.g. {\"bandwidth\": \"10Gbps\", \"latency\": \"25us\"}");
+  p.nic = read_link(nic, {"bandwidth", "latency", "rails"});
+  if (nic.has("rails")) p.nic_rails = int(nic.at("rails").integer(1, p.gpus_per_node));
   if (root.has("topology")) {
     const Reader t = root.at("topology");
     only_keys(t, {"kind", "nodes_per_leaf", "uplink"});
-    p.topology = t.at("kind").choice({"star", "fat-tree"});
+    p.topology = required(t, "kind", "star or fat-tree").choice({"star", "fat-tree"});
     if (p.topology == "fat-tree") {
-      p.nodes_per_leaf = int(t.at("nodes_per_leaf").integer(1, 1 << 20));
-      p.uplink = read_link(t.at("uplink"));
+      p.nodes_per_leaf = int(required(t, "nodes_per_leaf", "nodes under one leaf switch").integer(1, 1 << 20));
+      p.uplink = read_link(required(t, "uplink", "each leaf switch's link to the spine"));
     } else {
       if (t.has("nodes_per_leaf")) p.nodes_per_leaf = int(t.at("nodes_per_leaf").integer(1, 1 << 20));
       if (t.has("uplink")) p.uplink = read_link(t.at("uplink"));
@@ -122,8 +144,8 @@ Platform platform_from_json(const json& j) {
   if (root.has("straggler")) {
     const Reader s = root.at("straggler");
     only_keys(s, {"probability", "slowdown", "seed"});
-    p.straggler_probability = s.at("probability").number(0, 1);
-    p.straggler_slowdown = s.at("slowdown").number(1, 1e6);
+    p.straggler_probability = required(s, "probability", "per (worker, round), 0..1").number(0, 1);
+    p.straggler_slowdown = required(s, "slowdown", "compute time multiplier, >= 1").number(1, 1e6);
     p.straggler_seed = s.has("seed") ? s.at("seed").uint() : 1;
   }
   if (root.has("network")) {
@@ -150,7 +172,7 @@ json to_json(const Platform& p) {
             {"iteration_overhead", p.iteration_overhead_s},
             {"optimizer_step_per_param", p.optimizer_s_per_param}}},
           {"intra", link_json(p.intra)},
-          {"nic", link_json(p.nic)},
+          {"nic", {{"bandwidth", p.nic.bandwidth_Bps}, {"latency", p.nic.latency_s}, {"rails", p.nic_rails}}},
           {"topology", {{"kind", p.topology}, {"nodes_per_leaf", p.nodes_per_leaf}, {"uplink", link_json(p.uplink)}}},
           {"speed_factors", p.speed_factors},
           {"straggler",
@@ -161,6 +183,16 @@ json to_json(const Platform& p) {
             {"bandwidth_factor", p.network.bandwidth_factor},
             {"crosstraffic", p.network.crosstraffic},
             {"tcp_gamma", p.network.tcp_gamma_bytes}}}};
+}
+
+const char* platform_keys_help() {
+  return "Platform file (docs/platforms.md). Required: format \"resist-platform\", version 1, name, nodes,\n"
+         "gpus_per_node, gpu.flops, nic {bandwidth, latency}, and intra {bandwidth, latency} when\n"
+         "gpus_per_node > 1. Optional (default): description (\"\"), gpu.iteration_overhead (0s),\n"
+         "gpu.optimizer_step_per_param (0s), nic.rails (1: one NIC per node; GPU g uses rail g % rails),\n"
+         "topology {kind: star}, fat-tree: nodes_per_leaf and uplink required, speed_factors ([]: all 1),\n"
+         "straggler (none; seed 1), network {model CM02, latency_factor 1, bandwidth_factor 1,\n"
+         "crosstraffic false, tcp_gamma 1e12}.";
 }
 
 const char* default_platform_json() {

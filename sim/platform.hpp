@@ -8,7 +8,14 @@
 // a switch: one switch for all nodes (`star`), or leaf switches of
 // `nodes_per_leaf` nodes joined by full-duplex uplinks to a spine
 // (`fat-tree`, two levels). A route's latency is the sum of its links'.
+// Multi-rail nodes (`nic.rails` = k > 1, e.g. one NIC per GPU): the node has
+// k NIC links, GPU g reaches other nodes through rail g % k directly (PCIe /
+// GPUDirect, not through `intra`); GPUs of one node still talk over `intra`.
 // Rank r runs on GPU r % gpus_per_node of node r / gpus_per_node.
+//
+// Required keys: format, version, name, nodes, gpus_per_node, gpu.flops, nic
+// (bandwidth, latency) and, when gpus_per_node > 1, intra (bandwidth,
+// latency). Everything else has a documented default (platform_keys_help()).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -37,6 +44,7 @@ struct Platform {
   double iteration_overhead_s = 0;          // per local iteration: data loading, launch, loss
   double optimizer_s_per_param = 0;         // SGD-with-momentum step, per parameter updated
   LinkSpec intra{150e9, 5e-6}, nic{1.25e9, 25e-6};
+  int nic_rails = 1;                        // NIC links per node; GPU g uses rail g % nic_rails
   std::string topology = "star";            // star | fat-tree
   int nodes_per_leaf = 8;                   // fat-tree
   LinkSpec uplink{12.5e9, 1e-6};            // fat-tree: leaf switch to spine
@@ -57,6 +65,9 @@ struct Platform {
 // or strings with units ("10Gbps", "50us", "15.7Tf").
 Platform platform_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const Platform& p);  // canonical, every field, base units
+
+// The required keys and the defaults of the optional ones, for --help.
+const char* platform_keys_help();
 
 // The default platform compiled into the binary (AWS p3.8xlarge-class nodes).
 const char* default_platform_json();

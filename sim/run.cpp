@@ -59,7 +59,59 @@ std::vector<PlanStats> plan_stats(const EngineResult& r, int nplans) {
   return s;
 }
 
-const char* kind_name(int kind) { return kind < 0 ? "compute" : to_string(OpKind(kind)); }
+
+// The name and bytes of one worker's part of an op, as both backends trace it:
+// the receiving side of a point-to-point transfer is "recv".
+TimelineEvent comm_event(const CommOp& op, int w, int workers) {
+  TimelineEvent t;
+  t.kind = op.kind == OpKind::send && op.ranks.size() > 1 && op.ranks[1] == w ? "recv" : to_string(op.kind);
+  t.bytes_received = wire_received(op, workers)[std::size_t(w)];
+  return t;
+}
+
+// The trace of the rounds o.trace keeps: simulated rounds from the engine's
+// events (shifted to where the round starts), estimated ones as compute only.
+Timeline build_timeline(const RunOptions& o, const Platform& platform, const std::vector<RoundRow>& rows,
+                        const EngineResult& er, const std::vector<RoundPlan>& to_run,
+                        const std::vector<RoundPlan>& plans, const std::vector<int>& plan_of,
+                        const std::vector<int>& slot_of_round) {
+  const int S = o.schedule.workers, R = int(rows.size());
+  Timeline t;
+  t.source = "sim";
+  t.workers = S;
+  t.rounds = R;
+  t.traced_rounds = o.trace.kept(R);
+  group_by_node(t, platform.gpus_per_node, platform.name);
+  std::vector<std::vector<const EngineEvent*>> by_slot(to_run.size());
+  for (const auto& e : er.events) by_slot[std::size_t(e.plan)].push_back(&e);
+  for (int r = 0; r < R; ++r) {
+    if (!o.trace.keep(r, R)) continue;
+    const int slot = slot_of_round[r];
+    if (slot < 0) {
+      const auto& plan = plans[std::size_t(plan_of[r])];
+      for (int w = 0; w < S; ++w)
+        t.events.push_back({w, r, "compute", -1, rows[r].start_s, rows[r].start_s + plan.compute_s[w], 0,
+                            plan.local_iters});
+      continue;
+    }
+    // --full runs rounds back to back: the engine's clock is the run's clock.
+    const double shift = o.full ? 0 : rows[r].start_s - er.plan_start_s[slot];
+    for (const EngineEvent* e : by_slot[std::size_t(slot)]) {
+      TimelineEvent ev;
+      if (e->op >= 0) ev = comm_event(to_run[std::size_t(slot)].sync[std::size_t(e->op)], e->worker, S);
+      else ev.kind = "compute";
+      ev.worker = e->worker;
+      ev.round = r;
+      ev.op = e->op;
+      ev.start_s = e->start_s + shift;
+      ev.end_s = e->end_s + shift;
+      ev.bytes = e->bytes;
+      ev.iters = e->op < 0 ? rows[r].local_iters : 0;
+      t.events.push_back(std::move(ev));
+    }
+  }
+  return t;
+}
 
 // Each round's plan: the per-worker compute time of the blocks it trains
 // (IST: of its subnet) and the round's sync ops.
@@ -190,34 +242,12 @@ void fill_rows(const RunOptions& o, const Plans& p, const std::vector<int>& run_
   res.wall_clock_s = o.full ? er.end_s : clock;
 }
 
-// The run's timeline: simulated events, shifted to each round's start on the
-// fast path; compute spans alone for rounds outside the sample.
-void fill_timeline(const RunOptions& o, const Plans& p, const std::vector<RoundPlan>& to_run,
-                   const std::vector<int>& run_slot, const EngineResult& er, int S, RunResult& res) {
-  res.timeline.source = "sim";
-  res.timeline.workers = S;
-  if (o.full) {
-    for (const auto& e : er.events)
-      res.timeline.events.push_back({e.worker, e.plan, kind_name(e.kind), e.op, e.start_s, e.end_s, e.bytes,
-                                     e.op < 0 ? to_run[e.plan].local_iters : 0});
-    return;
-  }
-  std::vector<std::vector<const EngineEvent*>> by_slot(to_run.size());
-  for (const auto& e : er.events) by_slot[e.plan].push_back(&e);
-  for (int r = 0; r < int(res.rows.size()); ++r) {
-    const int slot = run_slot[p.plan_of[r]];
-    if (slot < 0) {
-      const auto& plan = p.plans[p.plan_of[r]];
-      for (int w = 0; w < S; ++w)
-        res.timeline.events.push_back({w, r, "compute", -1, res.rows[r].start_s,
-                                       res.rows[r].start_s + plan.compute_s[w], 0, plan.local_iters});
-      continue;
-    }
-    const double shift = res.rows[r].start_s - er.plan_start_s[slot];
-    for (const EngineEvent* e : by_slot[slot])
-      res.timeline.events.push_back({e->worker, r, kind_name(e->kind), e->op, e->start_s + shift, e->end_s + shift,
-                                     e->bytes, e->op < 0 ? res.rows[r].local_iters : 0});
-  }
+// The run's timeline: the rounds o.trace keeps (build_timeline).
+void fill_timeline(const RunOptions& o, const Platform& platform, const Plans& p, const std::vector<RoundPlan>& to_run,
+                   const std::vector<int>& run_slot, const EngineResult& er, RunResult& res) {
+  std::vector<int> slot_of_round(res.rows.size());
+  for (std::size_t r = 0; r < res.rows.size(); ++r) slot_of_round[r] = o.full ? int(r) : run_slot[p.plan_of[r]];
+  res.timeline = build_timeline(o, platform, res.rows, er, to_run, p.plans, p.plan_of, slot_of_round);
 }
 
 }  // namespace
@@ -225,7 +255,7 @@ void fill_timeline(const RunOptions& o, const Plans& p, const std::vector<RoundP
 RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& o) {
   const RoundSource gen = o.file ? RoundSource(spec, *o.file) : RoundSource(spec, o.schedule);
   const int S = gen.header().config.workers;
-  check_ranks(platform, S, "--machines");
+  check_ranks(platform, S, "--workers");
   if (o.max_simulated_rounds < 0) throw UserError("--max-simulated-rounds: must be >= 0");
   if (o.engine.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
   if (o.engine.bucket_bytes < 4) throw UserError("--bucket-bytes: must be >= 4");
@@ -248,7 +278,7 @@ RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const Ru
   const EngineResult er = run_engine(platform, S, to_run, eo);
   const auto stats = plan_stats(er, int(to_run.size()));
   fill_rows(o, p, run_slot, er, stats, res);
-  if (o.timeline) fill_timeline(o, p, to_run, run_slot, er, S, res);
+  if (o.timeline) fill_timeline(o, platform, p, to_run, run_slot, er, res);
   return res;
 }
 

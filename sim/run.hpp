@@ -41,6 +41,7 @@ struct RunOptions {
   bool full = false;
   int max_simulated_rounds = 256;  // 0: simulate every distinct round
   bool timeline = false;
+  TraceRounds trace;  // which rounds the timeline keeps
 };
 
 struct RoundRow {

@@ -60,12 +60,31 @@ std::vector<Protocol> parse_protocol_list(const std::string& flag, const std::st
   return out;
 }
 
+// Both names write the same variable, so neither may have a Boost default
+// (a defaulted --workers would overwrite --machines): the default is the
+// variable's value beforehand, and the help text says it.
+void add_workers_option(po::options_description& d, int& workers, int default_workers) {
+  workers = default_workers;
+  d.add_options()
+      ("workers", po::value(&workers),
+       ("workers: training processes, one per GPU (default " + std::to_string(default_workers) + ")").c_str())
+      ("machines", po::value(&workers), "older name of --workers");
+}
+
+void add_workers_list_option(po::options_description& d, std::string& workers) {
+  d.add_options()
+      ("workers", po::value(&workers),
+       ("comma-separated worker counts, one worker per GPU (default " + workers + ")").c_str())
+      ("machines", po::value(&workers), "older name of --workers");
+}
+
 void add_model_options(po::options_description& d, ModelOptions& m, std::string& hidden) {
   d.add_options()
       ("model", po::value(&m.model)->default_value(m.model),
        "preact-resnet18|34|50|101|152|200, or mlp")
-      ("block", po::value(&m.block)->default_value(m.block),
-       "basic|bottleneck (default: basic below 50 layers, bottleneck from 50)")
+      ("block", po::value(&m.block)->default_value(m.block, "by depth"),
+       "basic|bottleneck; by depth: basic below 50 layers, bottleneck from 50, so the default preact-resnet101 is "
+       "the bottleneck network (preact-resnet101-bottleneck-w64-cifar100); the ResIST paper's is --block basic")
       ("base-width", po::value(&m.base_width)->default_value(m.base_width),
        "channels of the first section; sections use 1, 2, 4, 8 times this")
       ("dataset", po::value(&m.dataset)->default_value(m.dataset),
@@ -86,7 +105,7 @@ void add_schedule_options(po::options_description& d, ScheduleConfig& c) {
       ("seed", po::value(&c.seed)->default_value(c.seed), "seed of the partitions")
       ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "batch size per worker")
       ("epochs", po::value(&c.epochs)->default_value(c.epochs), "passes over the training set")
-      ("train-size", po::value(&c.train_size)->default_value(c.train_size), "images in the training set")
+      ("train-size", po::value(&c.train_size)->default_value(c.train_size), "samples (images) in the training set")
       ("rounds", po::value(&c.rounds)->default_value(c.rounds), "if > 0: exactly this many rounds (overrides --epochs)")
       ("warmup-epochs", po::value(&c.warmup_epochs)->default_value(c.warmup_epochs),
        "ResIST: epochs of local SGD (whole model on every worker) before the first ResIST round")

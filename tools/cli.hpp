@@ -26,6 +26,11 @@ void add_model_options(po::options_description& d, ModelOptions& m, std::string&
 // Call after po::notify: fills the parts that need parsing.
 void finish_model_options(ModelOptions& m, const std::string& hidden);
 
+// --workers N (one per GPU; --machines is accepted as its older name)
+void add_workers_option(po::options_description& d, int& workers, int default_workers);
+// --workers 2,4,8 (a list; --machines is accepted as its older name)
+void add_workers_list_option(po::options_description& d, std::string& workers);
+
 // --min-depth --seed --batch-size --epochs --train-size --rounds --eval-every --ist-sync
 void add_schedule_options(po::options_description& d, ScheduleConfig& c);
 

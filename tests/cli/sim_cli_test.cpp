@@ -14,26 +14,26 @@ const std::string sim = resist::test::bin("sim/resist-sim");
 }
 
 TEST(SimCli, CommTablePrintsGigabytesWithThreeDecimals) {
-  const auto r = run(sim + " comm --model preact-resnet101 --block basic --dataset cifar100 --machines 2,4,8 "
+  const auto r = run(sim + " comm --model preact-resnet101 --block basic --dataset cifar100 --workers 2,4,8 "
                            "--protocols local-sgd,resist");
   ASSERT_EQ(r.code, 0) << r.err;
-  // Local SGD, 2 machines: 2 * 2 * 4 * 41,396,900 bytes.
+  // Local SGD, 2 workers: 2 * 2 * 4 * 41,396,900 bytes.
   EXPECT_NE(r.out.find("0.662"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("resist"), std::string::npos);
 }
 
 TEST(SimCli, CommJsonRows) {
-  const auto r = run(sim + " comm --model preact-resnet101 --block basic --dataset cifar100 --machines 2,4,8 "
+  const auto r = run(sim + " comm --model preact-resnet101 --block basic --dataset cifar100 --workers 2,4,8 "
                            "--protocols local-sgd,resist --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["rows"].size(), 6u);
   for (const auto& row : j["rows"]) {
-    for (const char* key : {"protocol", "machines", "bytes_per_round", "wire_bytes_per_round", "params_per_worker"})
+    for (const char* key : {"protocol", "workers", "bytes_per_round", "wire_bytes_per_round", "params_per_worker"})
       EXPECT_TRUE(row.contains(key)) << key;
     if (row["protocol"] == "local-sgd") {
       EXPECT_EQ(row["params_per_worker"].get<std::uint64_t>(), 41396900u);
-      EXPECT_EQ(row["bytes_per_round"].get<std::uint64_t>(), 8ull * row["machines"].get<int>() * 41396900u);
+      EXPECT_EQ(row["bytes_per_round"].get<std::uint64_t>(), 8ull * row["workers"].get<int>() * 41396900u);
     } else {
       EXPECT_LT(row["params_per_worker"].get<std::uint64_t>(), 41396900u);
     }
@@ -44,7 +44,7 @@ TEST(SimCli, ScheduleFileRoundTrips) {
   resist::test::TempDir dir;
   const auto path = (dir.path / "s.json").string();
   const auto r = run(sim + " schedule --model preact-resnet101 --block basic --dataset cifar100 --protocol resist "
-                           "--machines 4 --rounds 3 --seed 1 --out " + path);
+                           "--workers 4 --rounds 3 --seed 1 --out " + path);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto s = resist::read_schedule_file(path);
   EXPECT_EQ(s.rounds.size(), 3u);
@@ -59,10 +59,11 @@ TEST(SimCli, BadInputIsOneLineAndExitTwo) {
       {"comm --block wide", "wide"},
       {"comm --dataset svhn", "svhn"},
       {"comm --protocols resist,gossip", "gossip"},
-      {"comm --machines 2,0", "'0'"},
+      {"comm --workers 2,0", "'0'"},
       {"comm --min-depth 23", "--min-depth"},
       {"comm --format xml", "xml"},
-      {"schedule --machines 0 --out " + out, "--machines"},
+      {"schedule --workers 0 --out " + out, "--workers"},
+      {"schedule --machines 0 --out " + out, "--workers"},  // its older name
       {"schedule --protocol resist --min-depth 40 --rounds 2 --out " + out, "--min-depth"},
       {"comm --no-such-flag", "no-such-flag"},
       {"frobnicate", "frobnicate"},
@@ -80,7 +81,7 @@ TEST(SimCli, BadInputIsOneLineAndExitTwo) {
 // hidden neurons (rows of fc1, columns of out) plus the shared output bias.
 TEST(SimCli, CommReportsIstParamsPerWorker) {
   const auto r = run(sim + " comm --model mlp --input 4096 --hidden 4096 --classes 35 --protocols ist,local-sgd "
-                           "--machines 2,4,8 --format json");
+                           "--workers 2,4,8 --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["rows"].size(), 6u);
@@ -88,7 +89,7 @@ TEST(SimCli, CommReportsIstParamsPerWorker) {
   EXPECT_EQ(j["params_total"].get<std::uint64_t>(), total);
   int ist_rows = 0;
   for (const auto& row : j["rows"]) {
-    const std::uint64_t S = row["machines"].get<std::uint64_t>();
+    const std::uint64_t S = row["workers"].get<std::uint64_t>();
     const std::uint64_t per = row["params_per_worker"].get<std::uint64_t>();
     if (row["protocol"] == "ist") {
       ++ist_rows;
@@ -107,7 +108,7 @@ TEST(SimCli, IstScheduleFileRoundTrips) {
   const auto path = (dir.path / "s.json").string();
   for (const char* sync : {"decentralised", "parameter-server"}) {
     const auto r = run(sim + " schedule --model mlp --hidden 64,32 --dataset fashion-mnist --protocol ist "
-                             "--machines 4 --rounds 3 --seed 2 --ist-sync " + sync + " --out " + path);
+                             "--workers 4 --rounds 3 --seed 2 --ist-sync " + sync + " --out " + path);
     ASSERT_EQ(r.code, 0) << r.err;
     const auto s = resist::read_schedule_file(path);
     EXPECT_EQ(s.rounds.size(), 3u);
@@ -124,7 +125,7 @@ TEST(SimCli, IstBadInputIsOneLineAndExitTwo) {
       {"schedule --model preact-resnet18 --dataset cifar10 --protocol ist --rounds 2 --out " + out,
        "not a fully-connected network"},
       {"comm --model preact-resnet101 --protocols ist", "not a fully-connected network"},
-      {"schedule --model mlp --hidden 8,4 --protocol ist --machines 5 --rounds 2 --out " + out, "--machines"},
+      {"schedule --model mlp --hidden 8,4 --protocol ist --workers 5 --rounds 2 --out " + out, "--workers"},
       {"schedule --model mlp --protocol ist --ist-sync ring --rounds 2 --out " + out, "ring"},
   };
   for (const auto& [args, needle] : cases) {

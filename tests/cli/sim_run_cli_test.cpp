@@ -1,7 +1,10 @@
 // End-to-end: resist-sim run / sweep / collective as a user runs them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <sstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -22,7 +25,7 @@ int count_lines(const std::string& text) { return int(std::count(text.begin(), t
 TEST(SimRunCli, RunPrintsJsonAndWritesSummaryRoundsAndTimeline) {
   resist::test::TempDir dir;
   const auto out = (dir.path / "run").string();
-  const auto r = run(sim + " run" + model + " --protocol resist --machines 4 --local-iters 5 --rounds 3 --out " + out);
+  const auto r = run(sim + " run" + model + " --protocol resist --workers 4 --local-iters 5 --rounds 3 --out " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   for (const char* key : {"wall_clock_s", "compute_s", "communication_s", "exposed_communication_s", "rounds",
@@ -41,25 +44,73 @@ TEST(SimRunCli, RunPrintsJsonAndWritesSummaryRoundsAndTimeline) {
 }
 
 TEST(SimRunCli, BandwidthShortcutOverridesTheNic) {
-  const auto r = run(sim + " run" + model + " --protocol local-sgd --machines 8 --rounds 2 --bandwidth 1Gbps");
+  const auto r = run(sim + " run" + model + " --protocol local-sgd --workers 8 --rounds 2 --bandwidth 1Gbps");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto fast = nlohmann::json::parse(r.out);
   EXPECT_DOUBLE_EQ(fast["nic_bandwidth_Bps"].get<double>(), 1.25e8);
-  const auto ten = nlohmann::json::parse(run(sim + " run" + model + " --protocol local-sgd --machines 8 --rounds 2").out);
+  const auto ten = nlohmann::json::parse(run(sim + " run" + model + " --protocol local-sgd --workers 8 --rounds 2").out);
   EXPECT_GT(fast["communication_s"].get<double>(), 5 * ten["communication_s"].get<double>());
 }
 
 TEST(SimRunCli, SweepWritesOneRowPerConfigurationAndSpeedups) {
   resist::test::TempDir dir;
   const auto out = (dir.path / "sweep").string();
-  const auto r = run(sim + " sweep" + model + " --protocols data-parallel,local-sgd,resist --machines 2,4 "
+  const auto r = run(sim + " sweep" + model + " --protocols data-parallel,local-sgd,resist --workers 2,4 "
                            "--local-iters 10,20 --bandwidth 1Gbps,10Gbps --epochs 1 --out " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << "no progress bar when stderr is not a terminal: " << r.err;
   const auto csv = resist::test::read_text(out + "/sweep.csv");
-  EXPECT_EQ(count_lines(csv), 1 + 3 * 2 * 2 * 2);
-  EXPECT_NE(r.out.find("speedup"), std::string::npos);
+  // data-parallel has no ℓ: one row per bandwidth and workers; the others one per ℓ too.
+  EXPECT_EQ(count_lines(csv), 1 + 2 * 2 + 2 * (2 * 2 * 2));
+  EXPECT_NE(r.out.find("vs data-parallel"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vs local-sgd"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("preact-resnet101-basic-w64-cifar100"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(out + "/runs/resist-m4-l20-1Gbps.csv"));
+  // The studies' results.csv columns.
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "model,protocol,workers,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
+            "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
+            "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd");
+}
+
+// Cells of one CSV column, by header name.
+static std::vector<std::string> column(const std::string& csv, const std::string& name) {
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);
+  auto split = [](const std::string& l) {
+    std::vector<std::string> cells;
+    std::stringstream ss(l);
+    std::string c;
+    while (std::getline(ss, c, ',')) cells.push_back(c);
+    if (!l.empty() && l.back() == ',') cells.push_back("");
+    return cells;
+  };
+  const auto head = split(line);
+  const auto at = std::size_t(std::find(head.begin(), head.end(), name) - head.begin());
+  std::vector<std::string> out;
+  while (std::getline(in, line)) out.push_back(at < split(line).size() ? split(line)[at] : "?");
+  return out;
+}
+
+TEST(SimRunCli, SweepOfTwoProtocolsPrintsTheSpeedupBetweenThemAndNoZeroForNotApplicable) {
+  resist::test::TempDir dir;
+  const auto out = (dir.path / "sweep").string();
+  const auto r = run(sim + " sweep" + model + " --protocols local-sgd,resist --workers 4 --local-iters 10 "
+                           "--epochs 1 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  // One block for the one configuration, both protocols in it, ResIST's speedup over local SGD.
+  EXPECT_NE(r.out.find("4 workers, ℓ = 10"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vs local-sgd"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("vs data-parallel"), std::string::npos) << r.out;
+  const auto resist_line = r.out.substr(r.out.find("  resist"));
+  EXPECT_NE(resist_line.substr(0, resist_line.find('\n')).find("×"), std::string::npos) << r.out;
+  const auto csv = resist::test::read_text(out + "/sweep.csv");
+  const auto vs_dp = column(csv, "speedup_vs_data_parallel"), vs_local = column(csv, "speedup_vs_local_sgd");
+  ASSERT_EQ(vs_dp.size(), 2u);
+  EXPECT_EQ(vs_dp, (std::vector<std::string>{"", ""}));  // no data-parallel in the sweep: empty, not 0
+  EXPECT_EQ(vs_local[0], "1");
+  EXPECT_GT(std::stod(vs_local[1]), 1.0);
 }
 
 TEST(SimRunCli, CollectiveReportsNcclTestsFigures) {
@@ -80,17 +131,30 @@ TEST(SimRunCli, BadInputIsOneLineExitTwoAndNoOutput) {
     j["nic"]["bandwidth"] = 0;
     std::ofstream(bad) << j.dump();
   }
+  // A platform missing a required section (no silent defaults for the network).
+  const auto no_intra = (dir.path / "no-intra.json").string(), no_nic = (dir.path / "no-nic.json").string();
+  {
+    auto j = nlohmann::json::parse(resist::test::read_text(std::string(RESIST_SOURCE_DIR) +
+                                                           "/experiments/platforms/p3-8xlarge.json"));
+    j.erase("intra");
+    std::ofstream(no_intra) << j.dump();
+    auto f = nlohmann::json::parse(resist::test::read_text(flat));
+    f.erase("nic");
+    std::ofstream(no_nic) << f.dump();
+  }
   const auto out = (dir.path / "out").string();
   const std::pair<std::string, std::string> cases[] = {
       {"run --platform " + bad, "nic.bandwidth: must be > 0 (got 0)"},
+      {"run --platform " + no_intra, no_intra + ": intra: missing (required: each GPU's link"},
+      {"sweep --workers 2 --local-iters 10 --platform " + no_nic, no_nic + ": nic: missing (required"},
       {"run --set nic.bandwidth=10Gbs", "unknown unit 'Gbs'"},
       {"run --set nic.speed=1Gbps", "unknown platform field 'nic.speed'"},
       {"collective --bytes 12furlongs", "--bytes"},
-      {"run --platform " + flat + " --machines 2000", "1024 GPUs"},
+      {"run --platform " + flat + " --workers 2000", "1024 GPUs"},
       {"collective --ranks 2000", "GPUs"},
       {"run --epochs 0", "--epochs: must be >= 1 (got 0)"},
       {"run --format xml", "--format"},
-      {"sweep --machines 2 --local-iters 10 --bandwidth 10Gbs", "unknown unit"},
+      {"sweep --workers 2 --local-iters 10 --bandwidth 10Gbs", "unknown unit"},
       {"run --platform /nonexistent.json", "/nonexistent.json"},
   };
   for (const auto& [args, needle] : cases) {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <tuple>
+#include <vector>
 
 #include "experiments/study.hpp"
 #include <nlohmann/json.hpp>
@@ -54,14 +56,16 @@ TEST(StudyConfig, BadConfigsNameFileAndJsonPath) {
       {R"({"format": "resist-study", "version": 1, "kind": "nope", "seed": 1})", "kind: unknown value 'nope'"},
       {R"({"format": "resist-study", "version": 1, "kind": "table1"})", "seed: missing"},
       {R"({"format": "resist-schedule", "version": 1, "kind": "table1", "seed": 1})", "format"},
-      {tiny("table1", R"(, "machines": [2, 0])"), "machines[1]: must be in 1..4096 (got 0)"},
+      {tiny("table1", R"(, "workers": [2, 0])"), "workers[1]: must be in 1..4096 (got 0)"},
+      {tiny("table1", R"(, "machines": [2, 0])"), "machines[1]: must be in 1..4096 (got 0)"},  // its older name
+      {tiny("table1", R"(, "machines": [2], "workers": [2])"), "machines: give either workers or machines"},
       {tiny("table1", R"(, "bandwidths": ["1Gbps"])"), "bandwidths: unknown key for kind 'table1'"},
       {tiny("what-if", R"(, "bandwidths": ["10Gbps", "fast"])"), "bandwidths[1]"},
       {tiny("paper-cifar", R"(, "protocols": ["resist", "ist2"])"), "protocols[1]: unknown value 'ist2'"},
       {tiny("paper-cifar", R"(, "platform": "no-such-platform.json")"), "platform:"},
-      {tiny("scale", R"(, "machines": [2, 4096], "platform": ")" + std::string(RESIST_SOURCE_DIR) +
+      {tiny("scale", R"(, "workers": [2, 4096], "platform": ")" + std::string(RESIST_SOURCE_DIR) +
                          R"(/experiments/platforms/flat-10g.json")"),
-       "machines:"},
+       "workers:"},
       {tiny("paper-cifar", R"(, "model": {"model": "preact-resnet34", "depth": 3})"), "model.depth: unknown key"},
       {tiny("what-if", R"(, "model": {"model": "mlp", "hidden": [64]})"), "model.model: kind 'what-if'"},
       {tiny("paper-cifar", R"(, "protocols": ["ist"])"), "ist"},  // IST needs an MLP
@@ -96,13 +100,13 @@ TEST(StudyRun, TinyStudiesWriteTablesAndFigures) {
   const fs::path studies = dir.path / "studies", out = dir.path / "out";
   fs::create_directories(studies);
   const std::string plat = std::string(RESIST_SOURCE_DIR) + "/experiments/platforms/";
-  write_file(studies / "t1.json", tiny("table1", R"(, "machines": [2, 4], "sample_rounds": 3)"));
-  write_file(studies / "pc.json", tiny("paper-cifar", R"(, "machines": [2, 4], "local_iters": [4], "epochs": 1,
+  write_file(studies / "t1.json", tiny("table1", R"(, "workers": [2, 4], "sample_rounds": 3)"));
+  write_file(studies / "pc.json", tiny("paper-cifar", R"(, "workers": [2, 4], "local_iters": [4], "epochs": 1,
       "train_size": 2048, "max_simulated_rounds": 4)"));
-  write_file(studies / "wi.json", tiny("what-if", R"(, "machines": [2, 4], "local_iters": [1, 8], "epochs": 1,
+  write_file(studies / "wi.json", tiny("what-if", R"(, "workers": [2, 4], "local_iters": [1, 8], "epochs": 1,
       "train_size": 2048, "bandwidths": ["1Gbps", "10Gbps"], "max_simulated_rounds": 2, "platform": ")" + plat +
                                           R"(p3-2xlarge.json")"));
-  write_file(studies / "sc.json", tiny("scale", R"(, "machines": [2, 8], "local_iters": [4], "epochs": 1,
+  write_file(studies / "sc.json", tiny("scale", R"(, "workers": [2, 8], "local_iters": [4], "epochs": 1,
       "train_size": 2048, "max_simulated_rounds": 2, "platform": ")" + plat + R"(flat-10g.json")"));
   const auto r = run(kStudy + " run --all --skip validate --studies " + studies.string() + " --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
@@ -111,9 +115,9 @@ TEST(StudyRun, TinyStudiesWriteTablesAndFigures) {
   EXPECT_NE(r.out.find("speedup vs data-parallel"), std::string::npos) << r.out;
 
   const std::string report = read_text(out / "report.md");
-  for (const char* expect : {"## t1 (`table1`)", "| protocol | machines | params/worker | bytes/round (GB) |",
+  for (const char* expect : {"## t1 (`table1`)", "| protocol | workers | params/worker | bytes/round (GB) |",
                              "## pc (`paper-cifar`)", "| speedup vs data-parallel | speedup vs local SGD |",
-                             "## wi (`what-if`)", "ResIST's speedup over local SGD", "| machines \\ ℓ | 1 | 8 |",
+                             "## wi (`what-if`)", "ResIST's speedup over local SGD", "| workers \\ ℓ | 1 | 8 |",
                              "## sc (`scale`)", "| time/epoch (s) |", "](pc/figures/gantt.png)"})
     EXPECT_NE(report.find(expect), std::string::npos) << "missing '" << expect << "'";
 
@@ -129,9 +133,35 @@ TEST(StudyRun, TinyStudiesWriteTablesAndFigures) {
         ASSERT_TRUE(fs::exists(f)) << f;
         EXPECT_GT(fs::file_size(f), 1000u) << f;
       }
+  // Not applicable is an empty cell, never 0: data-parallel has no ℓ to compare
+  // local SGD at; scale has no data-parallel baseline.
+  for (const auto& [study, column, empty_for] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"pc", "speedup_vs_local_sgd", "data-parallel"}, {"sc", "speedup_vs_data_parallel", "*"},
+           {"wi", "speedup_vs_local_sgd", "data-parallel"}}) {
+    std::istringstream lines(read_text(out / study / "results.csv"));
+    std::string line;
+    std::getline(lines, line);
+    std::vector<std::string> head;
+    for (std::stringstream ss(line); std::getline(ss, line, ',');) head.push_back(line);
+    const auto col = std::size_t(std::find(head.begin(), head.end(), column) - head.begin());
+    ASSERT_LT(col, head.size()) << column;
+    int empty = 0;
+    while (std::getline(lines, line)) {
+      std::vector<std::string> cells;
+      for (std::stringstream ss(line); std::getline(ss, line, ',');) cells.push_back(line);
+      cells.resize(head.size());  // a trailing empty cell
+      EXPECT_NE(cells[col], "0") << study << ": " << column;
+      if (empty_for == "*" || cells[0] == empty_for) {
+        EXPECT_EQ(cells[col], "") << study << " " << cells[0];
+      }
+      empty += cells[col].empty();
+    }
+    EXPECT_GT(empty, 0) << study;
+  }
   // Results are reproducible from the JSON and its seed.
   const std::string csv = read_text(out / "wi" / "results.csv");
-  EXPECT_NE(csv.find("protocol,machines,local_iters,nic_bandwidth_Bps"), std::string::npos);
+  EXPECT_EQ(csv.rfind("model,protocol,workers,local_iters,nic_bandwidth_Bps", 0), 0u) << csv;
   const auto again = run(kStudy + " run " + (studies / "wi.json").string() + " --out " + (dir.path / "again").string());
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(read_text(dir.path / "again" / "results.csv"), csv);
@@ -145,7 +175,7 @@ TEST(StudyValidate, ErrorsComeFromMeasuredTimelines) {
   const fs::path file = dir.path / "v.json", out = dir.path / "out";
   write_file(file, R"({"format": "resist-study", "version": 1, "kind": "validate", "seed": 5,
     "model": {"model": "preact-resnet34", "block": "basic", "base_width": 4, "dataset": "fashion-mnist"},
-    "protocols": ["local-sgd", "resist"], "machines": [2], "local_iters": [2], "batch_size": 16,
+    "protocols": ["local-sgd", "resist"], "workers": [2], "local_iters": [2], "batch_size": 16,
     "min_depth": 2, "rounds": 3, "warmup_rounds": 1, "train_subset": 512, "test_subset": 64, "threads": 1})");
   const auto r = run(kStudy + " run " + file.string() + " --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;

@@ -6,6 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <map>
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 
 #include "models/spec.hpp"
@@ -69,6 +72,32 @@ void expect_ops_match_schedule(const fs::path& out, const resist::ScheduleConfig
   }
   EXPECT_EQ(report["bytes_sent_total"].get<std::uint64_t>(), total);
   EXPECT_GT(total, 0u);
+}
+
+// The simulator, run on the same schedule, names every event the way the
+// measured trace does: per (round, worker, op) the same name ("recv" for the
+// receiving side of a send) and the same bytes sent and received; both have a
+// "compute" event per worker and round. (The runtime also traces "optimizer"
+// and "eval", which the simulator folds into compute.)
+void expect_simulator_uses_the_same_event_names(const fs::path& out, const std::string& flags) {
+  const std::string sim = resist::test::bin("sim/resist-sim");
+  if (!fs::exists(sim)) GTEST_SKIP() << "resist-sim not built";
+  const auto sim_out = out / "predicted";
+  const auto r = run(sim + " run" + flags + " --out " + sim_out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto measured = resist::read_timeline_file((out / "timeline.json").string());
+  const auto predicted = resist::read_timeline_file((sim_out / "timeline.json").string());
+  using Key = std::tuple<int, int, int>;  // round, worker, op
+  std::map<Key, const resist::TimelineEvent*> m, p;
+  for (const auto& e : measured.events) if (e.is_comm() || e.kind == "compute") m[{e.round, e.worker, e.op}] = &e;
+  for (const auto& e : predicted.events) p[{e.round, e.worker, e.op}] = &e;
+  ASSERT_EQ(m.size(), p.size());
+  for (const auto& [key, e] : p) {
+    ASSERT_TRUE(m.count(key)) << "round " << std::get<0>(key) << " worker " << std::get<1>(key);
+    EXPECT_EQ(m[key]->kind, e->kind) << "round " << std::get<0>(key) << " op " << std::get<2>(key);
+    EXPECT_EQ(m[key]->bytes, e->bytes);
+    EXPECT_EQ(m[key]->bytes_received, e->bytes_received);
+  }
 }
 
 resist::ScheduleConfig config(resist::Protocol p, int workers, int local_iters, int batch, std::int64_t train,
@@ -183,6 +212,9 @@ TEST(RuntimeTrain, ResistFourWorkersOverlappingHoldersStayIdentical) {
   const auto report = read_json(dir.path / "report.json");
   EXPECT_EQ(report["sync_check"]["rounds"].get<int>(), 4);
   expect_ops_match_schedule(dir.path, config(resist::Protocol::resist, 4, 2, 8, 512, 1, 4, 2, 2));
+  expect_simulator_uses_the_same_event_names(
+      dir.path, " --model preact-resnet34 --base-width 4 --dataset fashion-mnist --protocol resist --min-depth 2 "
+                "--workers 4 --train-size 512 --local-iters 2 --rounds 4 --batch-size 8 --eval-every 2");
   // With 5 blocks dealt 2 each to 4 workers some blocks have several holders.
   const auto s = resist::read_schedule_file((dir.path / "schedule.json").string());
   bool reduce = false;

@@ -97,18 +97,56 @@ TEST(Accounting, WireBytesAddUpOverOps) {
 #include "schedule/timeline.hpp"
 
 TEST(Timeline, ChromeTraceRoundTrip) {
-  Timeline t{"sim", 2, {{0, 0, "compute", -1, 0.0, 0.5, 0, 50}, {1, 0, "allreduce", 0, 0.5, 0.75, 1234, 0}}};
+  Timeline t;
+  t.source = "sim";
+  t.workers = 2;
+  t.events = {{0, 0, "compute", -1, 0.0, 0.5, 0, 50}, {1, 0, "send", 0, 0.5, 0.75, 1234, 0},
+              {0, 0, "recv", 0, 0.5, 0.75, 0, 0, 1234}};
   const auto j = to_json(t);
-  EXPECT_EQ(j["traceEvents"].size(), 4u);  // two track names + two events
-  EXPECT_EQ(j["traceEvents"][3]["ts"].get<double>(), 0.5e6);
+  // Metadata first: node 0 named and sorted, each worker a named, sorted thread.
+  ASSERT_EQ(j["traceEvents"].size(), 2u + 2 * 2 + 3);
+  EXPECT_EQ(j["traceEvents"][0]["name"], "process_name");
+  EXPECT_EQ(j["traceEvents"][0]["args"]["name"], "node 0");
+  EXPECT_EQ(j["traceEvents"][7]["ts"].get<double>(), 0.5e6);
   const Timeline back = timeline_from_json(j);
-  ASSERT_EQ(back.events.size(), 2u);
-  EXPECT_EQ(back.events[1].kind, "allreduce");
+  ASSERT_EQ(back.events.size(), 3u);
+  EXPECT_EQ(back.events[1].kind, "send");
   EXPECT_EQ(back.events[1].bytes, 1234u);
+  EXPECT_EQ(back.events[2].bytes_received, 1234u);
   EXPECT_DOUBLE_EQ(back.events[1].end_s, 0.75);
   auto bad = j;
-  bad["traceEvents"][2]["tid"] = 5;
+  bad["traceEvents"][6]["tid"] = 5;
   EXPECT_THROW(timeline_from_json(bad), UserError);
+}
+
+// A long run's trace keeps its first and last rounds and an even sample; a
+// short one (or --trace-all) keeps every round.
+TEST(Timeline, TraceRoundsBoundsLongRuns) {
+  const TraceRounds tr;
+  EXPECT_EQ(tr.kept(40), 40);
+  int kept = 0;
+  for (int r = 0; r < 7840; ++r) kept += tr.keep(r, 7840);
+  EXPECT_EQ(kept, tr.kept(7840));
+  EXPECT_LE(kept, 2 * tr.ends + tr.sample + 1);
+  EXPECT_TRUE(tr.keep(0, 7840) && tr.keep(7, 7840) && tr.keep(7839, 7840) && tr.keep(7832, 7840));
+  EXPECT_FALSE(tr.keep(9, 7840));
+  TraceRounds all;
+  all.all = true;
+  EXPECT_EQ(all.kept(7840), 7840);
+}
+
+// The receiving side of every transfer gets the bytes its sender sends it.
+TEST(Accounting, WireReceivedMirrorsWireSent) {
+  for (OpKind k : {OpKind::allreduce, OpKind::reduce, OpKind::broadcast, OpKind::send}) {
+    CommOp op(k, Payload::shared, k == OpKind::send ? std::vector<int>{3, 1} : std::vector<int>{3, 0, 2}, {}, 4000);
+    const auto sent = wire_sent(op, 4), got = wire_received(op, 4);
+    std::uint64_t s = 0, g = 0;
+    for (int w = 0; w < 4; ++w) s += sent[w], g += got[w];
+    EXPECT_EQ(s, g) << to_string(k);
+  }
+  const CommOp send(OpKind::send, Payload::shared, {3, 1}, {}, 4000);
+  EXPECT_EQ(wire_received(send, 4)[1], 4000u);
+  EXPECT_EQ(wire_received(send, 4)[3], 0u);
 }
 
 TEST(Profile, RoundTripAndValidation) {

@@ -363,7 +363,7 @@ TEST(IstSchedule, BadJsonNamesThePath) {
   EXPECT_NE(resist::test::schedule_read_error(j).find("config.ist_sync"), std::string::npos) << resist::test::schedule_read_error(j);
   j = good;
   j["config"]["workers"] = 9;  // more workers than neurons in fc2
-  EXPECT_NE(resist::test::schedule_read_error(j).find("--machines"), std::string::npos) << resist::test::schedule_read_error(j);
+  EXPECT_NE(resist::test::schedule_read_error(j).find("--workers"), std::string::npos) << resist::test::schedule_read_error(j);
 }
 
 // The accounting of IST rounds, against independent brute-force counts.

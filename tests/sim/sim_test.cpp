@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -316,8 +317,8 @@ TEST(SimPlatform, OverridesChangeFieldsAndRejectUnknownOnes) {
   EXPECT_EQ(p.network.model, "LV08");
   EXPECT_THROW(load_platform("", {"nic.bandwith=1Gbps"}), UserError);
   EXPECT_THROW(load_platform("", {"nic.bandwidth=1Gbs"}), UserError);
-  EXPECT_THROW(check_ranks(p, 9, "--machines"), UserError);
-  EXPECT_NO_THROW(check_ranks(p, 8, "--machines"));
+  EXPECT_THROW(check_ranks(p, 9, "--workers"), UserError);
+  EXPECT_NO_THROW(check_ranks(p, 8, "--workers"));
 }
 
 TEST(SimPlatform, ProfileReplacesTheAnalyticCosts) {
@@ -359,4 +360,109 @@ TEST(SimPlatform, ProfileIsBoundToTheModelAndBatchItMeasured) {
   Profile other_data = prof;
   other_data.model.dataset = "cifar10";
   EXPECT_NE(message(other_data, 128).find("cifar10,"), std::string::npos);
+}
+
+TEST(SimPlatform, AMissingRequiredKeyIsOneLineNamingIt) {
+  auto message = [](const std::string& drop, const std::string& sub = "") {
+    nlohmann::json j = nlohmann::json::parse(default_platform_json());
+    if (sub.empty()) j.erase(drop);
+    else j[drop].erase(sub);
+    try {
+      platform_from_json(j);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // Nothing that shapes the network is guessed.
+  EXPECT_EQ(message("intra").rfind("intra: missing (required", 0), 0u) << message("intra");
+  EXPECT_EQ(message("nic").rfind("nic: missing (required", 0), 0u) << message("nic");
+  EXPECT_EQ(message("nic", "latency").rfind("nic.latency: missing", 0), 0u) << message("nic", "latency");
+  EXPECT_EQ(message("gpu", "flops").rfind("gpu.flops: missing", 0), 0u) << message("gpu", "flops");
+  EXPECT_EQ(message("gpus_per_node").rfind("gpus_per_node: missing", 0), 0u);
+  for (const char* key : {"intra", "nic", "gpu", "nodes"}) EXPECT_EQ(message(key).find('\n'), std::string::npos);
+  // Optional sections take their documented defaults.
+  EXPECT_EQ(message("topology"), "no error");
+  EXPECT_EQ(message("network"), "no error");
+  // With one GPU per node there is no intra-node link to describe.
+  const Platform single = flat();
+  EXPECT_EQ(single.gpus_per_node, 1);
+  EXPECT_NE(std::string(platform_keys_help()).find("intra"), std::string::npos);
+}
+
+TEST(SimPlatform, MultiRailNodesGiveEveryGpuItsOwnNic) {
+  // Node 0's four GPUs each send M bytes to their peer on node 1 at once: one
+  // shared NIC serialises them (~4M/B), a NIC per GPU runs them side by side (~M/B).
+  auto time = [](int rails) {
+    const Platform p = load_platform("", {"nic.rails=" + std::to_string(rails), "nodes=2"});
+    RoundPlan plan;
+    plan.compute_s.assign(8, 0.0);
+    plan.backward_fraction.assign(8, 0.0);
+    const std::uint64_t M = 100u << 20;
+    for (int g = 0; g < 4; ++g) plan.sync.push_back(CommOp(OpKind::send, Payload::shared, {g, 4 + g}, {}, M));
+    return run_engine(p, 8, {plan}, {}).end_s;
+  };
+  const Platform one = load_platform("", {});
+  const double B = one.nic.bandwidth_Bps, M = double(100u << 20);
+  const double shared = time(1), railed = time(4), two = time(2);
+  EXPECT_LT(rel(shared, 4 * M / B), 0.02) << shared;
+  EXPECT_LT(rel(railed, M / B), 0.02) << railed;
+  EXPECT_LT(rel(two, 2 * M / B), 0.02) << two;
+  // A rail bypasses the GPU's intra-node link; inside a node nothing changes.
+  const Platform r4 = load_platform("", {"nic.rails=4"});
+  EXPECT_DOUBLE_EQ(r4.route(0, 4).latency_s, 2 * r4.nic.latency_s);
+  EXPECT_DOUBLE_EQ(r4.route(0, 1).latency_s, one.route(0, 1).latency_s);
+  EXPECT_NO_THROW(load_platform(kPlatforms + "a100-dgx-hdr200.json", {}));
+  EXPECT_THROW(load_platform("", {"nic.rails=5"}), UserError);  // more rails than GPUs
+}
+
+// ------------------------------------------------------------ timelines
+
+TEST(SimTimeline, NamesTheReceivingSideRecvAndGroupsRanksByNode) {
+  const ModelSpec spec = paper_model();
+  const Platform p = load_platform("", {});  // 4 GPUs per node
+  RunOptions o = options(Protocol::resist, 8, 2, 3);
+  o.timeline = true;
+  const RunResult r = simulate_run(spec, p, o);
+  ScheduleGenerator gen(spec, o.schedule);
+  int recvs = 0;
+  for (const auto& e : r.timeline.events) {
+    if (!e.is_comm()) continue;
+    const Round round = gen.round(e.round);
+    const CommOp& op = round.sync[std::size_t(e.op)];
+    const bool receiver = op.kind == OpKind::send && op.ranks[1] == e.worker;
+    EXPECT_EQ(e.kind, receiver ? std::string("recv") : std::string(to_string(op.kind)));
+    EXPECT_EQ(e.bytes_received, wire_received(op, 8)[std::size_t(e.worker)]);
+    if (receiver) {
+      ++recvs;
+      EXPECT_EQ(e.bytes, 0u);
+      EXPECT_EQ(e.bytes_received, op.bytes);
+    }
+  }
+  EXPECT_GT(recvs, 0);
+  // One Perfetto process per node, its ranks as named threads.
+  const auto j = to_json(r.timeline);
+  std::set<std::string> processes;
+  for (const auto& e : j["traceEvents"]) {
+    if (e["ph"] == "M" && e["name"] == "process_name") processes.insert(e["args"]["name"].get<std::string>());
+    if (e["ph"] == "X") {
+      EXPECT_EQ(e["pid"].get<int>(), e["tid"].get<int>() / 4);
+    }
+  }
+  EXPECT_EQ(processes, (std::set<std::string>{"node 0 (p3-8xlarge)", "node 1 (p3-8xlarge)"}));
+}
+
+TEST(SimTimeline, ALongRunKeepsItsFirstAndLastRoundsAndASample) {
+  const ModelSpec spec = paper_model();
+  RunOptions o = options(Protocol::data_parallel, 2, 1, 1000);
+  o.timeline = true;
+  const RunResult r = simulate_run(spec, flat(), o);
+  std::set<int> rounds;
+  for (const auto& e : r.timeline.events) rounds.insert(e.round);
+  EXPECT_EQ(int(rounds.size()), r.timeline.traced_rounds);
+  EXPECT_LE(rounds.size(), 70u);
+  EXPECT_TRUE(rounds.count(0) && rounds.count(7) && rounds.count(992) && rounds.count(999));
+  EXPECT_EQ(r.timeline.rounds, 1000);
+  o.trace.all = true;
+  EXPECT_EQ(simulate_run(spec, flat(), o).timeline.traced_rounds, 1000);
 }
