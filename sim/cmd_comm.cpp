@@ -51,7 +51,7 @@ int cmd_comm(int argc, char** argv) {
   std::string hidden, machines = "2,4,8", protocols = "local-sgd,resist", format = "table";
   int sample = 10;
   cli::po::options_description d("resist-sim comm");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("machines", cli::po::value(&machines)->default_value(machines), "comma-separated worker counts")
       ("protocols", cli::po::value(&protocols)->default_value(protocols), "data-parallel,local-sgd,resist,ist")
       ("local-iters", cli::po::value(&base.local_iters)->default_value(base.local_iters), "local iterations per round (ℓ)")
@@ -70,11 +70,22 @@ int cmd_comm(int argc, char** argv) {
   cli::finish_model_options(model, hidden);
   if (format != "table" && format != "json" && format != "csv")
     throw UserError("--format: unknown value '" + format + "' (accepted: table, json, csv)");
-  if (sample < 1) throw UserError("--sample-rounds: must be >= 1 (got " + std::to_string(sample) + ")");
+  if (sample < 1 || sample > 10000)
+    throw UserError("--sample-rounds: must be in 1..10000 (got " + std::to_string(sample) + ")");
   const auto machine_list = cli::parse_int_list("--machines", machines);
   const auto protocol_list = cli::parse_protocol_list("--protocols", protocols);
   base.model = model;
   const ModelSpec spec = build_model(model);
+  cli::cap_default_min_depth(vm, spec, base);
+  // Every configuration is checked as given (--epochs 0, --rounds -1, ...)
+  // before comm_row() replaces the run length by the sampled rounds.
+  for (Protocol p : protocol_list)
+    for (int m : machine_list) {
+      ScheduleConfig c = base;
+      c.protocol = p;
+      c.workers = m;
+      validate(spec, c);
+    }
 
   std::vector<CommRow> rows;
   for (Protocol p : protocol_list)
@@ -123,7 +134,7 @@ int cmd_schedule(int argc, char** argv) {
   ScheduleConfig c;
   std::string hidden, protocol = "resist", out;
   cli::po::options_description d("resist-sim schedule");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("protocol", cli::po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
       ("machines", cli::po::value(&c.workers)->default_value(4), "workers (S)")
       ("local-iters", cli::po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
@@ -137,7 +148,9 @@ int cmd_schedule(int argc, char** argv) {
     return 0;
   cli::finish_model_options(c.model, hidden);
   c.protocol = parse_protocol(protocol);
-  const Schedule s = make_schedule(build_model(c.model), c);
+  const ModelSpec spec = build_model(c.model);
+  cli::cap_default_min_depth(vm, spec, c);
+  const Schedule s = make_schedule(spec, c);
   if (out.empty()) std::cout << to_json(s).dump(1) << "\n";
   else write_schedule_file(s, out);
   return 0;

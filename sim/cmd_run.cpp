@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,12 @@ namespace {
 namespace po = cli::po;
 using nlohmann::json;
 
+// A NIC bandwidth given by flag, checked against that flag (not --set).
+void check_bandwidth(const std::string& text, const std::string& flag) {
+  const double v = parse_quantity(text, Unit::bandwidth, flag);
+  if (!(v > 0 && v <= 1e30)) throw UserError(flag + ": must be > 0 (got '" + text + "')");
+}
+
 // Flags every simulating command shares: the platform and its overrides.
 struct PlatformFlags {
   std::string path, bandwidth, chunk = "4MiB";
@@ -38,7 +45,7 @@ struct PlatformFlags {
     auto o = set;
     const std::string b = bw.empty() ? bandwidth : bw;
     if (!b.empty()) {
-      parse_quantity(b, Unit::bandwidth, "--bandwidth");
+      check_bandwidth(b, "--bandwidth");
       o.push_back("nic.bandwidth=" + b);
     }
     return load_platform(path, o);
@@ -64,6 +71,8 @@ struct RunFlags {
          "fast path: simulate at most this many distinct rounds, estimate the rest (0: all)");
   }
   RunOptions options(const ScheduleConfig& c) const {
+    if (!(backward_factor >= 0 && backward_factor <= 1000))
+      throw UserError("--backward-factor: must be in 0..1000 (got " + std::to_string(backward_factor) + ")");
     RunOptions o;
     o.schedule = c;
     o.backward_factor = backward_factor;
@@ -125,12 +134,6 @@ std::string rounds_csv(const RunResult& r) {
   return out.str();
 }
 
-void make_dir(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UserError("--out: cannot create directory '" + dir + "' (" + ec.message() + ")");
-}
-
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
@@ -138,7 +141,7 @@ int cmd_run(int argc, char** argv) {
   std::string hidden, protocol = "resist", format = "json", out;
   RunFlags flags;
   po::options_description d("resist-sim run");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
       ("machines", po::value(&c.workers)->default_value(8), "workers (one per GPU)")
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
@@ -158,16 +161,19 @@ int cmd_run(int argc, char** argv) {
   check_format(format, {"json", "table"});
   c.protocol = parse_protocol(protocol);
   const ModelSpec spec = build_model(c.model);
+  cli::cap_default_min_depth(vm, spec, c);
   const Platform platform = flags.platform.load();
   RunOptions o = flags.options(c);
   o.timeline = !out.empty();
+  std::optional<json_util::OutputDir> dir;  // complete or absent
+  if (!out.empty()) dir.emplace(out);
   const RunResult r = simulate_run(spec, platform, o);
   const json summary = summary_json(spec, platform, o, r);
-  if (!out.empty()) {
-    make_dir(out);
-    json_util::write_atomic(out + "/rounds.csv", rounds_csv(r));
-    write_timeline_file(r.timeline, out + "/timeline.json");
-    json_util::write_atomic(out + "/summary.json", summary.dump(2) + "\n");
+  if (dir) {
+    dir->write("rounds.csv", rounds_csv(r));
+    write_timeline_file(r.timeline, dir->staged("timeline.json"));
+    dir->write("summary.json", summary.dump(2) + "\n");
+    dir->commit();
   }
   if (format == "json") {
     std::cout << summary.dump(2) << "\n";
@@ -192,7 +198,7 @@ int cmd_sweep(int argc, char** argv) {
                       local_iters = "10,25,50,100", bandwidths, out;
   RunFlags flags;
   po::options_description d("resist-sim sweep");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("protocols", po::value(&protocols)->default_value(protocols), "comma-separated protocols")
       ("machines", po::value(&machines)->default_value(machines), "comma-separated worker counts")
       ("local-iters", po::value(&local_iters)->default_value(local_iters), "comma-separated ℓ values")
@@ -212,24 +218,29 @@ int cmd_sweep(int argc, char** argv) {
   const auto machine_list = cli::parse_int_list("--machines", machines);
   const auto ell_list = cli::parse_int_list("--local-iters", local_iters);
   std::vector<std::string> bw_list = cli::parse_list(bandwidths);
+  if (vm.count("bandwidth") && bw_list.empty())
+    throw UserError("--bandwidth: needs at least one value, e.g. 1Gbps,10Gbps (got '" + bandwidths + "')");
+  for (const auto& bw : bw_list) check_bandwidth(bw, "--bandwidth");
   if (bw_list.empty()) bw_list.push_back("");
   const ModelSpec spec = build_model(base.model);
+  cli::cap_default_min_depth(vm, spec, base);
   // Validate everything before simulating anything.
   std::vector<Platform> platforms;
   for (const auto& bw : bw_list) {
     platforms.push_back(flags.platform.load(bw));
     for (int m : machine_list) check_ranks(platforms.back(), m, "--machines");
   }
-  for (int m : machine_list) {
-    ScheduleConfig c = base;
-    c.workers = m;
-    for (Protocol p : protocol_list) {
-      c.protocol = p;
-      validate(spec, c);
-    }
-  }
-  flags.options(base);  // checks --profile, --chunk-bytes, --bucket-bytes
-  make_dir(out + "/runs");
+  RunOptions check = flags.options(base);  // checks --profile, --backward-factor, --chunk-bytes, --bucket-bytes
+  for (int m : machine_list)
+    for (Protocol p : protocol_list)
+      for (int ell : ell_list) {
+        check.schedule.workers = m;
+        check.schedule.protocol = p;
+        check.schedule.local_iters = ell;
+        validate(spec, check.schedule);
+        for (const auto& platform : platforms) check_scale(spec, platform, check);
+      }
+  json_util::OutputDir dir(out);  // complete or absent: a failure half-way leaves no runs/
 
   struct Row {
     std::string bw;
@@ -260,7 +271,7 @@ int cmd_sweep(int argc, char** argv) {
           } else {
             const RunResult r = simulate_run(spec, platforms[b], o);
             summary = summary_json(spec, platforms[b], o, r);
-            json_util::write_atomic(out + "/runs/" + name + ".csv", rounds_csv(r));
+            dir.write("runs/" + name + ".csv", rounds_csv(r));
             if (p == Protocol::data_parallel) dp_cache = summary;
           }
           rows.push_back({bw_list[b], p, m, ell, summary});
@@ -301,7 +312,8 @@ int cmd_sweep(int argc, char** argv) {
                 r.bw.empty() ? "platform" : r.bw.c_str(), wall, s["wire_bytes_total"].get<std::uint64_t>() / 1e9,
                 it != dp.end() ? (std::to_string(speedup).substr(0, 5) + "×").c_str() : "-");
   }
-  json_util::write_atomic(out + "/sweep.csv", csv.str());
+  dir.write("sweep.csv", csv.str());
+  dir.commit();
   return 0;
 }
 
@@ -310,7 +322,7 @@ int cmd_collective(int argc, char** argv) {
   int ranks = 8;
   PlatformFlags pf;
   po::options_description d("resist-sim collective");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("op", po::value(&op)->default_value(op), "allreduce|broadcast|reduce|send")
       ("bytes", po::value(&bytes_text)->default_value(bytes_text), "payload M (e.g. 67108864 or 64MiB)")
       ("ranks", po::value(&ranks)->default_value(ranks), "participants (ranks 0..n-1)")

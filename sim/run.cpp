@@ -63,6 +63,23 @@ const char* kind_name(int kind) { return kind < 0 ? "compute" : to_string(OpKind
 
 }  // namespace
 
+void check_scale(const ModelSpec& spec, const Platform& platform, const RunOptions& o) {
+  const auto& c = o.schedule;
+  const ComputeModel cost(spec, platform, c.batch_size, o.backward_factor, o.profile);
+  std::vector<int> all(spec.blocks.size());
+  for (std::size_t b = 0; b < all.size(); ++b) all[b] = int(b);
+  const int ell = c.protocol == Protocol::data_parallel ? 1 : c.local_iters;
+  const double slowdown = platform.straggler_probability > 0 ? platform.straggler_slowdown : 1.0;
+  RoundPlan plan;
+  double slowest = 1e300;
+  for (int w = 0; w < c.workers && w < platform.gpus(); ++w) slowest = std::min(slowest, platform.speed_factor(w));
+  plan.compute_s.push_back(ell * cost.iteration_s(all, 0) * platform.speed_factor(0) / slowest * slowdown);
+  std::vector<int> ranks(std::size_t(std::max(1, c.workers)));
+  for (std::size_t r = 0; r < ranks.size(); ++r) ranks[r] = int(r);
+  plan.sync.push_back({OpKind::allreduce, Payload::shared, ranks, all, spec.bytes(all)});
+  check_durations(platform, {plan}, o.engine);
+}
+
 RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& o) {
   ScheduleGenerator gen(spec, o.schedule);
   const Schedule& header = gen.header();
@@ -71,6 +88,7 @@ RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const Ru
   if (o.max_simulated_rounds < 0) throw UserError("--max-simulated-rounds: must be >= 0");
   if (o.engine.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
   if (o.engine.bucket_bytes < 4) throw UserError("--bucket-bytes: must be >= 4");
+  check_scale(spec, platform, o);
   const ComputeModel cost(spec, platform, header.config.batch_size, o.backward_factor, o.profile);
 
   const int R = gen.num_rounds();
