@@ -132,20 +132,28 @@ int cmd_comm(int argc, char** argv) {
 
 int cmd_schedule(int argc, char** argv) {
   ScheduleConfig c;
-  std::string hidden, protocol = "resist", out;
+  std::string hidden, protocol = "resist", out, check;
   cli::po::options_description d("resist-sim schedule");
   d.add_options()("help,h", "this help")
       ("protocol", cli::po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
       ("machines", cli::po::value(&c.workers)->default_value(4), "workers (S)")
       ("local-iters", cli::po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
-      ("out", cli::po::value(&out), "output file (default: stdout)");
+      ("out", cli::po::value(&out), "output file (default: stdout)")
+      ("check", cli::po::value(&check), "read this schedule file, check it against its model and itself, print a "
+                                         "summary (exit 2 naming the JSON path of the first problem)");
   cli::add_model_options(d, c.model, hidden);
   cli::add_schedule_options(d, c);
   cli::po::variables_map vm;
   if (!cli::parse(argc, argv, d, vm,
                   "usage: resist-sim schedule --model M --dataset D --protocol resist --machines 4 --rounds 3 "
-                  "--seed 1 --out FILE"))
+                  "--seed 1 --out FILE\n       resist-sim schedule --check FILE"))
     return 0;
+  if (!check.empty()) {
+    const Schedule s = read_schedule_file(check);
+    std::printf("%s: %s schedule of %s, %d workers, %zu rounds: ok\n", check.c_str(), to_string(s.config.protocol),
+                build_model(s.config.model).name.c_str(), s.config.workers, s.rounds.size());
+    return 0;
+  }
   cli::finish_model_options(c.model, hidden);
   c.protocol = parse_protocol(protocol);
   const ModelSpec spec = build_model(c.model);
