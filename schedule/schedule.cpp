@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
+#include "schedule/check.hpp"
 #include "schedule/ist.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/rng.hpp"
@@ -493,6 +494,7 @@ Schedule schedule_from_json(const nlohmann::json& j) {
     }
     s.rounds.push_back(std::move(r));
   }
+  check_schedule(spec, s);  // its meaning: every copy stays consistent (schedule/check.hpp)
   return s;
 }
 
