@@ -140,6 +140,9 @@ int main(int argc, char** argv) {
   std::signal(SIGHUP, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
   const pid_t launcher = ::getpid();
+  // Tells this run's workers apart from another run's on the same port.
+  const std::string run_id = "launch-" + std::to_string(launcher) + "-" +
+                             std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
 
   std::vector<pid_t> pids(std::size_t(n), -1);
   std::vector<bool> done(std::size_t(n), false);
@@ -171,6 +174,7 @@ int main(int argc, char** argv) {
       ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
       ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
       ::setenv("GROUP_RANK", "0", 1);
+      ::setenv("RESIST_RUN_ID", run_id.c_str(), 1);
       ::execvp(argv[i], argv + i);
       std::cerr << "resist-launch: cannot run '" << argv[i] << "': " << std::strerror(errno) << "\n";
       ::_exit(127);
