@@ -39,7 +39,7 @@ void check_structure(const ModelSpec& spec, const Schedule& s) {
       for (int b : round.workers[w].blocks) {
         const std::string wat = at + ".workers[" + std::to_string(w) + "]";
         if (seen[std::size_t(b)]) throw UserError(wat + ": " + block_name(spec, b) + " twice");
-        if (shared[std::size_t(b)] && s.config.protocol != Protocol::ist)
+        if (shared[std::size_t(b)] && s.holding == Holding::blocks)
           throw UserError(wat + ": " + block_name(spec, b) + " is a shared block (every rank trains it)");
         seen[std::size_t(b)] = 1;
       }
@@ -97,12 +97,7 @@ struct Walk {
   std::vector<std::vector<int>> state;     // [rank][block]: contribution id or kNone
   std::vector<std::vector<char>> complete;  // [rank][block]: holds the full average of the last round
 
-  std::vector<int> trains(int r, int w) const {
-    std::vector<int> b = s.shared_blocks;
-    const auto& own = s.rounds[std::size_t(r)].workers[std::size_t(w)].blocks;
-    b.insert(b.end(), own.begin(), own.end());
-    return b;
-  }
+  std::vector<int> trains(int r, int w) const { return trained_blocks(s, s.rounds[std::size_t(r)], w); }
 
   // Training: every rank starts from the complete average and adds its update.
   std::vector<int> train(int r) {
@@ -159,7 +154,7 @@ struct Walk {
 
 void check_schedule(const ModelSpec& spec, const Schedule& s) {
   check_structure(spec, s);
-  if (s.config.protocol == Protocol::ist) return;
+  if (s.holding == Holding::slices) return;  // IST: neuron pieces, checked as they are read
   Walk walk{spec, s, s.config.workers, int(spec.blocks.size()), {}, {}, {}};
   walk.state.assign(std::size_t(walk.S), std::vector<int>(std::size_t(walk.nblocks), Contributions::kNone));
   walk.complete.assign(std::size_t(walk.S), std::vector<char>(std::size_t(walk.nblocks), 0));
