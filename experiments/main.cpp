@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,31 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
+int run_studies(const std::vector<study::Study>& studies, const std::string& out, const study::Paths& paths);
+
+// Every path under dir (none when it does not exist).
+std::set<std::string> snapshot(const std::string& dir) {
+  std::set<std::string> paths;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    paths.insert(it->path().string());
+  return paths;
+}
+
+// After a failure: removes what appeared under dir since `before`, and dir
+// itself when it did not exist, so a failed run leaves no half-written output.
+void roll_back(const std::string& dir, bool existed, const std::set<std::string>& before) {
+  std::error_code ec;
+  if (!existed) {
+    fs::remove_all(dir, ec);
+    return;
+  }
+  std::vector<std::string> fresh;
+  for (const auto& p : snapshot(dir))
+    if (!before.count(p)) fresh.push_back(p);
+  for (auto it = fresh.rbegin(); it != fresh.rend(); ++it) fs::remove_all(*it, ec);
+}
+
 int run(int argc, char** argv) {
   std::vector<std::string> files, skip;
   std::string out, studies_dir = std::string(RESIST_SOURCE_DIR) + "/experiments/studies";
@@ -50,7 +76,18 @@ int run(int argc, char** argv) {
     } else if (a == "--out") out = value("--out");
     else if (a == "--all") all = true;
     else if (a == "--studies") studies_dir = value("--studies");
-    else if (a == "--skip") skip.push_back(value("--skip"));
+    else if (a == "--skip") {
+      skip.push_back(value("--skip"));
+      const auto& k = skip.back();
+      std::string accepted;
+      bool known = false;
+      for (auto kind : {study::Kind::table1, study::Kind::paper_cifar, study::Kind::what_if, study::Kind::scale,
+                        study::Kind::validate}) {
+        known = known || k == study::to_string(kind);
+        accepted += (accepted.empty() ? "" : ", ") + std::string(study::to_string(kind));
+      }
+      if (!known) throw UserError("--skip: unknown study kind '" + k + "' (accepted: " + accepted + ")");
+    }
     else if (a.rfind("--", 0) == 0) throw UserError(a + ": unknown option (accepted: --out, --all, --studies, --skip, --help)");
     else files.push_back(a);
   }
@@ -86,6 +123,17 @@ int run(int argc, char** argv) {
       throw UserError(s.path + ": kind: validate needs the LibTorch runtime (resist-train, resist-launch in '" +
                       paths.runtime_dir + "'), which is not built");
 
+  const bool existed = fs::exists(out);
+  const std::set<std::string> before = snapshot(out);
+  try {
+    return run_studies(studies, out, paths);
+  } catch (...) {
+    roll_back(out, existed, before);
+    throw;
+  }
+}
+
+int run_studies(const std::vector<study::Study>& studies, const std::string& out, const study::Paths& paths) {
   const bool several = studies.size() > 1;
   std::string report = "# resist study report\n\n";
   std::vector<std::pair<study::Kind, study::Outcome>> outcomes;

@@ -243,10 +243,18 @@ void check_study(const Study& s) {
       }
     }
   }
+  std::vector<sim::Platform> platforms;
+  if (s.kind != Kind::table1 && s.kind != Kind::validate)
+    for (const auto& bw : s.bandwidths.empty() ? std::vector<std::string>{""} : s.bandwidths)
+      platforms.push_back(study_platform(s, bw));
   for (const auto& name : s.protocols)
     for (int m : s.machines)
       for (int ell : s.local_iters) try {
-          validate(spec, schedule_config(s, parse_protocol(name), m, ell));
+          sim::RunOptions o;
+          o.schedule = schedule_config(s, parse_protocol(name), m, ell);
+          validate(spec, o.schedule);
+          // a platform far too slow to simulate is refused here, before any output
+          for (const auto& p : platforms) sim::check_scale(spec, p, o);
         } catch (const UserError& e) {
           throw UserError("workers/local_iters/min_depth (" + name + ", " + std::to_string(m) + " workers, ℓ=" +
                           std::to_string(ell) + "): " + e.what());

@@ -95,6 +95,37 @@ void KeyValue::barrier(const std::string& name, int rank, int world_size) {
   for (int r = 0; r < world_size; ++r) get("barrier/" + name + "/" + std::to_string(r));
 }
 
+namespace {
+
+// This run's identity: resist-launch's RESIST_RUN_ID, torchrun's
+// TORCHELASTIC_RUN_ID, or none.
+std::string run_id() {
+  for (const char* name : {"RESIST_RUN_ID", "TORCHELASTIC_RUN_ID"})
+    if (const char* v = std::getenv(name); v && *v) return v;
+  return "";
+}
+
+// A second run pointed at the same MASTER_ADDR:PORT must not join the first
+// one's rendezvous (its ranks would take over the first run's Gloo keys and
+// kill it): every rank claims its number once, and when the run has an id
+// the server publishes it and the others compare. The intruder is refused.
+void claim_rank(c10d::TCPStore& store, const Env& env) {
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  const std::string id = run_id();
+  if (env.rank == 0) store.set("resist/run_id", std::vector<std::uint8_t>(id.begin(), id.end()));
+  const auto v = store.get("resist/run_id");
+  const std::string theirs(v.begin(), v.end());
+  if (!id.empty() && !theirs.empty() && theirs != id)
+    throw UserError("MASTER_PORT " + std::to_string(env.master_port) + ": the rendezvous at " + where +
+                    " belongs to another run (run id " + theirs + ", this run's is " + id +
+                    "); use another --master-port");
+  if (store.add("resist/rank/" + std::to_string(env.rank), 1) != 1)
+    throw UserError("MASTER_PORT " + std::to_string(env.master_port) + ": rank " + std::to_string(env.rank) +
+                    " has already joined the rendezvous at " + where + " (another run on this port?)");
+}
+
+}  // namespace
+
 std::shared_ptr<KeyValue> connect_store(const Env& env, std::chrono::milliseconds timeout) {
   if (!env.distributed) return std::make_shared<StoreKV>(c10::make_intrusive<c10d::HashStore>());
   c10d::TCPStoreOptions opts;
@@ -103,16 +134,21 @@ std::shared_ptr<KeyValue> connect_store(const Env& env, std::chrono::millisecond
   opts.numWorkers = std::size_t(env.world_size);
   opts.waitWorkers = true;
   opts.timeout = timeout;
+  c10::intrusive_ptr<c10d::TCPStore> store;
   try {
-    auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
     store->setTimeout(timeout);
-    return std::make_shared<StoreKV>(store);
   } catch (const std::exception& e) {
     std::string msg = e.what();
     msg = msg.substr(0, msg.find('\n'));
+    if (env.rank == 0 && msg.find("in use") != std::string::npos)
+      throw UserError("MASTER_PORT " + std::to_string(env.master_port) + ": cannot serve the rendezvous (" + msg +
+                      "); another run on this port? use another --master-port");
     throw std::runtime_error("rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) +
                              " failed: " + msg);
   }
+  claim_rank(*store, env);
+  return std::make_shared<StoreKV>(store);
 }
 
 std::unique_ptr<Communicator> make_gloo_communicator(const Env& env, const std::shared_ptr<KeyValue>& kv,

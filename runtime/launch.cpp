@@ -1,11 +1,13 @@
 // resist-launch -n N [--master-port P] -- PROGRAM ARGS...
 // Starts N local workers with torchrun's environment (MASTER_ADDR,
 // MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), prefixes
-// their output lines with "[rank K] ", forwards Ctrl-C / SIGTERM, and as soon
+// their output lines with "[rank K] ", forwards Ctrl-C / SIGTERM / SIGHUP
+// (workers also die with the launcher when it is killed), and as soon
 // as one worker fails stops the others and exits non-zero, naming the rank.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,14 +26,27 @@ namespace {
 volatile std::sig_atomic_t g_signal = 0;
 void on_signal(int sig) { g_signal = sig; }
 
-int usage(const char* msg) {
-  if (msg) std::cerr << "resist-launch: " << msg << "\n";
-  (msg ? std::cerr : std::cout)
-      << "usage: resist-launch -n N [--master-port P] [--grace S] -- PROGRAM [ARGS...]\n"
-         "  starts N local workers of PROGRAM (e.g. resist-train) with torchrun's environment;\n"
-         "  --master-port: rendezvous port (default: a free one); --grace: seconds the others get\n"
-         "  to exit after a failure before they are killed (default 5)\n";
-  return msg ? 2 : 0;
+const char* kUsage =
+    "usage: resist-launch -n N [--master-port P] [--grace S] -- PROGRAM [ARGS...]\n"
+    "  starts N local workers of PROGRAM (e.g. resist-train) with torchrun's environment;\n"
+    "  --master-port: rendezvous port 1..65535 (default: a free one); --grace: seconds the others get\n"
+    "  to exit after a failure before they are killed (default 5)\n";
+
+// Bad usage: one line on stderr, exit code 2.
+int bad_usage(const std::string& msg) {
+  std::cerr << "resist-launch: " << msg << " (see --help)\n";
+  return 2;
+}
+
+// The whole of `text` as an integer in lo..hi, or false.
+bool whole_number(const std::string& text, long lo, long hi, long& out) {
+  std::size_t used = 0;
+  try {
+    out = std::stol(text, &used);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return used == text.size() && out >= lo && out <= hi;
 }
 
 int free_port() {
@@ -83,37 +98,51 @@ std::string describe(int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int n = 0, port = 0;
+  long nproc = 0, port_arg = 0;
   double grace_s = 5;
   int i = 1;
-  try {
-    for (; i < argc; ++i) {
-      const std::string a = argv[i];
-      if (a == "--") {
-        ++i;
-        break;
-      }
-      if (a == "-h" || a == "--help") return usage(nullptr);
-      if ((a == "-n" || a == "--nproc") && i + 1 < argc) {
-        n = std::stoi(argv[++i]);
-      } else if (a == "--master-port" && i + 1 < argc) {
-        port = std::stoi(argv[++i]);
-      } else if (a == "--grace" && i + 1 < argc) {
-        grace_s = std::stod(argv[++i]);
-      } else {
-        return usage(("unknown argument '" + a + "' (put the program after --)").c_str());
-      }
+  for (; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") {
+      ++i;
+      break;
     }
-  } catch (const std::exception&) {
-    return usage(("bad value for " + std::string(argv[i - 1])).c_str());
+    if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    const bool takes_value = a == "-n" || a == "--nproc" || a == "--master-port" || a == "--grace";
+    if (!takes_value) return bad_usage("unknown argument '" + a + "' (put the program after --)");
+    if (i + 1 >= argc) return bad_usage(a + ": needs a value");
+    const std::string v = argv[++i];
+    if (a == "--master-port") {
+      if (!whole_number(v, 1, 65535, port_arg)) return bad_usage("--master-port: must be a port in 1..65535 (got '" + v + "')");
+    } else if (a == "--grace") {
+      std::size_t used = 0;
+      try {
+        grace_s = std::stod(v, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != v.size() || !(grace_s >= 0 && grace_s <= 3600))
+        return bad_usage("--grace: must be seconds in 0..3600 (got '" + v + "')");
+    } else if (!whole_number(v, 1, 4096, nproc)) {
+      return bad_usage(a + ": must be a whole number in 1..4096 (got '" + v + "')");
+    }
   }
-  if (n < 1 || n > 4096) return usage("-n: must be in 1..4096");
-  if (i >= argc) return usage("no program given after --");
-  if (port <= 0) port = free_port();
+  if (nproc < 1) return bad_usage("-n: required, the number of workers (1..4096)");
+  if (i >= argc) return bad_usage("no program given after --");
+  const int n = int(nproc);
+  const int port = port_arg > 0 ? int(port_arg) : free_port();
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGHUP, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
+  const pid_t launcher = ::getpid();
+  // Tells this run's workers apart from another run's on the same port.
+  const std::string run_id = "launch-" + std::to_string(launcher) + "-" +
+                             std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
 
   std::vector<pid_t> pids(std::size_t(n), -1);
   std::vector<bool> done(std::size_t(n), false);
@@ -126,12 +155,18 @@ int main(int argc, char** argv) {
     }
     const pid_t pid = ::fork();
     if (pid == 0) {
+      // A worker dies with the launcher, even one killed by SIGKILL (the
+      // setting survives exec); getppid() covers a launcher gone already.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != launcher) ::_exit(1);
       ::setpgid(0, 0);  // its own process group, so that stopping it stops its children too
       ::dup2(out[1], 1);
       ::dup2(err[1], 2);
       ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
       std::signal(SIGINT, SIG_DFL);
       std::signal(SIGTERM, SIG_DFL);
+      std::signal(SIGHUP, SIG_DFL);
+      std::signal(SIGPIPE, SIG_DFL);
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
       ::setenv("RANK", std::to_string(r).c_str(), 1);
@@ -139,6 +174,7 @@ int main(int argc, char** argv) {
       ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
       ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
       ::setenv("GROUP_RANK", "0", 1);
+      ::setenv("RESIST_RUN_ID", run_id.c_str(), 1);
       ::execvp(argv[i], argv + i);
       std::cerr << "resist-launch: cannot run '" << argv[i] << "': " << std::strerror(errno) << "\n";
       ::_exit(127);

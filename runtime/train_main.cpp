@@ -2,10 +2,44 @@
 // Rendezvous follows torchrun's environment contract; see runtime/dist.hpp.
 // The worker loop is Trainer::run() in runtime/trainer.cpp.
 #include <iostream>
+#include <sstream>
+#include <string>
 
 #include "models/error.hpp"
 #include "runtime/trainer.hpp"
 #include "tools/cli.hpp"
+
+namespace {
+
+std::string num(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// Flags checked before anything starts (no rendezvous, no file): a bad one
+// is one line and exit 2, never a "peer" failure later.
+void check_flags(const resist::runtime::TrainOptions& o) {
+  using resist::UserError;
+  auto in = [](const char* flag, double v, double lo, double hi, const char* rule) {
+    if (!(v >= lo && v <= hi)) throw UserError(std::string(flag) + ": must be " + rule + " (got " + num(v) + ")");
+  };
+  if (!(o.lr > 0 && o.lr <= 1e6)) throw UserError("--lr: must be > 0 (got " + num(o.lr) + ")");
+  in("--momentum", o.momentum, 0, 0.999999, "in 0..1 (below 1)");
+  in("--weight-decay", o.weight_decay, 0, 1, "in 0..1");
+  if (!(o.timeout_s > 0 && o.timeout_s <= 1e6))
+    throw UserError("--timeout: must be seconds in (0, 1000000] (got " + num(o.timeout_s) + ")");
+  in("--threads", o.threads, 0, 4096, "in 0..4096 (0: cores / local workers)");
+  if (o.train_subset < 0) throw UserError("--train-subset: must be >= 0 (0: all; got " + num(double(o.train_subset)) + ")");
+  if (o.test_subset < 0) throw UserError("--test-subset: must be >= 0 (0: all; got " + num(double(o.test_subset)) + ")");
+  if (o.eval_batch < 1 || o.eval_batch > (1 << 20)) throw UserError("--eval-batch: must be in 1..1048576");
+  if (o.checkpoint_every < 0) throw UserError("--checkpoint-every: must be >= 0");
+  if (o.checkpoint_every > 0 && o.out.empty()) throw UserError("--checkpoint-every: needs --out DIR");
+  if (o.fail_mode != "" && o.fail_mode != "kill" && o.fail_mode != "nan")
+    throw UserError("--fail-mode: unknown value '" + o.fail_mode + "' (accepted: kill, nan)");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   return resist::cli::guarded("resist-train", [&] {
@@ -57,11 +91,9 @@ int main(int argc, char** argv) {
       return 0;
     resist::cli::finish_model_options(o.schedule.model, hidden);
     o.schedule.protocol = resist::parse_protocol(protocol);
-    if (o.fail_mode != "" && o.fail_mode != "kill" && o.fail_mode != "nan")
-      throw resist::UserError("--fail-mode: unknown value '" + o.fail_mode + "' (accepted: kill, nan)");
-    if (o.checkpoint_every < 0) throw resist::UserError("--checkpoint-every: must be >= 0");
-    if (o.checkpoint_every > 0 && o.out.empty()) throw resist::UserError("--checkpoint-every: needs --out DIR");
-    if (o.eval_batch < 1) throw resist::UserError("--eval-batch: must be >= 1");
+    check_flags(o);
+    if (o.schedule_file.empty())  // the default --min-depth fits small models (preact-resnet18)
+      resist::cli::cap_default_min_depth(vm, resist::build_model(o.schedule.model), o.schedule);
     if (!o.profile.empty()) return resist::runtime::profile(o);
     return resist::runtime::train(o);
   });

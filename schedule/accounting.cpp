@@ -18,14 +18,15 @@ std::vector<std::uint64_t> wire_sent(const CommOp& op, int workers) {
   const int n = int(op.ranks.size());
   switch (op.kind) {
     case OpKind::allreduce: {
+      if (n < 2) break;
       const std::uint64_t elements = op.bytes / 4;
       for (int i = 0; i < n; ++i) {
         // Reduce-scatter step s sends chunk (i - s) mod n, all-gather step s
-        // sends chunk (i + 1 - s) mod n, for s = 0..n-2.
-        for (int s = 0; s + 1 < n; ++s) {
-          sent[op.ranks[i]] += 4 * ring_chunk(elements, n, ((i - s) % n + n) % n).count;
-          sent[op.ranks[i]] += 4 * ring_chunk(elements, n, ((i + 1 - s) % n + n) % n).count;
-        }
+        // sends chunk (i + 1 - s) mod n, for s = 0..n-2: every chunk but
+        // (i + 1) mod n, then every chunk but (i + 2) mod n. In closed form
+        // (O(n) per op, not O(n^2): 100000 machines take milliseconds):
+        sent[op.ranks[i]] += 4 * (2 * elements - ring_chunk(elements, n, (i + 1) % n).count -
+                                  ring_chunk(elements, n, (i + 2) % n).count);
       }
       break;
     }

@@ -1,8 +1,12 @@
 #include "schedule/json_util.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 namespace resist::json_util {
 
@@ -110,12 +114,74 @@ void write_atomic(const std::string& path, const std::string& text, const std::s
   }
 }
 
+namespace {
+// Creates path and its parents; returns the ones that did not exist, outermost first.
+std::vector<std::string> make_dirs(const std::string& path, const std::string& flag) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> missing;
+  std::error_code ec;
+  for (fs::path p = fs::path(path).lexically_normal(); !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    missing.insert(missing.begin(), p.string());
+    if (p == p.parent_path()) break;
+  }
+  fs::create_directories(path, ec);
+  if (ec || !fs::is_directory(path, ec))
+    throw UserError(flag + ": cannot create directory '" + path + "'" + (ec ? " (" + ec.message() + ")" : ""));
+  return missing;
+}
+}  // namespace
+
+OutputDir::OutputDir(std::string dir, std::string flag) : dir_(std::move(dir)), flag_(std::move(flag)) {
+  created_ = make_dirs(dir_, flag_);
+  stage_ = dir_ + "/.staging-" + std::to_string(::getpid());
+  make_dirs(stage_, flag_);
+}
+
+OutputDir::~OutputDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(stage_, ec);
+  if (committed_) return;
+  for (auto it = created_.rbegin(); it != created_.rend(); ++it) std::filesystem::remove(*it, ec);  // if empty
+}
+
+std::string OutputDir::staged(const std::string& name) {
+  const std::filesystem::path p = std::filesystem::path(stage_) / name;
+  make_dirs(p.parent_path().string(), flag_);
+  names_.push_back(name);
+  return p.string();
+}
+
+void OutputDir::write(const std::string& name, const std::string& text) { write_atomic(staged(name), text, flag_); }
+
+void OutputDir::commit() {
+  namespace fs = std::filesystem;
+  for (const auto& name : names_) {
+    const fs::path to = fs::path(dir_) / name;
+    make_dirs(to.parent_path().string(), flag_);
+    std::error_code ec;
+    fs::rename(fs::path(stage_) / name, to, ec);
+    if (ec) throw UserError(flag_ + ": cannot write '" + to.string() + "' (" + ec.message() + ")");
+  }
+  committed_ = true;
+}
+
 json read_file(const std::string& path, const std::string& flag) {
-  std::ifstream in(path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw UserError(flag + ": '" + path + "' is a directory (a JSON file is needed)");
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError(flag + ": cannot read '" + path + "'");
+  std::string text;
   try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::exception&) {
+    throw UserError(flag + ": cannot read '" + path + "'");
+  }
+  if (in.bad()) throw UserError(flag + ": cannot read '" + path + "'");
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    // parse errors and out-of-range numbers such as 1e400 alike
     throw UserError(flag + ": '" + path + "' is not valid JSON (" + e.what() + ")");
   }
 }

@@ -42,6 +42,29 @@ void expect_format(const Reader& root, const std::string& format, int version);
 
 // Writes text to path via path.tmp + rename; throws UserError naming `flag`.
 void write_atomic(const std::string& path, const std::string& text, const std::string& flag = "--out");
+// An output directory that ends complete or as it was. Files are written
+// into a staging folder inside it (DIR/.staging-PID) and moved into place by
+// commit(); without commit() (an error half-way) the staging folder goes,
+// and DIR too if this created it, so nothing half-written is left behind.
+class OutputDir {
+ public:
+  explicit OutputDir(std::string dir, std::string flag = "--out");
+  ~OutputDir();
+  OutputDir(const OutputDir&) = delete;
+  OutputDir& operator=(const OutputDir&) = delete;
+  const std::string& path() const { return dir_; }
+  // Where to write DIR/name for now (its folder exists); moved by commit().
+  std::string staged(const std::string& name);
+  // Writes DIR/name (staged) atomically.
+  void write(const std::string& name, const std::string& text);
+  void commit();
+
+ private:
+  std::string dir_, flag_, stage_;
+  std::vector<std::string> names_, created_;
+  bool committed_ = false;
+};
+
 // Parses a JSON file; throws UserError naming `flag` and the path.
 json read_file(const std::string& path, const std::string& flag);
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
+#include "schedule/check.hpp"
 #include "schedule/ist.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/protocol.hpp"
@@ -444,6 +445,7 @@ Schedule schedule_from_json(const nlohmann::json& j) {
   const Reader rounds = root.at("rounds");
   for (std::size_t i = 0; i < rounds.size(); ++i)
     s.rounds.push_back(round_from_json(rounds.at(i), spec, ist.get(), c.workers));
+  check_schedule(spec, s);  // its meaning: every copy stays consistent (schedule/check.hpp)
   return s;
 }
 

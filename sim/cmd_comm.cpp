@@ -22,7 +22,7 @@ int cmd_comm(int argc, char** argv) {
   std::string hidden, workers = "2,4,8", protocols = "local-sgd,resist", format = "table";
   int sample = 10;
   cli::po::options_description d("resist-sim comm");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("protocols", cli::po::value(&protocols)->default_value(protocols), "data-parallel,local-sgd,resist,ist")
       ("local-iters", cli::po::value(&base.local_iters)->default_value(base.local_iters), "local iterations per round (ℓ)")
       ("sample-rounds", cli::po::value(&sample)->default_value(sample), "rounds averaged for the wire figures")
@@ -43,11 +43,22 @@ int cmd_comm(int argc, char** argv) {
   cli::finish_model_options(model, hidden);
   if (format != "table" && format != "json" && format != "csv")
     throw UserError("--format: unknown value '" + format + "' (accepted: table, json, csv)");
-  if (sample < 1) throw UserError("--sample-rounds: must be >= 1 (got " + std::to_string(sample) + ")");
+  if (sample < 1 || sample > 10000)
+    throw UserError("--sample-rounds: must be in 1..10000 (got " + std::to_string(sample) + ")");
   const auto machine_list = cli::parse_int_list("--workers", workers);
   const auto protocol_list = cli::parse_protocol_list("--protocols", protocols);
   base.model = model;
   const ModelSpec spec = build_model(model);
+  cli::cap_default_min_depth(vm, spec, base);
+  // Every configuration is checked as given (--epochs 0, --rounds -1, ...)
+  // before comm_row() replaces the run length by the sampled rounds.
+  for (Protocol p : protocol_list)
+    for (int m : machine_list) {
+      ScheduleConfig c = base;
+      c.protocol = p;
+      c.workers = m;
+      validate(spec, c);
+    }
 
   std::vector<CommRow> rows;
   for (Protocol p : protocol_list)
@@ -95,12 +106,14 @@ int cmd_comm(int argc, char** argv) {
 
 int cmd_schedule(int argc, char** argv) {
   ScheduleConfig c;
-  std::string hidden, protocol = "resist", out;
+  std::string hidden, protocol = "resist", out, check;
   cli::po::options_description d("resist-sim schedule");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("protocol", cli::po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
       ("local-iters", cli::po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
-      ("out", cli::po::value(&out), "output file (default: stdout)");
+      ("out", cli::po::value(&out), "output file (default: stdout)")
+      ("check", cli::po::value(&check), "read this schedule file, check it against its model and itself, print a "
+                                         "summary (exit 2 naming the JSON path of the first problem)");
   cli::add_workers_option(d, c.workers, 4);
   cli::add_model_options(d, c.model, hidden);
   cli::add_schedule_options(d, c);
@@ -108,12 +121,21 @@ int cmd_schedule(int argc, char** argv) {
   if (!cli::parse(argc, argv, d, vm,
                   "usage: resist-sim schedule [--model preact-resnet101] [--block by depth|basic|bottleneck] "
                   "[--protocol resist] [--workers 4] [--rounds N] [--seed 1] [--out FILE]\n"
+                  "       resist-sim schedule --check FILE\n"
                   "(defaults shown; the default model is preact-resnet101-bottleneck-w64-cifar100, the ResIST\n"
                   "paper's network is --block basic)"))
     return 0;
+  if (!check.empty()) {
+    const Schedule s = read_schedule_file(check);
+    std::printf("%s: %s schedule of %s, %d workers, %zu rounds: ok\n", check.c_str(), to_string(s.config.protocol),
+                build_model(s.config.model).name.c_str(), s.config.workers, s.rounds.size());
+    return 0;
+  }
   cli::finish_model_options(c.model, hidden);
   c.protocol = parse_protocol(protocol);
-  const Schedule s = make_schedule(build_model(c.model), c);
+  const ModelSpec spec = build_model(c.model);
+  cli::cap_default_min_depth(vm, spec, c);
+  const Schedule s = make_schedule(spec, c);
   if (out.empty()) std::cout << to_json(s).dump(1) << "\n";
   else write_schedule_file(s, out);
   return 0;

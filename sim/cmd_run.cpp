@@ -7,6 +7,7 @@
 #include <iostream>
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <sstream>
@@ -29,6 +30,12 @@ namespace {
 namespace po = cli::po;
 using nlohmann::json;
 
+// A NIC bandwidth given by flag, checked against that flag (not --set).
+void check_bandwidth(const std::string& text, const std::string& flag) {
+  const double v = parse_quantity(text, Unit::bandwidth, flag);
+  if (!(v > 0 && v <= 1e30)) throw UserError(flag + ": must be > 0 (got '" + text + "')");
+}
+
 // Flags every simulating command shares: the platform and its overrides.
 struct PlatformFlags {
   std::string path, bandwidth, chunk = "4MiB";
@@ -43,7 +50,7 @@ struct PlatformFlags {
     auto o = set;
     const std::string b = bw.empty() ? bandwidth : bw;
     if (!b.empty()) {
-      parse_quantity(b, Unit::bandwidth, "--bandwidth");
+      check_bandwidth(b, "--bandwidth");
       o.push_back("nic.bandwidth=" + b);
     }
     return load_platform(path, o);
@@ -69,6 +76,8 @@ struct RunFlags {
          "fast path: simulate at most this many distinct rounds, estimate the rest (0: all)");
   }
   RunOptions options(const ScheduleConfig& c) const {
+    if (!(backward_factor >= 0 && backward_factor <= 1000))
+      throw UserError("--backward-factor: must be in 0..1000 (got " + std::to_string(backward_factor) + ")");
     RunOptions o;
     o.schedule = c;
     o.backward_factor = backward_factor;
@@ -130,13 +139,6 @@ std::string rounds_csv(const RunResult& r) {
   }
   return out.str();
 }
-
-void make_dir(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UserError("--out: cannot create directory '" + dir + "' (" + ec.message() + ")");
-}
-
 
 // One simulated configuration of a sweep.
 struct SweepRow {
@@ -248,7 +250,7 @@ int cmd_run(int argc, char** argv) {
   RunFlags flags;
   bool trace_all = false;
   po::options_description d("resist-sim run");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")
@@ -273,17 +275,20 @@ int cmd_run(int argc, char** argv) {
   check_format(format, {"json", "table"});
   c.protocol = parse_protocol(protocol);
   const ModelSpec spec = build_model(c.model);
+  cli::cap_default_min_depth(vm, spec, c);
   const Platform platform = flags.platform.load();
   RunOptions o = flags.options(c);
   o.timeline = !out.empty();
   o.trace.all = trace_all;
+  std::optional<json_util::OutputDir> dir;  // complete or absent
+  if (!out.empty()) dir.emplace(out);
   const RunResult r = simulate_run(spec, platform, o);
   const json summary = summary_json(spec, platform, o, r);
-  if (!out.empty()) {
-    make_dir(out);
-    json_util::write_atomic(out + "/rounds.csv", rounds_csv(r));
-    write_timeline_file(r.timeline, out + "/timeline.json");
-    json_util::write_atomic(out + "/summary.json", summary.dump(2) + "\n");
+  if (dir) {
+    dir->write("rounds.csv", rounds_csv(r));
+    write_timeline_file(r.timeline, dir->staged("timeline.json"));
+    dir->write("summary.json", summary.dump(2) + "\n");
+    dir->commit();
   }
   if (format == "json") {
     std::cout << summary.dump(2) << "\n";
@@ -308,7 +313,7 @@ int cmd_sweep(int argc, char** argv) {
                       local_iters = "10,25,50,100", bandwidths, out;
   RunFlags flags;
   po::options_description d("resist-sim sweep");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("protocols", po::value(&protocols)->default_value(protocols), "comma-separated protocols")
       ("local-iters", po::value(&local_iters)->default_value(local_iters), "comma-separated ℓ values")
       ("bandwidth", po::value(&bandwidths), "comma-separated NIC bandwidths, e.g. 1Gbps,10Gbps,100Gbps")
@@ -332,24 +337,29 @@ int cmd_sweep(int argc, char** argv) {
   const auto machine_list = cli::parse_int_list("--workers", machines);
   const auto ell_list = cli::parse_int_list("--local-iters", local_iters);
   std::vector<std::string> bw_list = cli::parse_list(bandwidths);
+  if (vm.count("bandwidth") && bw_list.empty())
+    throw UserError("--bandwidth: needs at least one value, e.g. 1Gbps,10Gbps (got '" + bandwidths + "')");
+  for (const auto& bw : bw_list) check_bandwidth(bw, "--bandwidth");
   if (bw_list.empty()) bw_list.push_back("");
   const ModelSpec spec = build_model(base.model);
+  cli::cap_default_min_depth(vm, spec, base);
   // Validate everything before simulating anything.
   std::vector<Platform> platforms;
   for (const auto& bw : bw_list) {
     platforms.push_back(flags.platform.load(bw));
     for (int m : machine_list) check_ranks(platforms.back(), m, "--workers");
   }
-  for (int m : machine_list) {
-    ScheduleConfig c = base;
-    c.workers = m;
-    for (Protocol p : protocol_list) {
-      c.protocol = p;
-      validate(spec, c);
-    }
-  }
-  flags.options(base);  // checks --profile, --chunk-bytes, --bucket-bytes
-  make_dir(out + "/runs");
+  RunOptions check = flags.options(base);  // checks --profile, --backward-factor, --chunk-bytes, --bucket-bytes
+  for (int m : machine_list)
+    for (Protocol p : protocol_list)
+      for (int ell : ell_list) {
+        check.schedule.workers = m;
+        check.schedule.protocol = p;
+        check.schedule.local_iters = ell;
+        validate(spec, check.schedule);
+        for (const auto& platform : platforms) check_scale(spec, platform, check);
+      }
+  json_util::OutputDir dir(out);  // complete or absent: a failure half-way leaves no runs/
 
   std::vector<SweepRow> rows;
   const int total = int(bw_list.size() * protocol_list.size() * machine_list.size() * ell_list.size());
@@ -373,7 +383,7 @@ int cmd_sweep(int argc, char** argv) {
           } else {
             const RunResult r = simulate_run(spec, platforms[b], o);
             summary = summary_json(spec, platforms[b], o, r);
-            json_util::write_atomic(out + "/runs/" + name + ".csv", rounds_csv(r));
+            dir.write("runs/" + name + ".csv", rounds_csv(r));
             by_ell[eff] = summary;
           }
           rows.push_back({bw_list[b], p, m, ell, summary});
@@ -381,7 +391,8 @@ int cmd_sweep(int argc, char** argv) {
         }
       }
 
-  json_util::write_atomic(out + "/sweep.csv", sweep_csv(rows, base));
+  dir.write("sweep.csv", sweep_csv(rows, base));
+  dir.commit();
   print_sweep(rows, protocol_list, spec.name + ", " + std::to_string(base.epochs) + " epoch(s), platform " +
                                        platforms[0].name);
   return 0;
@@ -392,7 +403,7 @@ int cmd_collective(int argc, char** argv) {
   int ranks = 8;
   PlatformFlags pf;
   po::options_description d("resist-sim collective");
-  d.add_options()("help", "this help")
+  d.add_options()("help,h", "this help")
       ("op", po::value(&op)->default_value(op), "allreduce|broadcast|reduce|send")
       ("bytes", po::value(&bytes_text)->default_value(bytes_text), "payload M (e.g. 67108864 or 64MiB)")
       ("ranks", po::value(&ranks)->default_value(ranks), "participants (ranks 0..n-1)")

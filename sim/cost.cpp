@@ -9,8 +9,8 @@ ComputeModel::ComputeModel(const ModelSpec& spec, const Platform& platform, int 
                            std::optional<Profile> profile)
     : spec_(spec), platform_(platform), batch_size_(batch_size), backward_factor_(backward_factor),
       profile_(std::move(profile)) {
-  if (!(backward_factor >= 0))
-    throw UserError("--backward-factor: must be >= 0 (got " + std::to_string(backward_factor) + ")");
+  if (!(backward_factor >= 0 && backward_factor <= 1000))
+    throw UserError("--backward-factor: must be in 0..1000 (got " + std::to_string(backward_factor) + ")");
   if (!profile_) return;
   // A profile is bound to what it measured: per-block times of another
   // network (depth, block, width, dataset) or batch say nothing about this one.

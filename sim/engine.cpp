@@ -1,9 +1,13 @@
 #include "sim/engine.hpp"
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -12,6 +16,7 @@
 
 #include <simgrid/s4u.hpp>
 
+#include "models/error.hpp"
 #include "schedule/accounting.hpp"
 
 namespace sg4 = simgrid::s4u;
@@ -26,12 +31,19 @@ sg4::Link* duplex(sg4::NetZone* zone, const std::string& name, const LinkSpec& l
   return zone->create_split_duplex_link(name, l.bandwidth_Bps)->set_latency(l.latency_s)->seal();
 }
 
+// Exact decimal text of a double (std::to_string's "%f" turns 1e-7 into 0).
+std::string exact(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
 void configure_network(const NetworkSettings& n) {
   sg4::Engine::set_config("network/model:" + n.model);
-  sg4::Engine::set_config("network/latency-factor:" + std::to_string(n.latency_factor));
-  sg4::Engine::set_config("network/bandwidth-factor:" + std::to_string(n.bandwidth_factor));
+  sg4::Engine::set_config("network/latency-factor:" + exact(n.latency_factor));
+  sg4::Engine::set_config("network/bandwidth-factor:" + exact(n.bandwidth_factor));
   sg4::Engine::set_config(std::string("network/crosstraffic:") + (n.crosstraffic ? "1" : "0"));
-  sg4::Engine::set_config("network/TCP-gamma:" + std::to_string(n.tcp_gamma_bytes));
+  sg4::Engine::set_config("network/TCP-gamma:" + exact(n.tcp_gamma_bytes));
 }
 
 // A multi-rail node (nic.rails > 1): a full zone of its GPUs and a router.
@@ -72,7 +84,11 @@ sg4::NetZone* multi_rail_node(const Platform& p, sg4::NetZone* parent, int n, in
 // (star) or off leaf switches that hang off a spine (fat-tree) by their NIC.
 std::vector<sg4::Host*> build_platform(const Platform& p, int ranks) {
   const int gpn = p.gpus_per_node, nodes = (ranks + gpn - 1) / gpn;
-  const bool fat_tree = p.topology == "fat-tree";
+  // A leaf of one node is that node's NIC and uplink in series; it is built
+  // so (SimGrid 3.32 fails to route through a star zone with one child zone
+  // of several hosts: unordered_map::at during Comm::start).
+  const bool single_leaves = p.topology == "fat-tree" && p.nodes_per_leaf == 1;
+  const bool fat_tree = p.topology == "fat-tree" && !single_leaves;
   auto* root = sg4::create_star_zone("cluster");
   std::vector<sg4::NetZone*> leaves;
   std::vector<simgrid::kernel::routing::NetPoint*> leaf_routers;
@@ -109,8 +125,10 @@ std::vector<sg4::Host*> build_platform(const Platform& p, int ranks) {
     }
     zone->seal();
     auto* nic = duplex(parent, node + "-nic", p.nic);
-    parent->add_route(zone->get_netpoint(), nullptr, router, nullptr,
-                      {sg4::LinkInRoute(nic, sg4::LinkInRoute::Direction::UP)}, true);
+    std::vector<sg4::LinkInRoute> up = {sg4::LinkInRoute(nic, sg4::LinkInRoute::Direction::UP)};
+    if (single_leaves)
+      up.emplace_back(duplex(parent, "leaf" + std::to_string(n) + "-uplink", p.uplink), sg4::LinkInRoute::Direction::UP);
+    parent->add_route(zone->get_netpoint(), nullptr, router, nullptr, up, true);
   }
   for (std::size_t l = 0; l < leaves.size(); ++l) {
     leaves[l]->seal();
@@ -346,16 +364,60 @@ std::vector<T> read_vec(const std::string& buf, std::size_t& at) {
   return v;
 }
 
+// SimGrid aborts the process on a non-finite duration and loses precision
+// long before: every compute time and every op's time over the slowest link
+// must stay below kMaxDuration_s. Checked before anything is simulated, so a
+// far too slow platform (gpu.flops = 1e-300, nic.bandwidth = 1e-300B/s) is a
+// user error naming the culprit, not an abort.
+constexpr double kMaxDuration_s = 1e12;  // ~31,700 years
+
+std::string g(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 }  // namespace
+
+void check_durations(const Platform& p, const std::vector<RoundPlan>& plans, const EngineOptions& o) {
+  for (const auto& plan : plans)
+    for (std::size_t w = 0; w < plan.compute_s.size(); ++w)
+      if (!(plan.compute_s[w] >= 0 && plan.compute_s[w] <= kMaxDuration_s))
+        throw UserError("platform: round " + std::to_string(plan.round) + " would compute for " +
+                        g(plan.compute_s[w]) + " s on rank " + std::to_string(w) + " (at most " + g(kMaxDuration_s) +
+                        " s are simulated): gpu.flops, speed_factors, straggler.slowdown or the profile is out of scale");
+  double bw = std::min(p.nic.bandwidth_Bps, p.gpus_per_node > 1 ? p.intra.bandwidth_Bps : 1e300);
+  if (p.topology == "fat-tree") bw = std::min(bw, p.uplink.bandwidth_Bps);
+  bw *= p.network.bandwidth_factor;
+  const double latency = 2 * (p.intra.latency_s + p.nic.latency_s + p.uplink.latency_s) * p.network.latency_factor;
+  for (const auto& plan : plans)
+    for (const auto& op : plan.sync) {
+      const double chunks = double(op.bytes) / double(std::max<std::uint64_t>(4, o.chunk_bytes));
+      if (op.kind != OpKind::allreduce && op.kind != OpKind::send && chunks > 1e6)
+        throw UserError("--chunk-bytes: " + std::to_string(o.chunk_bytes) + " cuts a " + std::to_string(op.bytes) +
+                        "-byte op into more than 1000000 chunks");
+      const double t = 2.0 * double(op.bytes) / bw + latency * (double(op.ranks.size()) + chunks);
+      if (!(t <= kMaxDuration_s))
+        throw UserError("platform: a " + std::to_string(op.bytes) + "-byte " + to_string(op.kind) + " over " +
+                        std::to_string(op.ranks.size()) + " ranks would take about " + g(t) + " s (at most " +
+                        g(kMaxDuration_s) + " s are simulated): nic, intra or uplink bandwidth/latency is out of scale");
+    }
+}
 
 EngineResult run_engine(const Platform& platform, int ranks, const std::vector<RoundPlan>& plans,
                         const EngineOptions& options) {
+  check_durations(platform, plans, options);
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
   std::fflush(nullptr);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    // The simulation dies with resist-sim (killed or not): no orphan keeps
+    // a core busy. The getppid() check covers a parent gone before prctl.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) _exit(1);
     ::close(fds[0]);
     std::uint64_t status = 0;
     try {
@@ -378,7 +440,8 @@ EngineResult run_engine(const Platform& platform, int ranks, const std::vector<R
   std::string buf;
   char tmp[1 << 16];
   ssize_t k;
-  while ((k = ::read(fds[0], tmp, sizeof tmp)) > 0) buf.append(tmp, std::size_t(k));
+  while ((k = ::read(fds[0], tmp, sizeof tmp)) > 0 || (k < 0 && errno == EINTR))
+    if (k > 0) buf.append(tmp, std::size_t(k));
   ::close(fds[0]);
   int wstatus = 0;
   ::waitpid(pid, &wstatus, 0);

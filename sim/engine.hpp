@@ -60,6 +60,12 @@ struct EngineResult {
   double end_s = 0;
 };
 
+// Throws UserError when a plan's compute time or an op's time over the
+// platform's slowest link is not finite or beyond what SimGrid simulates
+// faithfully (1e12 s): SimGrid aborts the process on a non-finite duration.
+// run_engine() checks its plans; callers may check earlier.
+void check_durations(const Platform& platform, const std::vector<RoundPlan>& plans, const EngineOptions& options);
+
 EngineResult run_engine(const Platform& platform, int ranks, const std::vector<RoundPlan>& plans,
                         const EngineOptions& options);
 

@@ -252,6 +252,23 @@ void fill_timeline(const RunOptions& o, const Platform& platform, const Plans& p
 
 }  // namespace
 
+void check_scale(const ModelSpec& spec, const Platform& platform, const RunOptions& o) {
+  const auto& c = o.file ? o.file->config : o.schedule;
+  const ComputeModel cost(spec, platform, c.batch_size, o.backward_factor, o.profile);
+  std::vector<int> all(spec.blocks.size());
+  for (std::size_t b = 0; b < all.size(); ++b) all[b] = int(b);
+  const double slowdown = platform.straggler_probability > 0 ? platform.straggler_slowdown : 1.0;
+  double slowest = 1e300;
+  for (int w = 0; w < c.workers && w < platform.gpus(); ++w) slowest = std::min(slowest, platform.speed_factor(w));
+  RoundPlan plan;
+  plan.compute_s.push_back(effective_local_iters(c) * cost.iteration_s(all, 0) * platform.speed_factor(0) / slowest *
+                           slowdown);
+  std::vector<int> ranks(std::size_t(std::max(1, c.workers)));
+  for (std::size_t r = 0; r < ranks.size(); ++r) ranks[r] = int(r);
+  plan.sync.push_back({OpKind::allreduce, Payload::shared, ranks, all, spec.bytes(all)});
+  check_durations(platform, {plan}, o.engine);
+}
+
 RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& o) {
   const RoundSource gen = o.file ? RoundSource(spec, *o.file) : RoundSource(spec, o.schedule);
   const int S = gen.header().config.workers;
@@ -259,6 +276,7 @@ RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const Ru
   if (o.max_simulated_rounds < 0) throw UserError("--max-simulated-rounds: must be >= 0");
   if (o.engine.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
   if (o.engine.bucket_bytes < 4) throw UserError("--bucket-bytes: must be >= 4");
+  check_scale(spec, platform, o);
   RunResult res;
   res.rounds = gen.num_rounds();
   res.total_iters = gen.header().total_iters;

@@ -61,6 +61,12 @@ struct RunResult {
   Timeline timeline;  // filled when options.timeline
 };
 
+// Checks, before anything runs, that the platform is within what the
+// simulator can time (check_durations): a round of the whole model on the
+// slowest rank and an all-reduce of the whole model over every rank, bounds
+// of anything the run simulates. Throws UserError naming the culprit.
+void check_scale(const ModelSpec& spec, const Platform& platform, const RunOptions& options);
+
 // Throws UserError for bad configurations (ranks above the platform's GPUs, ...).
 RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& options);
 

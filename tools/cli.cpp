@@ -1,5 +1,6 @@
 #include "tools/cli.hpp"
 
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 
@@ -7,13 +8,36 @@
 
 namespace resist::cli {
 
+std::string one_line(const std::string& text, std::size_t max_chars) {
+  std::string out;
+  for (const char c : text) {
+    if (out.size() >= max_chars) {
+      out += "...";
+      break;
+    }
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += ' ';
+    else if ((unsigned char)c < 0x20 || c == 0x7f) out += '?';
+    else out += c;
+  }
+  return out;
+}
+
 int guarded(const std::string& program, const std::function<int()>& body) {
   try {
     return body();
   } catch (const UserError& e) {
-    std::cerr << program << ": " << e.what() << "\n";
+    std::cerr << program << ": " << one_line(e.what()) << "\n";
   } catch (const po::error& e) {
-    std::cerr << program << ": " << e.what() << " (see --help)\n";
+    std::cerr << program << ": " << one_line(e.what()) << " (see --help)\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << program << ": out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    // A fault, not bad input: still one line and a clean exit.
+    std::cerr << program << ": internal error: " << one_line(e.what()) << "\n";
+    return 1;
   }
   return kUserErrorExit;
 }
@@ -102,7 +126,7 @@ void add_schedule_options(po::options_description& d, ScheduleConfig& c) {
   d.add_options()
       ("min-depth", po::value(&c.min_depth)->default_value(c.min_depth),
        "ResIST: minimum partitionable blocks per sub-ResNet (d_min)")
-      ("seed", po::value(&c.seed)->default_value(c.seed), "seed of the partitions")
+      ("seed", seed_value(c.seed), "seed of the partitions (0..18446744073709551615)")
       ("batch-size", po::value(&c.batch_size)->default_value(c.batch_size), "batch size per worker")
       ("epochs", po::value(&c.epochs)->default_value(c.epochs), "passes over the training set")
       ("train-size", po::value(&c.train_size)->default_value(c.train_size), "samples (images) in the training set")
@@ -116,8 +140,39 @@ void add_schedule_options(po::options_description& d, ScheduleConfig& c) {
        "IST: decentralised|parameter-server (scatter/gather through rank 0)");
 }
 
+po::typed_value<std::string>* seed_value(std::uint64_t& target) {
+  return po::value<std::string>()
+      ->default_value(std::to_string(target))
+      ->notifier([&target](const std::string& s) { target = parse_seed("--seed", s); });
+}
+
+std::uint64_t parse_seed(const std::string& flag, const std::string& text) {
+  // std::stoull would take "-1" as 2^64-1: only digits are accepted.
+  const std::string bad = flag + ": '" + text + "' is not a whole number in 0..18446744073709551615";
+  if (text.empty() || text.size() > 20 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw UserError(bad);
+  try {
+    return std::stoull(text);
+  } catch (const std::exception&) {
+    throw UserError(bad);
+  }
+}
+
+void cap_default_min_depth(const po::variables_map& vm, const ModelSpec& spec, ScheduleConfig& c) {
+  const auto it = vm.find("min-depth");
+  if (it == vm.end() || !it->second.defaulted()) return;  // an explicit value is checked by validate()
+  const int B = int(spec.partitionable.size());
+  if (B > 0) c.min_depth = std::min(c.min_depth, B);
+}
+
 bool parse(int argc, char** argv, const po::options_description& d, po::variables_map& vm, const std::string& usage) {
-  po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
+  // No positional arguments: a stray word ("comm foo") is an error, not ignored.
+  const auto parsed = po::command_line_parser(argc, argv).options(d).run();
+  for (const auto& o : parsed.options)
+    if (o.position_key >= 0 || (o.string_key.empty() && !o.original_tokens.empty()))
+      throw UserError("unexpected argument '" + (o.original_tokens.empty() ? std::string() : o.original_tokens[0]) +
+                      "' (options are --name VALUE; see --help)");
+  po::store(parsed, vm);
   if (vm.count("help")) {
     std::cout << usage << "\n\n" << d << "\n";
     return false;

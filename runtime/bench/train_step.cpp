@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -208,14 +209,67 @@ void check(const Options& o) {
     throw UserError("--sgd: '" + o.sgd + "' is not one of foreach, torch");
   if (o.format != "table" && o.format != "json")
     throw UserError("--format: '" + o.format + "' is not one of table, json");
-  if (o.batch < 1) throw UserError("--batch: must be >= 1 (got " + std::to_string(o.batch) + ")");
-  if (o.iters < 1) throw UserError("--iters: must be >= 1 (got " + std::to_string(o.iters) + ")");
-  if (o.warmup < 0) throw UserError("--warmup: must be >= 0 (got " + std::to_string(o.warmup) + ")");
+  if (o.batch < 1 || o.batch > (1 << 20))
+    throw UserError("--batch: must be in 1..1048576 (got " + std::to_string(o.batch) + ")");
+  if (o.iters < 1 || o.iters > 1000000)
+    throw UserError("--iters: must be in 1..1000000 (got " + std::to_string(o.iters) + ")");
+  if (o.warmup < 0 || o.warmup > 1000000)
+    throw UserError("--warmup: must be in 0..1000000 (got " + std::to_string(o.warmup) + ")");
+  if (!(o.lr > 0 && o.lr <= 1e6)) throw UserError("--lr: must be > 0 (got " + std::to_string(o.lr) + ")");
   if (o.resist_workers < 0)
     throw UserError("--resist-workers: must be >= 0 (got " + std::to_string(o.resist_workers) + ")");
-  if (o.matmul_size < -1 || o.matmul_size > 65536)
-    throw UserError("--matmul-size: must be in 0..65536, or -1 for the device default (got " +
+  if (o.matmul_size < -1 || o.matmul_size > 32768)
+    throw UserError("--matmul-size: must be in 0..32768, or -1 for the device default (got " +
                     std::to_string(o.matmul_size) + ")");
+}
+
+// Bytes the device can still give: MemAvailable on the CPU, free memory on
+// CUDA; 0 when unknown.
+std::uint64_t available_bytes(const Options& o) {
+#ifdef RESIST_BENCH_CUDA
+  if (on_cuda(o)) {
+    std::size_t free = 0, total = 0;
+    return cudaMemGetInfo(&free, &total) == cudaSuccess ? free : 0;
+  }
+#endif
+  (void)o;
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return 0;
+}
+
+std::string gib(double bytes) {
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(1);
+  s << bytes / double(1ull << 30) << " GiB";
+  return s.str();
+}
+
+// Refuses what would not fit instead of letting the kernel's OOM killer (or
+// the CUDA allocator) end the run: a training step keeps about twice the
+// forward activations (saved tensors and their gradients) plus weights,
+// gradients and momentum; the matmul peak holds three n x n matrices.
+void check_memory(const Options& o, const resist::ModelSpec& spec, const std::vector<int>& held) {
+  using resist::UserError;
+  const std::uint64_t avail = available_bytes(o);
+  if (avail == 0) return;
+  std::uint64_t act = 0;
+  for (int b : held) act += spec.blocks.at(std::size_t(b)).activation_bytes;
+  const double step = 2.0 * double(act) * o.batch + 4.0 * double(spec.bytes(held)) +
+                      4.0 * o.batch * spec.dataset.channels * spec.dataset.height * spec.dataset.width;
+  if (step > 0.9 * double(avail))
+    throw UserError("--batch: " + std::to_string(o.batch) + " images need about " + gib(step) + " for one step of " +
+                    spec.name + ", more than the " + gib(double(avail)) + " available on " + o.device);
+  const double n = o.matmul_size > 0 ? o.matmul_size : 0;
+  const double mm = 3.0 * n * n * (o.precision == "bf16" ? 2 : 4);
+  if (mm > 0.5 * double(avail))
+    throw UserError("--matmul-size: " + std::to_string(o.matmul_size) + " needs " + gib(mm) +
+                    " for its three matrices, more than half the " + gib(double(avail)) + " available on " + o.device);
 }
 
 std::string command_line(int argc, char** argv) {
@@ -234,6 +288,7 @@ int run(int argc, char** argv) {
   po::options_description d("resist-bench options");
   resist::cli::add_model_options(d, m, hidden);
   d.add_options()
+      ("help,h", "this help")
       ("device", po::value(&o.device)->default_value(o.device), "cpu|cuda")
       ("precision", po::value(&o.precision)->default_value(o.precision),
        "fp32|bf16 (bf16: autocast to bfloat16 on the device, weights and optimizer stay fp32)")
@@ -244,7 +299,7 @@ int run(int argc, char** argv) {
       ("resist-workers", po::value(&o.resist_workers)->default_value(0),
        "S > 0: time one ResIST worker's sub-ResNet for S workers instead of the full model")
       ("min-depth", po::value(&o.min_depth)->default_value(o.min_depth), "ResIST d_min (with --resist-workers)")
-      ("seed", po::value(&o.seed)->default_value(o.seed), "seeds weights, data and the ResIST partition")
+      ("seed", resist::cli::seed_value(o.seed), "seeds weights, data and the ResIST partition")
       ("sgd", po::value(&o.sgd)->default_value(o.sgd), "foreach (multi-tensor kernels) | torch (torch::optim::SGD)")
       ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate")
       ("matmul-size", po::value(&o.matmul_size)->default_value(o.matmul_size),
@@ -271,6 +326,8 @@ int run(int argc, char** argv) {
     c.model = m;
     c.workers = o.resist_workers;
     c.min_depth = o.min_depth;
+    resist::cli::cap_default_min_depth(vm, spec, c);
+    o.min_depth = c.min_depth;
     c.seed = o.seed;
     c.rounds = 1;
     const resist::ScheduleGenerator gen(spec, c);
@@ -283,6 +340,8 @@ int run(int argc, char** argv) {
   }
   std::uint64_t fwd_flops_per_sample = 0;
   for (int b : held) fwd_flops_per_sample += spec.blocks.at(b).flops_fwd;
+  if (o.matmul_size < 0) o.matmul_size = on_cuda(o) ? 8192 : 1024;
+  check_memory(o, spec, held);
 
   torch::manual_seed(o.seed);
   const torch::Device device(on_cuda(o) ? torch::kCUDA : torch::kCPU);
@@ -332,7 +391,7 @@ int run(int argc, char** argv) {
 #endif
   if (!on_cuda(o)) peak_bytes = peak_rss_bytes();
 
-  const int n = o.matmul_size >= 0 ? o.matmul_size : (on_cuda(o) ? 8192 : 1024);
+  const int n = o.matmul_size;
   bool tf32 = false;
   const double peak_flops = n > 0 ? measure_matmul_peak(o, device, n, tf32) : 0.0;
 
