@@ -275,6 +275,9 @@ void Trainer::setup() {
   if (backend == "auto") backend = device_.is_cuda() ? "nccl" : "gloo";
   if (backend == "gloo") {
     comm_ = make_gloo_communicator(env_, kv_, timeout);
+    auto& p2p = dynamic_cast<P2PCommunicator&>(*comm_);
+    p2p.collectives = opt_.collectives;
+    p2p.collectives.ranks_per_node = env_.local_world_size;
   } else if (backend == "nccl") {
 #if RESIST_HAVE_NCCL
     if (!device_.is_cuda()) throw UserError("--backend nccl: needs --device cuda");
