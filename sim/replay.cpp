@@ -24,7 +24,7 @@ struct Replay {
   LinkSpec flat_route;
   std::vector<double> ready;  // per rank: when it has finished everything so far
   std::vector<Transfer> transfers;
-  std::vector<std::pair<int, double>> done;
+  std::vector<double> end;  // per message of the current step
   EngineResult res;
 
   // One op: every step's messages start when both ends are ready.
@@ -36,17 +36,23 @@ struct Replay {
     for (int pos = 0; pos < n; ++pos) begin[pos] = ready[ranks[pos]];
     for (int k = 0; k < plan.steps(); ++k) {
       transfers.clear();
-      done.clear();
       plan.transfers(k, -1, transfers);
-      for (const Transfer& t : transfers) {
+      // Ends first (every message of the step sees its ranks' times before
+      // the step), then advance both ends of each message.
+      end.resize(transfers.size());
+      for (std::size_t m = 0; m < transfers.size(); ++m) {
+        const Transfer& t = transfers[m];
         const int a = ranks[t.src], b = ranks[t.dst];
         const LinkSpec route = uniform ? flat_route : platform.route(a, b);
-        const double end = std::max(ready[a], ready[b]) + route.latency_s + 4.0 * double(t.count) / route.bandwidth_Bps;
-        done.emplace_back(a, end);
-        done.emplace_back(b, end);
+        end[m] = std::max(ready[a], ready[b]) + route.latency_s + 4.0 * double(t.count) / route.bandwidth_Bps;
         sent[t.src] += 4 * t.count;
       }
-      for (const auto& [w, end] : done) ready[w] = std::max(ready[w], end);
+      for (std::size_t m = 0; m < transfers.size(); ++m) {
+        double& ra = ready[ranks[transfers[m].src]];
+        double& rb = ready[ranks[transfers[m].dst]];
+        ra = std::max(ra, end[m]);
+        rb = std::max(rb, end[m]);
+      }
     }
     for (int pos = 0; pos < n; ++pos) {
       res.events.push_back({ranks[pos], p, i, int(c.kind), begin[pos], ready[ranks[pos]], sent[pos]});
