@@ -163,7 +163,7 @@ Study parse_study(const json& j, const std::string& path) {
     for (const char* need : {"local-sgd", "resist"})
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
         throw UserError(std::string("protocols: this kind compares ResIST with local SGD; must contain '") + need + "'");
-  if (root.has("machines")) s.machines = root.at("machines").ints(1, 4096);
+  if (root.has("machines")) s.machines = root.at("machines").ints(1, 1 << 16);
   if (root.has("local_iters")) s.local_iters = root.at("local_iters").ints(1, 100000);
   if (s.machines.empty()) throw UserError("machines: must not be empty");
   if (s.local_iters.empty()) throw UserError("local_iters: must not be empty");
