@@ -2,6 +2,8 @@
 // results, a report and figures.
 //   resist-study run FILE.json [FILE.json ...] --out DIR
 //   resist-study run --all [--studies DIR] --out DIR
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -9,7 +11,10 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "experiments/study.hpp"
 #include "models/error.hpp"
@@ -23,21 +28,71 @@ namespace {
 
 const char* kUsage =
     "usage: resist-study run STUDY.json [STUDY.json ...] --out DIR\n"
-    "       resist-study run --all [--studies DIR] [--skip KIND] --out DIR\n\n"
+    "       resist-study run --all [--studies DIR] [--skip KIND] --out DIR\n"
+    "       ... [--jobs N] [--shard K/N]\n"
+    "       resist-study merge --out DIR SHARD_DIR [SHARD_DIR ...]\n\n"
     "Runs what-if studies (see docs/studies.md): writes CSV/JSON results, report.md and figures (PNG, SVG) under\n"
     "DIR (one subdirectory per study when there are several), prints the headline tables and the report's path.\n"
     "--all runs every study in --studies (default: the source tree's experiments/studies); `validate` is skipped\n"
-    "when the LibTorch runtime is not built. --skip KIND (repeatable) leaves a kind out of --all.\n";
+    "when the LibTorch runtime is not built. --skip KIND (repeatable) leaves a kind out of --all.\n"
+    "--jobs N simulates a grid's configurations in N processes (default: the machine's cores); the results are\n"
+    "those of --jobs 1. --shard K/N runs only the K-th of N slices of every simulated grid (paper-cifar, what-if,\n"
+    "scale) into DIR (no report); `merge` joins the N shard directories into DIR with the same report as one run\n"
+    "(kinds that are not grids, table1 and validate, run during the merge).\n";
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v && *v ? v : fallback;
 }
 
+// "K/N" with 1 <= K <= N.
+std::pair<int, int> parse_shard(const std::string& text) {
+  int k = 0, n = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%d/%d%c", &k, &n, &tail) != 2 || n < 1 || n > 100000 || k < 1 || k > n)
+    throw UserError("--shard: '" + text + "' is not K/N with 1 <= K <= N (e.g. 3/8)");
+  return {k - 1, n};
+}
+
+int parse_jobs(const std::string& text) {
+  char* end = nullptr;
+  const long j = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != 0 || j < 1 || j > 4096)
+    throw UserError("--jobs: '" + text + "' is not a number of processes in 1..4096");
+  return int(j);
+}
+
+// merge: the shard directories' shard.json, all of one run split N ways.
+// Returns the study files to read; `given` gets them as the first run was given
+// them (the report names them so).
+std::vector<std::string> read_shards(const std::vector<std::string>& dirs, bool& all, std::vector<std::string>& given) {
+  std::vector<std::string> files;
+  std::vector<bool> seen;
+  for (const auto& d : dirs) {
+    const auto j = json_util::read_file(d + "/shard.json", "merge");
+    const auto these = j.at("studies").get<std::vector<std::string>>();
+    const int k = j.at("shard").get<int>(), n = j.at("shards").get<int>();
+    if (seen.empty()) {
+      seen.assign(std::size_t(n), false), files = these, all = j.at("all").get<bool>();
+      given = j.at("given").get<std::vector<std::string>>();
+    }
+    if (int(seen.size()) != n || these != files)
+      throw UserError("merge: " + d + " is a shard of another run (its studies or N differ from the first)");
+    if (seen[std::size_t(k - 1)]) throw UserError("merge: " + d + ": shard " + std::to_string(k) + " given twice");
+    seen[std::size_t(k - 1)] = true;
+  }
+  for (std::size_t k = 0; k < seen.size(); ++k)
+    if (!seen[k]) throw UserError("merge: shard " + std::to_string(k + 1) + "/" + std::to_string(seen.size()) + " is missing");
+  return files;
+}
+
 int run(int argc, char** argv) {
-  std::vector<std::string> files, skip;
+  const bool merge = std::strcmp(argv[1], "merge") == 0;
+  std::vector<std::string> files, skip, shard_dirs, given;
   std::string out, studies_dir = std::string(RESIST_SOURCE_DIR) + "/experiments/studies";
   bool all = false;
+  int jobs = std::max(1, int(::sysconf(_SC_NPROCESSORS_ONLN)));
+  std::pair<int, int> shard{0, 1};
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](const char* flag) -> std::string {
@@ -51,12 +106,20 @@ int run(int argc, char** argv) {
     else if (a == "--all") all = true;
     else if (a == "--studies") studies_dir = value("--studies");
     else if (a == "--skip") skip.push_back(value("--skip"));
-    else if (a.rfind("--", 0) == 0) throw UserError(a + ": unknown option (accepted: --out, --all, --studies, --skip, --help)");
+    else if (a == "--jobs") jobs = parse_jobs(value("--jobs"));
+    else if (a == "--shard" && !merge) shard = parse_shard(value("--shard"));
+    else if (a.rfind("--", 0) == 0)
+      throw UserError(a + ": unknown option (accepted: --out, --all, --studies, --skip, --jobs, --shard, --help)");
+    else if (merge) shard_dirs.push_back(a);
     else files.push_back(a);
   }
+  if (merge) {
+    if (shard_dirs.empty()) throw UserError("merge: give the shard directories (the --out of each --shard K/N run)");
+    files = read_shards(shard_dirs, all, given);
+  }
   if (out.empty()) throw UserError("--out: required (a directory for results, report and figures)");
-  if (all == !files.empty()) throw UserError("run: give study files or --all (not both, not neither)");
-  if (all) {
+  if (!merge && all == !files.empty()) throw UserError("run: give study files or --all (not both, not neither)");
+  if (all && !merge) {
     if (!fs::is_directory(studies_dir)) throw UserError("--studies: '" + studies_dir + "' is not a directory");
     for (const auto& e : fs::directory_iterator(studies_dir))
       if (e.path().extension() == ".json") files.push_back(e.path().string());
@@ -69,10 +132,22 @@ int run(int argc, char** argv) {
 
   // Read and check everything before running anything.
   std::vector<study::Study> studies;
-  for (const auto& f : files) {
-    study::Study s = study::read_study(f);
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    study::Study s = study::read_study(files[i]);
+    if (merge && i < given.size()) s.path = given[i];
     if (std::find(skip.begin(), skip.end(), study::to_string(s.kind)) != skip.end()) continue;
+    s.jobs = jobs;
+    std::tie(s.shard, s.shards) = shard;
     studies.push_back(std::move(s));
+  }
+  if (shard.second > 1) {  // what merge needs to find the other shards' studies
+    fs::create_directories(out);
+    std::vector<std::string> abs;
+    for (const auto& f : files) abs.push_back(fs::absolute(f).lexically_normal().string());
+    json_util::write_atomic(out + "/shard.json", nlohmann::json{{"format", "resist-study-shard-run"}, {"version", 1},
+                                                                {"studies", abs}, {"given", files}, {"all", all},
+                                                                {"shard", shard.first + 1}, {"shards", shard.second}}
+                                                     .dump(1) + "\n");
   }
   std::stable_sort(studies.begin(), studies.end(), [](const auto& a, const auto& b) {
     return a.kind != b.kind ? a.kind < b.kind : a.name < b.name;
@@ -87,6 +162,9 @@ int run(int argc, char** argv) {
                       paths.runtime_dir + "'), which is not built");
 
   const bool several = studies.size() > 1;
+  for (auto& s : studies)
+    if (merge && study::is_grid(s.kind))
+      for (const auto& d : shard_dirs) s.merge_rows.push_back((several ? d + "/" + s.name : d) + "/grid-rows.json");
   std::string report = "# resist study report\n\n";
   std::vector<std::pair<study::Kind, study::Outcome>> outcomes;
   for (const auto& s : studies) {
@@ -98,6 +176,7 @@ int run(int argc, char** argv) {
       continue;
     }
     study::Outcome o = study::run_study(s, dir, paths);
+    if (shard.second > 1) continue;
     std::string section = o.report_md;
     if (several) {  // figure links relative to the combined report
       for (std::size_t p = 0; (p = section.find("](figures/", p)) != std::string::npos; p += 2)
@@ -105,6 +184,11 @@ int run(int argc, char** argv) {
     }
     report += section;
     outcomes.emplace_back(s.kind, std::move(o));
+  }
+  if (shard.second > 1) {
+    std::cout << "shard " << shard.first + 1 << "/" << shard.second << ": " << fs::absolute(out).lexically_normal().string()
+              << " (join the shards with resist-study merge --out DIR SHARD_DIR...)\n";
+    return 0;
   }
   if (several) json_util::write_atomic(out + "/report.md", report);
 
@@ -131,8 +215,8 @@ int main(int argc, char** argv) {
     (argc < 2 ? std::cerr : std::cout) << kUsage;
     return argc < 2 ? 2 : 0;
   }
-  if (std::strcmp(argv[1], "run") != 0) {
-    std::cerr << "resist-study: unknown command '" << argv[1] << "' (accepted: run)\n";
+  if (std::strcmp(argv[1], "run") != 0 && std::strcmp(argv[1], "merge") != 0) {
+    std::cerr << "resist-study: unknown command '" << argv[1] << "' (accepted: run, merge)\n";
     return 2;
   }
   return cli::guarded("resist-study", [&] { return run(argc, argv); });
