@@ -54,7 +54,7 @@ TEST(StudyConfig, BadConfigsNameFileAndJsonPath) {
       {R"({"format": "resist-study", "version": 1, "kind": "nope", "seed": 1})", "kind: unknown value 'nope'"},
       {R"({"format": "resist-study", "version": 1, "kind": "table1"})", "seed: missing"},
       {R"({"format": "resist-schedule", "version": 1, "kind": "table1", "seed": 1})", "format"},
-      {tiny("table1", R"(, "machines": [2, 0])"), "machines[1]: must be in 1..4096 (got 0)"},
+      {tiny("table1", R"(, "machines": [2, 0])"), "machines[1]: must be in 1..65536 (got 0)"},
       {tiny("table1", R"(, "bandwidths": ["1Gbps"])"), "bandwidths: unknown key for kind 'table1'"},
       {tiny("what-if", R"(, "bandwidths": ["10Gbps", "fast"])"), "bandwidths[1]"},
       {tiny("paper-cifar", R"(, "protocols": ["resist", "ist2"])"), "protocols[1]: unknown value 'ist2'"},
