@@ -86,45 +86,77 @@ std::vector<std::string> read_shards(const std::vector<std::string>& dirs, bool&
   return files;
 }
 
-int run(int argc, char** argv) {
-  const bool merge = std::strcmp(argv[1], "merge") == 0;
+// --shard K/N: what merge needs to find the other shards' studies (absolute
+// paths to read them, the paths as given for the report).
+void write_shard_manifest(const std::string& out, const std::vector<std::string>& files, bool all,
+                          std::pair<int, int> shard) {
+  fs::create_directories(out);
+  std::vector<std::string> abs;
+  for (const auto& f : files) abs.push_back(fs::absolute(f).lexically_normal().string());
+  const nlohmann::json j = {{"format", "resist-study-shard-run"}, {"version", 1}, {"studies", abs}, {"given", files},
+                            {"all", all}, {"shard", shard.first + 1}, {"shards", shard.second}};
+  json_util::write_atomic(out + "/shard.json", j.dump(1) + "\n");
+}
+
+struct Args {
+  bool merge = false, all = false, help = false;
   std::vector<std::string> files, skip, shard_dirs, given;
   std::string out, studies_dir = std::string(RESIST_SOURCE_DIR) + "/experiments/studies";
-  bool all = false;
   int jobs = std::max(1, int(::sysconf(_SC_NPROCESSORS_ONLN)));
-  std::pair<int, int> shard{0, 1};
+  std::pair<int, int> shard{0, 1};  // K-1, N
+};
+
+Args parse_args(int argc, char** argv) {
+  Args g;
+  g.merge = std::strcmp(argv[1], "merge") == 0;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&](const char* flag) -> std::string {
       if (i + 1 >= argc) throw UserError(std::string(flag) + ": needs a value");
       return argv[++i];
     };
-    if (a == "--help" || a == "-h") {
-      std::cout << kUsage;
-      return 0;
-    } else if (a == "--out") out = value("--out");
-    else if (a == "--all") all = true;
-    else if (a == "--studies") studies_dir = value("--studies");
-    else if (a == "--skip") skip.push_back(value("--skip"));
-    else if (a == "--jobs") jobs = parse_jobs(value("--jobs"));
-    else if (a == "--shard" && !merge) shard = parse_shard(value("--shard"));
+    if (a == "--help" || a == "-h") g.help = true;
+    else if (a == "--out") g.out = value("--out");
+    else if (a == "--all") g.all = true;
+    else if (a == "--studies") g.studies_dir = value("--studies");
+    else if (a == "--skip") g.skip.push_back(value("--skip"));
+    else if (a == "--jobs") g.jobs = parse_jobs(value("--jobs"));
+    else if (a == "--shard" && !g.merge) g.shard = parse_shard(value("--shard"));
     else if (a.rfind("--", 0) == 0)
       throw UserError(a + ": unknown option (accepted: --out, --all, --studies, --skip, --jobs, --shard, --help)");
-    else if (merge) shard_dirs.push_back(a);
-    else files.push_back(a);
+    else if (g.merge) g.shard_dirs.push_back(a);
+    else g.files.push_back(a);
   }
-  if (merge) {
-    if (shard_dirs.empty()) throw UserError("merge: give the shard directories (the --out of each --shard K/N run)");
-    files = read_shards(shard_dirs, all, given);
+  if (g.help) return g;
+  if (g.merge) {
+    if (g.shard_dirs.empty()) throw UserError("merge: give the shard directories (the --out of each --shard K/N run)");
+    g.files = read_shards(g.shard_dirs, g.all, g.given);
   }
-  if (out.empty()) throw UserError("--out: required (a directory for results, report and figures)");
-  if (!merge && all == !files.empty()) throw UserError("run: give study files or --all (not both, not neither)");
-  if (all && !merge) {
-    if (!fs::is_directory(studies_dir)) throw UserError("--studies: '" + studies_dir + "' is not a directory");
-    for (const auto& e : fs::directory_iterator(studies_dir))
-      if (e.path().extension() == ".json") files.push_back(e.path().string());
-    if (files.empty()) throw UserError("--studies: no *.json in '" + studies_dir + "'");
+  if (g.out.empty()) throw UserError("--out: required (a directory for results, report and figures)");
+  if (!g.merge && g.all == !g.files.empty()) throw UserError("run: give study files or --all (not both, not neither)");
+  if (g.all && !g.merge) {
+    if (!fs::is_directory(g.studies_dir)) throw UserError("--studies: '" + g.studies_dir + "' is not a directory");
+    for (const auto& e : fs::directory_iterator(g.studies_dir))
+      if (e.path().extension() == ".json") g.files.push_back(e.path().string());
+    if (g.files.empty()) throw UserError("--studies: no *.json in '" + g.studies_dir + "'");
   }
+  return g;
+}
+
+int run(int argc, char** argv) {
+  const Args g = parse_args(argc, argv);
+  if (g.help) {
+    std::cout << kUsage;
+    return 0;
+  }
+  const bool merge = g.merge, all = g.all;
+  const auto& files = g.files;
+  const auto& skip = g.skip;
+  const auto& shard_dirs = g.shard_dirs;
+  const auto& given = g.given;
+  const auto& out = g.out;
+  const auto shard = g.shard;
+  const int jobs = g.jobs;
   study::Paths paths;
   paths.analysis_dir = env_or("RESIST_ANALYSIS_DIR", std::string(RESIST_SOURCE_DIR) + "/analysis");
   paths.python = env_or("RESIST_PYTHON", "/usr/bin/python3");
@@ -140,15 +172,7 @@ int run(int argc, char** argv) {
     std::tie(s.shard, s.shards) = shard;
     studies.push_back(std::move(s));
   }
-  if (shard.second > 1) {  // what merge needs to find the other shards' studies
-    fs::create_directories(out);
-    std::vector<std::string> abs;
-    for (const auto& f : files) abs.push_back(fs::absolute(f).lexically_normal().string());
-    json_util::write_atomic(out + "/shard.json", nlohmann::json{{"format", "resist-study-shard-run"}, {"version", 1},
-                                                                {"studies", abs}, {"given", files}, {"all", all},
-                                                                {"shard", shard.first + 1}, {"shards", shard.second}}
-                                                     .dump(1) + "\n");
-  }
+  if (shard.second > 1) write_shard_manifest(out, files, all, shard);
   std::stable_sort(studies.begin(), studies.end(), [](const auto& a, const auto& b) {
     return a.kind != b.kind ? a.kind < b.kind : a.name < b.name;
   });
