@@ -47,8 +47,9 @@ EngineKind parse_engine_kind(const std::string& s);  // throws UserError naming 
 struct EngineOptions {
   CollectiveOptions collectives;            // algorithms and chain chunk
   EngineKind kind = EngineKind::automatic;
-  // Data-parallel only: start the gradient all-reduce in buckets during
-  // backward (like PyTorch DDP) instead of after it.
+  // Ops of Phase::iteration (per-iteration gradient all-reduce, e.g.
+  // data-parallel): start them in buckets during backward (like PyTorch DDP)
+  // instead of after it.
   bool overlap = false;
   std::uint64_t bucket_bytes = 25u << 20;
   // true: all workers wait for each other before every plan, so each plan's
