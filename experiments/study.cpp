@@ -118,7 +118,7 @@ Study parse_study(const json& j, const std::string& path) {
   std::set<std::string> allowed = {"format", "version", "kind", "name", "description", "seed", "model",
                                    "protocols", "workers", "machines", "local_iters", "batch_size", "min_depth"};
   if (kind != Kind::table1)
-    allowed.insert({"platform", "platform_overrides", "epochs", "train_size", "max_simulated_rounds"});
+    allowed.insert({"platform", "platform_overrides", "epochs", "train_size", "max_simulated_rounds", "collectives"});
   else
     allowed.insert({"sample_rounds", "train_size"});
   if (kind == Kind::what_if) allowed.insert("bandwidths");
@@ -126,6 +126,7 @@ Study parse_study(const json& j, const std::string& path) {
     allowed.erase("epochs");
     allowed.erase("train_size");
     allowed.erase("max_simulated_rounds");
+    allowed.erase("collectives");
     allowed.erase("platform");
     allowed.insert({"rounds", "train_subset", "test_subset", "threads", "warmup_rounds"});
   }
@@ -171,8 +172,8 @@ Study parse_study(const json& j, const std::string& path) {
   // "workers" (one per GPU); "machines" is its older name.
   if (root.has("workers") && root.has("machines"))
     root.at("machines").fail("give either workers or machines (its older name), not both");
-  if (root.has("workers")) s.machines = root.at("workers").ints(1, 4096);
-  if (root.has("machines")) s.machines = root.at("machines").ints(1, 4096);
+  if (root.has("workers")) s.machines = root.at("workers").ints(1, 1 << 16);
+  if (root.has("machines")) s.machines = root.at("machines").ints(1, 1 << 16);
   if (root.has("local_iters")) s.local_iters = root.at("local_iters").ints(1, 100000);
   if (s.machines.empty()) throw UserError(std::string(root.has("machines") ? "machines" : "workers") + ": must not be empty");
   if (s.local_iters.empty()) throw UserError("local_iters: must not be empty");
@@ -202,6 +203,17 @@ Study parse_study(const json& j, const std::string& path) {
       s.platform = (fs::path(path).parent_path() / s.platform).lexically_normal().string();
   }
   if (root.has("platform_overrides")) s.overrides = strings(root.at("platform_overrides"));
+  if (root.has("collectives")) {
+    const Reader c = root.at("collectives");
+    if (!c.j.is_object()) c.fail("must be an object");
+    for (const auto& [key, value] : c.j.items()) {
+      const Reader v = c.at(key);
+      if (key == "allreduce") s.collectives.allreduce = parse_algorithm(Collective::allreduce, v.str(), v.path);
+      else if (key == "reduce") s.collectives.reduce = parse_algorithm(Collective::reduce, v.str(), v.path);
+      else if (key == "broadcast") s.collectives.broadcast = parse_algorithm(Collective::broadcast, v.str(), v.path);
+      else throw UserError("collectives." + key + ": unknown key (accepted: allreduce, reduce, broadcast)");
+    }
+  }
   if (root.has("rounds")) s.rounds = int(root.at("rounds").integer(1, 10000));
   if (root.has("train_subset")) s.train_subset = int(root.at("train_subset").integer(1, 1 << 30));
   if (root.has("test_subset")) s.test_subset = int(root.at("test_subset").integer(0, 1 << 30));
@@ -366,37 +378,151 @@ struct SimRow {
   double vs_dp = 0, vs_local = 0;
 };
 
-std::vector<SimRow> simulate_grid(const Study& s, std::vector<sim::Platform>& platforms) {
+// One grid point: bandwidth index, machines, protocol, ℓ; in the order the
+// tables list them.
+struct Point {
+  std::size_t bw = 0;
+  int machines = 0;
+  std::string protocol;
+  int ell = 0;
+};
+
+std::vector<Point> grid_points(const Study& s) {
+  const std::size_t nbw = s.bandwidths.empty() ? 1 : s.bandwidths.size();
+  std::vector<Point> points;
+  for (std::size_t b = 0; b < nbw; ++b)
+    for (int m : s.machines)
+      for (const auto& name : s.protocols)
+        for (int ell : parse_protocol(name) == Protocol::data_parallel ? std::vector<int>{1} : s.local_iters)
+          points.push_back({b, m, name, ell});
+  return points;
+}
+
+SimRow simulate_point(const Study& s, const ModelSpec& spec, const sim::Platform& platform, const Point& pt,
+                      Progress& progress) {
+  sim::RunOptions o;
+  o.schedule = schedule_config(s, parse_protocol(pt.protocol), pt.machines, pt.ell);
+  o.max_simulated_rounds = s.max_simulated_rounds;
+  o.engine.collectives = s.collectives;
+  const auto t0 = std::chrono::steady_clock::now();
+  const sim::RunResult r = sim::simulate_run(spec, platform, o);
+  SimRow row{pt.protocol, pt.machines, pt.ell, s.epochs, r.rounds, r.simulated_rounds, 0, platform.nic.bandwidth_Bps,
+             r.wall_clock_s, r.compute_s, r.communication_s, r.exposed_communication_s, r.bytes_per_round,
+             r.wire_bytes_total};
+  const std::int64_t per_step = std::int64_t(pt.machines) * s.batch_size;
+  row.iters_per_epoch = int((s.train_size + per_step - 1) / per_step);
+  const double host = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string bw = s.bandwidths.empty() ? "" : " " + s.bandwidths[pt.bw];
+  progress.step(pt.protocol + " m=" + std::to_string(pt.machines) + " ℓ=" + std::to_string(pt.ell) + bw +
+                fmt(": %.1f s predicted", r.wall_clock_s) + fmt(" (%.1f s to simulate)", host));
+  return row;
+}
+
+json row_json(const SimRow& r) {
+  return {{"protocol", r.protocol}, {"machines", r.machines}, {"ell", r.ell}, {"epochs", r.epochs},
+          {"rounds", r.rounds}, {"simulated_rounds", r.simulated_rounds}, {"iters_per_epoch", r.iters_per_epoch},
+          {"bw_Bps", r.bw_Bps}, {"wall_s", r.wall_s}, {"compute_s", r.compute_s}, {"comm_s", r.comm_s},
+          {"exposed_s", r.exposed_s}, {"bytes_per_round", r.bytes_per_round}, {"wire_total", r.wire_total}};
+}
+SimRow row_from_json(const json& j) {
+  SimRow r;
+  r.protocol = j.at("protocol").get<std::string>();
+  r.machines = j.at("machines"), r.ell = j.at("ell"), r.epochs = j.at("epochs"), r.rounds = j.at("rounds");
+  r.simulated_rounds = j.at("simulated_rounds"), r.iters_per_epoch = j.at("iters_per_epoch");
+  r.bw_Bps = j.at("bw_Bps"), r.wall_s = j.at("wall_s"), r.compute_s = j.at("compute_s"), r.comm_s = j.at("comm_s");
+  r.exposed_s = j.at("exposed_s"), r.bytes_per_round = j.at("bytes_per_round"), r.wire_total = j.at("wire_total");
+  return r;
+}
+
+// Simulates the points `mine` (indexes into `points`) in s.jobs processes;
+// each child writes its rows to a file in `scratch`. Rows are deterministic,
+// so the result does not depend on the number of processes.
+std::map<int, SimRow> run_points(const Study& s, const std::vector<sim::Platform>& platforms,
+                                 const std::vector<Point>& points, const std::vector<int>& mine,
+                                 const std::string& scratch) {
   const ModelSpec spec = build_model(s.model);
+  std::map<int, SimRow> rows;
+  const int jobs = std::max(1, std::min<int>(s.jobs, int(mine.size())));
+  if (jobs == 1) {
+    Progress progress(s.name, int(mine.size()));
+    for (int i : mine) rows[i] = simulate_point(s, spec, platforms[points[i].bw], points[i], progress);
+    return rows;
+  }
+  std::vector<pid_t> children;
+  std::fflush(nullptr);
+  for (int j = 0; j < jobs; ++j) {
+    const pid_t pid = ::fork();
+    if (pid < 0) throw UserError("--jobs: fork failed");
+    if (pid > 0) {
+      children.push_back(pid);
+      continue;
+    }
+    int code = 0;
+    try {
+      std::vector<int> share;
+      for (std::size_t k = j; k < mine.size(); k += std::size_t(jobs)) share.push_back(mine[k]);
+      Progress progress(s.name + " job " + std::to_string(j + 1) + "/" + std::to_string(jobs), int(share.size()));
+      json out = json::object();
+      for (int i : share) out[std::to_string(i)] = row_json(simulate_point(s, spec, platforms[points[i].bw], points[i], progress));
+      json_util::write_atomic(scratch + "/.rows-job" + std::to_string(j) + ".json", out.dump());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "resist-study: job %d: %s\n", j + 1, e.what());
+      code = 1;
+    }
+    std::fflush(nullptr);
+    _exit(code);
+  }
+  bool failed = false;
+  for (pid_t pid : children) {
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    failed = failed || !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+  }
+  for (int j = 0; j < jobs; ++j) {
+    const std::string f = scratch + "/.rows-job" + std::to_string(j) + ".json";
+    if (!failed) {
+      const json part = json_util::read_file(f, "--jobs");
+      for (const auto& [k, v] : part.items()) rows[std::stoi(k)] = row_from_json(v);
+    }
+    fs::remove(f);
+  }
+  if (failed) throw UserError("--jobs: a simulation process failed (see above)");
+  return rows;
+}
+
+// merge: every point's row from the shards' files, each point exactly once.
+std::map<int, SimRow> merged_rows(const Study& s, int npoints) {
+  std::map<int, SimRow> rows;
+  for (const auto& f : s.merge_rows) {
+    const json shard = json_util::read_file(f, "merge");
+    for (const auto& [k, v] : shard.at("rows").items()) {
+      const int i = std::stoi(k);
+      if (i < 0 || i >= npoints || rows.count(i))
+        throw UserError("merge: " + f + ": grid point " + k + " is out of range or in two shards");
+      rows[i] = row_from_json(v);
+    }
+  }
+  if (int(rows.size()) != npoints)
+    throw UserError("merge: study " + s.name + ": the shards hold " + std::to_string(rows.size()) + " of " +
+                    std::to_string(npoints) + " grid points (is a shard missing?)");
+  return rows;
+}
+
+std::vector<SimRow> simulate_grid(const Study& s, std::vector<sim::Platform>& platforms,
+                                  const std::string& out) {
   std::vector<std::string> bws = s.bandwidths.empty() ? std::vector<std::string>{""} : s.bandwidths;
   for (const auto& bw : bws) platforms.push_back(study_platform(s, bw));
-  int total = 0;
-  for (const auto& name : s.protocols)
-    total += int(bws.size() * s.machines.size() * (name == "data-parallel" ? 1 : s.local_iters.size()));
-  Progress progress(s.name, total);
+  const auto points = grid_points(s);
+  std::map<int, SimRow> by_index;
+  if (!s.merge_rows.empty()) {
+    by_index = merged_rows(s, int(points.size()));
+  } else {
+    std::vector<int> all(points.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = int(i);
+    by_index = run_points(s, platforms, points, all, out);
+  }
   std::vector<SimRow> rows;
-  for (std::size_t b = 0; b < bws.size(); ++b)
-    for (int m : s.machines)
-      for (const auto& name : s.protocols) {
-        const Protocol p = parse_protocol(name);
-        const std::vector<int> ells = p == Protocol::data_parallel ? std::vector<int>{1} : s.local_iters;
-        for (int ell : ells) {
-          sim::RunOptions o;
-          o.schedule = schedule_config(s, p, m, ell);
-          o.max_simulated_rounds = s.max_simulated_rounds;
-          const auto t0 = std::chrono::steady_clock::now();
-          const sim::RunResult r = sim::simulate_run(spec, platforms[b], o);
-          SimRow row{name, m, ell, s.epochs, r.rounds, r.simulated_rounds, 0, platforms[b].nic.bandwidth_Bps,
-                     r.wall_clock_s, r.compute_s, r.communication_s, r.exposed_communication_s, r.bytes_per_round,
-                     r.wire_bytes_total};
-          row.iters_per_epoch = int((s.train_size + std::int64_t(m) * s.batch_size - 1) / (std::int64_t(m) * s.batch_size));
-          rows.push_back(row);
-          const double host = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          progress.step(name + " m=" + std::to_string(m) + " ℓ=" + std::to_string(ell) +
-                        (bws[b].empty() ? "" : " " + bws[b]) + fmt(": %.1f s predicted", r.wall_clock_s) +
-                        fmt(" (%.1f s to simulate)", host));
-        }
-      }
+  for (auto& [i, r] : by_index) rows.push_back(std::move(r));
   // Speedups: over data-parallel at the same workers and bandwidth, over
   // local SGD at the same workers, ℓ and bandwidth.
   std::map<std::pair<double, int>, double> dp;
@@ -444,6 +570,7 @@ void write_gantt(const Study& s, const sim::Platform& platform, int machines, co
     sim::RunOptions o;
     o.schedule = schedule_config(s, parse_protocol(name), machines, s.local_iters.front());
     o.schedule.rounds = 3;
+    o.engine.collectives = s.collectives;
     o.timeline = true;
     o.full = true;
     const auto r = sim::simulate_run(spec, platform, o);
@@ -480,7 +607,7 @@ bool has_protocol(const Study& s, const char* name) {
 
 Outcome run_paper_cifar(const Study& s, const std::string& out) {
   std::vector<sim::Platform> platforms;
-  const auto rows = simulate_grid(s, platforms);
+  const auto rows = simulate_grid(s, platforms, out);
   write_rows(out + "/results.csv", build_model(s.model).name, rows);
   write_gantt(s, platforms[0], *std::max_element(s.machines.begin(), s.machines.end()), out + "/gantt.csv");
   // Hours for ResNet runs; seconds when every run is short (the MLPs of IST).
@@ -523,7 +650,7 @@ Outcome run_paper_cifar(const Study& s, const std::string& out) {
 
 Outcome run_what_if(const Study& s, const std::string& out) {
   std::vector<sim::Platform> platforms;
-  const auto rows = simulate_grid(s, platforms);
+  const auto rows = simulate_grid(s, platforms, out);
   write_rows(out + "/results.csv", build_model(s.model).name, rows);
   std::string md = setup_md(s) + ", platform `" + platforms[0].name +
                    "` with its NIC bandwidth set to each value; at most " + std::to_string(s.max_simulated_rounds) +
@@ -604,9 +731,55 @@ Outcome run_what_if(const Study& s, const std::string& out) {
   return o;
 }
 
+// The scale report's reading of its own rows: where ResIST stops paying off
+// and which part of the time grows.
+std::string scale_findings(const Study& s, const std::vector<SimRow>& rows) {
+  const SimRow* best = nullptr;
+  const SimRow *last_win = nullptr, *first_loss = nullptr;
+  std::map<int, const SimRow*> local;
+  for (const auto& r : rows)
+    if (r.protocol == "local-sgd") local[r.machines] = &r;
+  for (const auto& r : rows) {
+    if (r.protocol != "resist" || r.vs_local <= 0) continue;
+    if (!best || r.vs_local > best->vs_local) best = &r;
+    if (r.vs_local >= 1) last_win = &r;
+    if (r.vs_local < 1 && !first_loss) first_loss = &r;
+  }
+  const std::int64_t one_iter = (s.train_size + s.batch_size - 1) / s.batch_size;
+  std::string md = "- " + std::to_string(s.epochs) + " epochs of " + std::to_string(s.train_size) +
+                   " images: an epoch has ceil(images / (machines × batch)) iterations per worker, one from " +
+                   std::to_string(one_iter / 2 + 1) + " machines on. Rounds run across epoch boundaries, so " +
+                   "with many machines the whole run is a few rounds of ℓ iterations and both protocols " +
+                   "synchronise equally rarely; compute per epoch stops falling once an epoch is one iteration.\n";
+  if (best) md += "- ResIST's speedup over local SGD peaks at " + fmt("%.2f×", best->vs_local) + " with " +
+                  std::to_string(best->machines) + " machines.";
+  if (last_win && first_loss && first_loss->machines > last_win->machines)
+    md += " It stops paying off between " + std::to_string(last_win->machines) + " (" +
+          fmt("%.2f×", last_win->vs_local) + ") and " + std::to_string(first_loss->machines) + " machines (" +
+          fmt("%.2f×", first_loss->vs_local) + ").";
+  else if (!first_loss && best)
+    md += " It wins at every size in the grid.";
+  md += "\n";
+  if (first_loss && local.count(first_loss->machines)) {
+    const SimRow& r = *first_loss;
+    const SimRow& l = *local[r.machines];
+    md += "- Where it loses, compute is not the reason (ResIST " + fmt("%.2f", r.compute_s / r.epochs) +
+          " s/epoch vs local SGD " + fmt("%.2f", l.compute_s / l.epochs) + "): its exposed communication is " +
+          fmt("%.2f", r.exposed_s / r.epochs) + " s/epoch vs " + fmt("%.2f", l.exposed_s / l.epochs) +
+          ". Local SGD's one all-reduce per round hardly depends on the number of machines, while each "
+          "partitionable block is held by about machines × k / B sub-ResNets, and its reduce and hand-off cost "
+          "grows with that number of holders: a chain moves a block that fits in one chunk hop by hop, "
+          "(holders − 1)·(α + M/B), so doubling the machines doubles ResIST's exposed communication. Trees "
+          "(`\"collectives\": {\"reduce\": \"auto\", \"broadcast\": \"auto\"}`) cut that to log2(holders) hops.\n";
+  }
+  md += "- **bytes/round** (Table 1 convention) grows linearly with machines for both; **wire/round** is what the "
+        "algorithms move.\n";
+  return md;
+}
+
 Outcome run_scale(const Study& s, const std::string& out) {
   std::vector<sim::Platform> platforms;
-  const auto rows = simulate_grid(s, platforms);
+  const auto rows = simulate_grid(s, platforms, out);
   write_rows(out + "/results.csv", build_model(s.model).name, rows);
   Table t{{"protocol", "workers", "iters/epoch", "time/epoch (s)", "compute/epoch (s)", "exposed comm./epoch (s)",
            "bytes/round (GB)", "wire/round (GB)", "ResIST speedup vs local SGD"},
@@ -618,12 +791,10 @@ Outcome run_scale(const Study& s, const std::string& out) {
                       gb(r.rounds ? double(r.wire_total) / r.rounds : 0), r.protocol == "resist" ? times(r.vs_local) : ""});
   Outcome o;
   o.report_md = setup_md(s) + ", ℓ = " + std::to_string(s.local_iters.front()) + ", platform `" +
-                platforms[0].name + "` (" + platforms[0].description + ").\n\n" + t.md() +
-                "\n- With the data set fixed, an epoch has ceil(images / (workers × batch)) iterations per worker: "
-                "beyond a few hundred workers an epoch is a single iteration and a round is cut short by the end of "
-                "the epoch, so every iteration is followed by a synchronisation whatever ℓ says.\n"
-                "- **bytes/round** (Table 1 convention) grows linearly with workers for both; **wire/round** is "
-                "what the algorithms move.\n\n" +
+                platforms[0].name + "` (" + platforms[0].description + "), collectives: all-reduce `" +
+                to_string(s.collectives.allreduce) + "`, reduce `" + to_string(s.collectives.reduce) +
+                "`, broadcast `" + to_string(s.collectives.broadcast) + "`.\n\n" + t.md() + "\n" +
+                scale_findings(s, rows) + "\n" +
                 figure_md("bytes per round vs workers", "bytes_per_round_vs_machines") +
                 figure_md("time per epoch vs workers", "time_per_epoch_vs_machines");
   return o;
@@ -664,10 +835,43 @@ bool runtime_available(const Paths& paths) {
   return fs::exists(paths.runtime_dir + "/resist-train") && fs::exists(paths.runtime_dir + "/resist-launch");
 }
 
+bool is_grid(Kind k) { return k == Kind::paper_cifar || k == Kind::what_if || k == Kind::scale; }
+
+namespace {
+
+// --shard K/N: this shard's grid points only, as grid-rows.json; the report
+// comes from `resist-study merge`.
+void write_shard(const Study& s, const std::string& out) {
+  std::vector<sim::Platform> platforms;
+  for (const auto& bw : s.bandwidths.empty() ? std::vector<std::string>{""} : s.bandwidths)
+    platforms.push_back(study_platform(s, bw));
+  const auto points = grid_points(s);
+  std::vector<int> mine;
+  for (int i = 0; i < int(points.size()); ++i)
+    if (i % s.shards == s.shard) mine.push_back(i);
+  json rows = json::object();
+  for (const auto& [i, r] : run_points(s, platforms, points, mine, out)) rows[std::to_string(i)] = row_json(r);
+  write(out + "/grid-rows.json", json{{"format", "resist-study-shard"}, {"version", 1}, {"study", s.name},
+                                      {"shard", s.shard + 1}, {"shards", s.shards},
+                                      {"points", points.size()}, {"rows", rows}}.dump(1) + "\n");
+}
+
+}  // namespace
+
 Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
   std::error_code ec;
   fs::create_directories(out + "/figures", ec);
   if (ec) throw UserError("--out: cannot create directory '" + out + "' (" + ec.message() + ")");
+  if (s.shards > 1) {
+    Outcome o;
+    o.name = s.name;
+    o.skipped = true;
+    if (is_grid(s.kind)) {
+      std::fprintf(stderr, "study %s: shard %d/%d\n", s.name.c_str(), s.shard + 1, s.shards);
+      write_shard(s, out);
+    }
+    return o;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   std::fprintf(stderr, "study %s (%s): starting\n", s.name.c_str(), to_string(s.kind));
   Outcome o;

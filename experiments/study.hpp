@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "models/spec.hpp"
+#include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
 
 namespace resist::study {
@@ -35,10 +36,21 @@ struct Study {
   std::int64_t train_size = 50000;
   int sample_rounds = 10;         // table1: rounds averaged for the wire figures
   int max_simulated_rounds = 64;  // simulator fast path: distinct rounds simulated per run
+  CollectiveOptions collectives;  // "collectives": {"allreduce": "auto", ...} (simulated kinds)
   // validate only
   int rounds = 0;                 // training rounds to measure
   int train_subset = 0, test_subset = 0, threads = 1, warmup_rounds = 1;
+
+  // How a run is spread (resist-study run --jobs / --shard, resist-study
+  // merge); set by the command line, not by the file. Simulated grids
+  // (paper-cifar, what-if, scale) only.
+  int jobs = 1;                         // processes simulating the grid's points
+  int shard = 0, shards = 1;            // this process runs points i with i % shards == shard
+  std::vector<std::string> merge_rows;  // merge: the shards' grid-rows.json instead of simulating
 };
+
+// Whether a kind is a simulated grid (the kinds --jobs and --shard spread).
+bool is_grid(Kind k);
 
 // Reads and checks a study file. Every error is one UserError line naming the
 // file and the JSON path.

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
 
 namespace resist::runtime {
@@ -46,12 +47,11 @@ class Communicator {
   std::uint64_t bytes_sent_ = 0;
 };
 
-// The schedule's algorithms (schedule/accounting.hpp) over tagged
-// point-to-point messages, so that the bytes moved are exactly `wire_sent`:
-//   allreduce: ring reduce-scatter + all-gather with ring_chunk chunks;
-//   reduce:    a chain from ranks[n-1] down to ranks[0], which divides by n;
-//   broadcast: a pipelined chain ranks[0] -> ranks[1] -> ... in chunks;
-//   send:      one message.
+// The schedule's algorithms over tagged point-to-point messages: every op
+// runs the steps of its CollectivePlan (schedule/collectives.hpp) under
+// `collectives` (default: ring all-reduce, chain reduce and broadcast), so the
+// bytes moved are exactly `wire_sent(op, workers, collectives)`. All-reduce
+// and reduce average (the root of a reduce); broadcast copies the root's buffer.
 // Subgroups need no process groups of their own: every message names its peer
 // by world rank and carries the op's tag.
 class P2PCommunicator : public Communicator {
@@ -63,8 +63,8 @@ class P2PCommunicator : public Communicator {
   void send(const float* buf, std::size_t count, int dst) override;
   void recv(float* buf, std::size_t count, int src) override;
 
-  // Broadcast pipeline chunk, in floats.
-  std::size_t broadcast_chunk = std::size_t(1) << 18;
+  // Algorithms and chain chunk; the same on every rank.
+  CollectiveOptions collectives;
 
  protected:
   // Transport: start a send / receive, and wait for them. A started send's
@@ -77,6 +77,7 @@ class P2PCommunicator : public Communicator {
 
  private:
   void post_send(const float* buf, std::size_t count, int dst);
+  void execute(const CollectivePlan& plan, float* buf);
   int tag_ = 0;  // advanced by prepare(): the same on every rank for the same op
 };
 

@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "runtime/comm.hpp"
-#include "schedule/accounting.hpp"
+#include "schedule/collectives.hpp"
 
 namespace resist::runtime {
 
@@ -23,76 +23,65 @@ void P2PCommunicator::post_send(const float* buf, std::size_t count, int dst) {
   bytes_sent_ += 4 * std::uint64_t(count);
 }
 
-// Ring all-reduce over n ranks: the buffer is cut into n chunks
-// (ring_chunk). Reduce-scatter: at step s rank i sends chunk (i - s) to its
-// successor and adds the chunk (i - s - 1) it gets from its predecessor; after
-// n-1 steps rank i holds the full sum of chunk (i + 1), which it divides by n.
-// All-gather: at step s rank i sends chunk (i + 1 - s) and stores chunk (i - s).
-// Each rank sends 2(n-1) chunks: the accounting's 2(n-1)/n·M.
-void P2PCommunicator::allreduce_mean(float* buf, std::size_t count, const std::vector<int>& ranks) {
-  const int n = int(ranks.size());
-  if (n <= 1) return;
-  const int i = position(ranks, rank());
-  const int next = ranks[(i + 1) % n], prev = ranks[(i + n - 1) % n];
-  auto chunk = [&](int c) { return ring_chunk(count, n, ((c % n) + n) % n); };
-  std::vector<float> incoming(chunk(0).count);
-  for (int s = 0; s + 1 < n; ++s) {
-    const Chunk out = chunk(i - s), in = chunk(i - s - 1);
-    post_send(buf + out.offset, out.count, next);
-    if (in.count) start_recv(incoming.data(), in.count, prev, tag_);
+// This rank's part of the plan (schedule/collectives.hpp): per step, post its
+// sends, receive into scratch, wait, then add or copy what arrived. Every
+// message is one of the plan's transfers, so the bytes sent are wire_sent's.
+void P2PCommunicator::execute(const CollectivePlan& plan, float* buf) {
+  const auto& ranks = plan.ranks();
+  const int pos = position(ranks, rank());
+  std::vector<Transfer> transfers;
+  std::vector<float> scratch;
+  for (int k = 0; k < plan.steps(); ++k) {
+    transfers.clear();
+    plan.transfers(k, pos, transfers);
+    std::size_t incoming = 0;
+    for (const Transfer& t : transfers)
+      if (t.dst == pos) incoming += t.count;
+    scratch.resize(std::max(scratch.size(), incoming));
+    for (const Transfer& t : transfers)
+      if (t.src == pos) post_send(buf + t.offset, t.count, ranks[t.dst]);
+    std::size_t at = 0;
+    for (const Transfer& t : transfers)
+      if (t.dst == pos && t.count > 0) {
+        start_recv(scratch.data() + at, t.count, ranks[t.src], tag_);
+        at += t.count;
+      }
+    if (transfers.empty()) continue;
     wait_all();
-    float* dst = buf + in.offset;
-    for (std::uint64_t k = 0; k < in.count; ++k) dst[k] += incoming[k];
-  }
-  const Chunk mine = chunk(i + 1);
-  const float inv = 1.0f / float(n);
-  for (std::uint64_t k = 0; k < mine.count; ++k) buf[mine.offset + k] *= inv;
-  for (int s = 0; s + 1 < n; ++s) {
-    const Chunk out = chunk(i + 1 - s), in = chunk(i - s);
-    post_send(buf + out.offset, out.count, next);
-    if (in.count) start_recv(buf + in.offset, in.count, prev, tag_);
-    wait_all();
-  }
-}
-
-// Chain reduce: ranks[n-1] sends its buffer to ranks[n-2], which adds and
-// passes the partial sum on, ..., until ranks[0] holds the sum and divides.
-void P2PCommunicator::reduce_mean(float* buf, std::size_t count, const std::vector<int>& ranks) {
-  const int n = int(ranks.size());
-  if (n <= 1) return;
-  const int i = position(ranks, rank());
-  if (i + 1 < n) {
-    std::vector<float> incoming(count);
-    start_recv(incoming.data(), count, ranks[i + 1], tag_);
-    wait_all();
-    for (std::size_t k = 0; k < count; ++k) buf[k] += incoming[k];
-  }
-  if (i > 0) {
-    post_send(buf, count, ranks[i - 1]);
-    wait_all();
-  } else {
-    const float inv = 1.0f / float(n);
-    for (std::size_t k = 0; k < count; ++k) buf[k] *= inv;
-  }
-}
-
-// Pipelined chain broadcast: each chunk travels ranks[0] -> ranks[1] -> ...;
-// a rank forwards chunk c while it receives chunk c+1. Every rank but the
-// last sends M once.
-void P2PCommunicator::broadcast(float* buf, std::size_t count, const std::vector<int>& ranks) {
-  const int n = int(ranks.size());
-  if (n <= 1) return;
-  const int i = position(ranks, rank());
-  const std::size_t step = std::max<std::size_t>(1, broadcast_chunk);
-  for (std::size_t off = 0; off < count; off += step) {
-    const std::size_t len = std::min(step, count - off);
-    if (i > 0) {
-      start_recv(buf + off, len, ranks[i - 1], tag_);
-      wait_all();
+    at = 0;
+    for (const Transfer& t : transfers) {
+      if (t.dst != pos) continue;
+      float* dst = buf + t.offset;
+      const float* in = scratch.data() + at;
+      if (t.add)
+        for (std::uint64_t i = 0; i < t.count; ++i) dst[i] += in[i];
+      else
+        std::copy(in, in + t.count, dst);
+      at += t.count;
     }
-    if (i + 1 < n) post_send(buf + off, len, ranks[i + 1]);
   }
-  wait_all();
+}
+
+// Every participant ends with the same sum (each element is summed by one
+// rank and copied to the others), then divides by n.
+void P2PCommunicator::allreduce_mean(float* buf, std::size_t count, const std::vector<int>& ranks) {
+  if (ranks.size() <= 1) return;
+  execute(CollectivePlan(Collective::allreduce, collectives.allreduce, ranks, count, collectives), buf);
+  const float inv = 1.0f / float(ranks.size());
+  for (std::size_t k = 0; k < count; ++k) buf[k] *= inv;
+}
+
+void P2PCommunicator::reduce_mean(float* buf, std::size_t count, const std::vector<int>& ranks) {
+  if (ranks.size() <= 1) return;
+  execute(CollectivePlan(Collective::reduce, collectives.reduce, ranks, count, collectives), buf);
+  if (rank() != ranks[0]) return;
+  const float inv = 1.0f / float(ranks.size());
+  for (std::size_t k = 0; k < count; ++k) buf[k] *= inv;
+}
+
+void P2PCommunicator::broadcast(float* buf, std::size_t count, const std::vector<int>& ranks) {
+  if (ranks.size() <= 1) return;
+  execute(CollectivePlan(Collective::broadcast, collectives.broadcast, ranks, count, collectives), buf);
 }
 
 void P2PCommunicator::send(const float* buf, std::size_t count, int dst) {

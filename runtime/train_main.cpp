@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   return resist::cli::guarded("resist-train", [&] {
     namespace po = boost::program_options;
     resist::runtime::TrainOptions o;
-    std::string hidden, protocol = "resist";
+    std::string hidden, protocol = "resist", allreduce = "ring", reduce = "chain", broadcast = "chain";
     po::options_description d("resist-train options");
     d.add_options()("help,h", "this help")
         ("protocol", po::value(&protocol)->default_value(protocol), "resist|local-sgd|data-parallel|ist")
@@ -79,6 +79,9 @@ int main(int argc, char** argv) {
         ("threads", po::value(&o.threads)->default_value(0), "intra-op threads (0: cores / local workers)")
         ("device", po::value(&o.device)->default_value(o.device), "cpu | cuda")
         ("backend", po::value(&o.backend)->default_value(o.backend), "auto (cuda: nccl, cpu: gloo) | gloo | nccl")
+        ("allreduce", po::value(&allreduce)->default_value(allreduce), "gloo all-reduce: ring|tree|hd|hierarchical|auto")
+        ("reduce", po::value(&reduce)->default_value(reduce), "gloo reduce: chain|tree|auto")
+        ("broadcast", po::value(&broadcast)->default_value(broadcast), "gloo broadcast: chain|tree|auto")
         ("check-sync", po::bool_switch(&o.check_sync), "after every sync, compare hashes of all shared copies")
         ("quiet", po::bool_switch(&o.quiet), "no progress on stderr")
         ("fail-at-round", po::value(&o.fail_round)->default_value(-1), "testing: inject a fault at this round")
@@ -91,6 +94,9 @@ int main(int argc, char** argv) {
       return 0;
     resist::cli::finish_model_options(o.schedule.model, hidden);
     o.schedule.protocol = resist::parse_protocol(protocol);
+    o.collectives.allreduce = resist::parse_algorithm(resist::Collective::allreduce, allreduce, "--allreduce");
+    o.collectives.reduce = resist::parse_algorithm(resist::Collective::reduce, reduce, "--reduce");
+    o.collectives.broadcast = resist::parse_algorithm(resist::Collective::broadcast, broadcast, "--broadcast");
     check_flags(o);
     if (o.schedule_file.empty())  // the default --min-depth fits small models (preact-resnet18)
       resist::cli::cap_default_min_depth(vm, resist::build_model(o.schedule.model), o.schedule);

@@ -221,7 +221,7 @@ void Trainer::execute(const CommOp& op, int op_index, int round, OpValues& value
   std::string kind = to_string(op.kind);
   if (op.kind == OpKind::send && !source) kind = "recv";
   ctx_.timeline.events.push_back({ctx_.rank, round, kind, op_index, start, ctx_.now(),
-                                  ctx_.comm->bytes_sent() - before, 0, wire_received(op, ctx_.world)[std::size_t(ctx_.rank)]});
+                                  ctx_.comm->bytes_sent() - before, 0, wire_received(op, ctx_.world, opt_.collectives)[std::size_t(ctx_.rank)]});
 }
 
 // Rank 0, after an evaluating round's sync: test accuracy of the whole model.
@@ -334,6 +334,9 @@ void Trainer::connect() {
   if (backend == "auto") backend = device_.is_cuda() ? "nccl" : "gloo";
   if (backend == "gloo") {
     ctx_.comm = make_gloo_communicator(env, ctx_.kv, timeout);
+    auto& p2p = dynamic_cast<P2PCommunicator&>(*ctx_.comm);
+    p2p.collectives = opt_.collectives;
+    p2p.collectives.ranks_per_node = env.local_world_size;
   } else if (backend == "nccl") {
 #if RESIST_HAVE_NCCL
     if (!device_.is_cuda()) throw UserError("--backend nccl: needs --device cuda");

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
 #include "schedule/timeline.hpp"
 
@@ -30,6 +31,9 @@ struct TrainOptions {
   int threads = 0;         // intra-op threads; 0: cores / local workers
   std::string device = "cpu";
   std::string backend = "auto";  // gloo | nccl | auto
+  // Gloo: the all-reduce / reduce / broadcast algorithms and chain chunk
+  // (schedule/collectives.hpp); node size = LOCAL_WORLD_SIZE.
+  CollectiveOptions collectives;
   bool check_sync = false;       // hash every shared copy after every sync
   bool quiet = false;
 

@@ -1,83 +1,57 @@
 #include "schedule/accounting.hpp"
 
-#include <cassert>
+#include <map>
+#include <tuple>
 
 #include "schedule/ist.hpp"
 
 namespace resist {
 
-Chunk ring_chunk(std::uint64_t elements, int n, int c) {
-  assert(n > 0 && c >= 0 && c < n);
-  const std::uint64_t base = elements / n, extra = elements % n;
-  const std::uint64_t uc = std::uint64_t(c);
-  return {uc * base + std::min(uc, extra), base + (uc < extra ? 1 : 0)};
+namespace {
+
+// Per position, the bytes a plan sends. Plans other than hierarchical depend
+// only on (collective, algorithm, n, elements, chunk), so a run's thousands of
+// identical all-reduces are summed once.
+// `received`: bytes into each position instead of out of it.
+std::vector<std::uint64_t> plan_bytes(const CommOp& op, const CollectiveOptions& options, bool received = false) {
+  const CollectivePlan plan(op, options);
+  if (plan.algorithm() == Algorithm::hierarchical) return received ? plan.bytes_received() : plan.bytes_sent();
+  using Key = std::tuple<int, int, int, std::uint64_t, std::uint64_t, bool>;
+  thread_local std::map<Key, std::vector<std::uint64_t>> memo;
+  const Key key{int(plan.collective()), int(plan.algorithm()), plan.size(), plan.elements(), options.chunk_bytes,
+                received};
+  auto it = memo.find(key);
+  if (it == memo.end()) {
+    if (memo.size() > 4096) memo.clear();
+    it = memo.emplace(key, received ? plan.bytes_received() : plan.bytes_sent()).first;
+  }
+  return it->second;
 }
 
-std::vector<std::uint64_t> wire_sent(const CommOp& op, int workers) {
+}  // namespace
+
+std::vector<std::uint64_t> wire_sent(const CommOp& op, int workers, const CollectiveOptions& options) {
   std::vector<std::uint64_t> sent(workers, 0);
-  const int n = int(op.ranks.size());
-  switch (op.kind) {
-    case OpKind::allreduce: {
-      if (n < 2) break;
-      const std::uint64_t elements = op.bytes / 4;
-      for (int i = 0; i < n; ++i) {
-        // Reduce-scatter step s sends chunk (i - s) mod n, all-gather step s
-        // sends chunk (i + 1 - s) mod n, for s = 0..n-2: every chunk but
-        // (i + 1) mod n, then every chunk but (i + 2) mod n. In closed form
-        // (O(n) per op, not O(n^2): 100000 machines take milliseconds):
-        sent[op.ranks[i]] += 4 * (2 * elements - ring_chunk(elements, n, (i + 1) % n).count -
-                                  ring_chunk(elements, n, (i + 2) % n).count);
-      }
-      break;
-    }
-    case OpKind::reduce:
-      for (int i = 1; i < n; ++i) sent[op.ranks[i]] += op.bytes;
-      break;
-    case OpKind::broadcast:
-      for (int i = 0; i + 1 < n; ++i) sent[op.ranks[i]] += op.bytes;
-      break;
-    case OpKind::send:
-      sent[op.ranks[0]] += op.bytes;
-      break;
-  }
+  const auto per_position = plan_bytes(op, options);
+  for (std::size_t i = 0; i < per_position.size(); ++i) sent[op.ranks[i]] += per_position[i];
   return sent;
 }
 
-std::vector<std::uint64_t> wire_received(const CommOp& op, int workers) {
+std::vector<std::uint64_t> wire_received(const CommOp& op, int workers, const CollectiveOptions& options) {
   std::vector<std::uint64_t> got(workers, 0);
-  const int n = int(op.ranks.size());
-  if (n < 2) return got;
-  switch (op.kind) {
-    case OpKind::allreduce: {
-      const auto sent = wire_sent(op, workers);
-      for (int i = 0; i < n; ++i) got[op.ranks[i]] = sent[op.ranks[(i + n - 1) % n]];
-      break;
-    }
-    case OpKind::reduce:
-      for (int i = 0; i + 1 < n; ++i) got[op.ranks[i]] += op.bytes;
-      break;
-    case OpKind::broadcast:
-      for (int i = 1; i < n; ++i) got[op.ranks[i]] += op.bytes;
-      break;
-    case OpKind::send:
-      got[op.ranks[1]] += op.bytes;
-      break;
-  }
+  const auto per_position = plan_bytes(op, options, true);
+  for (std::size_t i = 0; i < per_position.size(); ++i) got[op.ranks[i]] += per_position[i];
   return got;
 }
 
-std::uint64_t wire_total(const CommOp& op) {
-  const std::uint64_t n = op.ranks.size();
-  switch (op.kind) {
-    case OpKind::allreduce: return n > 1 ? 2 * (n - 1) * (op.bytes / 4) * 4 : 0;
-    case OpKind::reduce:
-    case OpKind::broadcast: return n > 1 ? (n - 1) * op.bytes : 0;
-    case OpKind::send: return op.bytes;
-  }
-  return 0;
+std::uint64_t wire_total(const CommOp& op, const CollectiveOptions& options) {
+  std::uint64_t total = 0;
+  for (auto b : plan_bytes(op, options)) total += b;
+  return total;
 }
 
-RoundAccounting account(const ModelSpec& spec, const Schedule& header, const Round& round) {
+RoundAccounting account(const ModelSpec& spec, const Schedule& header, const Round& round,
+                        const CollectiveOptions& options) {
   const int workers = header.config.workers;
   RoundAccounting a;
   a.wire_sent_per_worker.assign(workers, 0);
@@ -98,7 +72,7 @@ RoundAccounting account(const ModelSpec& spec, const Schedule& header, const Rou
     }
   }
   for (const auto& op : round.sync) {
-    const auto sent = wire_sent(op, workers);
+    const auto sent = wire_sent(op, workers, options);
     std::uint64_t total = 0;
     for (int w = 0; w < workers; ++w) total += sent[w];
     if (op.payload == Payload::eval) {

@@ -12,39 +12,34 @@
 //   counted here (it does not travel).
 //   params_per_worker: the parameters of the (sub-)model each machine trains.
 //
-// wire bytes: what the algorithms below put on the wire, counted at the
-//   sender (payload bytes only: no headers, no latency terms). With M the
-//   op's payload and n = ranks.size():
-//   - allreduce: ring reduce-scatter + all-gather; the M/4 floats are split
-//     into n chunks (ring_chunk); each rank sends n-1 chunks per phase; in all
-//     2(n-1)·M, i.e. 2(n-1)/n·M per rank.
-//   - reduce: a chain ending at the root; every non-root rank sends M once.
-//   - broadcast: a pipelined chain from the root; every rank but the last
-//     sends M once (chunked for pipelining; the chunking moves no extra bytes).
+// wire bytes: what the algorithms put on the wire, counted at the sender
+//   (payload bytes only: no headers, no latency terms): the sum of the
+//   transfers of the op's CollectivePlan (schedule/collectives.hpp) under the
+//   run's CollectiveOptions (default: ring all-reduce, chain reduce and
+//   broadcast). With M the op's payload and n = ranks.size():
+//   - allreduce ring 2(n-1)·M in all (2(n-1)/n·M per rank); tree 2(n-1)·M;
+//     hd 2(p-1)·M + 2r·M (p the largest power of two ≤ n, r = n - p);
+//     hierarchical: the intra-node trees' (m-1)·M per node and direction, plus
+//     the leaders' ring;
+//   - reduce, broadcast (chain or tree): every rank but one sends M once;
 //   - send: the source sends M.
 //   IST ops carry a piece (CommOp::piece): M is 4 x its element count, exact.
 // Both backends implement these algorithms and must move exactly these bytes.
 #include <cstdint>
 #include <vector>
 
+#include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
 
 namespace resist {
 
-struct Chunk {
-  std::uint64_t offset = 0, count = 0;  // in elements
-};
-// Chunk c of n over `elements`: the first elements % n chunks get one more.
-Chunk ring_chunk(std::uint64_t elements, int n, int c);
-
 // Bytes each rank (0..workers-1) sends for one op.
-std::vector<std::uint64_t> wire_sent(const CommOp& op, int workers);
-// Bytes each rank receives for one op (what its predecessor in the algorithm
-// sends it): allreduce, rank i gets what ranks[i-1] sends; reduce, all but
-// ranks[n-1]; broadcast, all but the root; send, ranks[1]. Timelines of both
-// backends carry it for the receiving side of every transfer.
-std::vector<std::uint64_t> wire_received(const CommOp& op, int workers);
-std::uint64_t wire_total(const CommOp& op);
+std::vector<std::uint64_t> wire_sent(const CommOp& op, int workers, const CollectiveOptions& options = {});
+// Bytes each rank receives for one op: the sum of the plan's transfers into
+// it (ring all-reduce: what its predecessor sends). Timelines of both backends
+// carry it for the receiving side of every transfer.
+std::vector<std::uint64_t> wire_received(const CommOp& op, int workers, const CollectiveOptions& options = {});
+std::uint64_t wire_total(const CommOp& op, const CollectiveOptions& options = {});
 
 struct RoundAccounting {
   std::uint64_t bytes_per_round = 0;              // Table 1 convention
@@ -54,6 +49,7 @@ struct RoundAccounting {
   // Training ops only: eval gathers (Payload::eval) are counted separately.
   std::uint64_t eval_wire_bytes = 0;
 };
-RoundAccounting account(const ModelSpec& spec, const Schedule& header, const Round& round);
+RoundAccounting account(const ModelSpec& spec, const Schedule& header, const Round& round,
+                        const CollectiveOptions& options = {});
 
 }  // namespace resist

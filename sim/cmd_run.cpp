@@ -38,13 +38,33 @@ void check_bandwidth(const std::string& text, const std::string& flag) {
 
 // Flags every simulating command shares: the platform and its overrides.
 struct PlatformFlags {
-  std::string path, bandwidth, chunk = "4MiB";
+  std::string path, bandwidth, chunk = "4MiB", allreduce = "ring", reduce = "chain", broadcast = "chain",
+                                    engine = "auto";
   std::vector<std::string> set;
   void add(po::options_description& d) {
     d.add_options()
         ("platform", po::value(&path), "platform JSON (default: the embedded p3-8xlarge platform)")
         ("set", po::value(&set)->composing(), "override a platform field, e.g. --set nic.bandwidth=1Gbps (repeatable)")
-        ("chunk-bytes", po::value(&chunk)->default_value(chunk), "pipelining chunk of broadcast/reduce chains (e.g. 4MiB)");
+        ("chunk-bytes", po::value(&chunk)->default_value(chunk), "pipelining chunk of broadcast/reduce chains (e.g. 4MiB)")
+        ("allreduce", po::value(&allreduce)->default_value(allreduce), "all-reduce algorithm: ring|tree|hd|hierarchical|auto")
+        ("reduce", po::value(&reduce)->default_value(reduce), "reduce algorithm: chain|tree|auto")
+        ("broadcast", po::value(&broadcast)->default_value(broadcast), "broadcast algorithm: chain|tree|auto")
+        ("engine", po::value(&engine)->default_value(engine),
+         "auto (alpha-beta where it equals SimGrid: one GPU per node on a star) | simgrid | alpha-beta");
+  }
+  CollectiveOptions collectives() const {
+    CollectiveOptions c;
+    c.allreduce = parse_algorithm(Collective::allreduce, allreduce, "--allreduce");
+    c.reduce = parse_algorithm(Collective::reduce, reduce, "--reduce");
+    c.broadcast = parse_algorithm(Collective::broadcast, broadcast, "--broadcast");
+    c.chunk_bytes = chunk_bytes();
+    return c;
+  }
+  EngineOptions engine_options() const {
+    EngineOptions e;
+    e.collectives = collectives();
+    e.kind = parse_engine_kind(engine);
+    return e;
   }
   Platform load(const std::string& bw = "") const {
     auto o = set;
@@ -82,7 +102,7 @@ struct RunFlags {
     o.schedule = c;
     o.backward_factor = backward_factor;
     if (!profile.empty()) o.profile = read_profile_file(profile);
-    o.engine.chunk_bytes = platform.chunk_bytes();
+    o.engine = platform.engine_options();
     o.engine.bucket_bytes = parse_bytes(bucket, "--bucket-bytes");
     o.engine.overlap = overlap;
     o.full = full;
@@ -102,7 +122,7 @@ void check_format(const std::string& format, std::initializer_list<const char*> 
 
 json summary_json(const ModelSpec& spec, const Platform& p, const RunOptions& o, const RunResult& r) {
   const auto& c = o.schedule;
-  return {{"format", "resist-sim-run"},
+  json j = {{"format", "resist-sim-run"},
           {"version", 1},
           {"model", spec.name},
           {"protocol", to_string(c.protocol)},
@@ -124,6 +144,15 @@ json summary_json(const ModelSpec& spec, const Platform& p, const RunOptions& o,
           {"total_iters", r.total_iters},
           {"bytes_per_round", r.bytes_per_round},
           {"wire_bytes_total", r.wire_bytes_total}};
+  // Named only when not the defaults (ring, chain, chain, 4 MiB; engine auto),
+  // so that default outputs stay those recorded in tests/golden.
+  const CollectiveOptions& k = o.engine.collectives;
+  const CollectiveOptions d;
+  if (k.allreduce != d.allreduce || k.reduce != d.reduce || k.broadcast != d.broadcast || k.chunk_bytes != d.chunk_bytes)
+    j["collectives"] = {{"allreduce", to_string(k.allreduce)}, {"reduce", to_string(k.reduce)},
+                        {"broadcast", to_string(k.broadcast)}, {"chunk_bytes", k.chunk_bytes}};
+  if (o.engine.kind != EngineKind::automatic) j["engine"] = to_string(o.engine.kind);
+  return j;
 }
 
 std::string rounds_csv(const RunResult& r) {
@@ -398,47 +427,96 @@ int cmd_sweep(int argc, char** argv) {
   return 0;
 }
 
+namespace {
+
+// --algorithm: a comma-separated list, "all" or "auto"; empty: the op's default.
+std::vector<Algorithm> algorithm_list(Collective c, const std::string& text, bool sweep) {
+  if (text.empty()) return sweep ? algorithms_for(c) : std::vector<Algorithm>{algorithms_for(c).front()};
+  if (text == "all") return algorithms_for(c);
+  std::vector<Algorithm> out;
+  for (const auto& item : cli::parse_list(text)) out.push_back(parse_algorithm(c, item, "--algorithm"));
+  if (out.empty()) throw UserError("--algorithm: empty list");
+  return out;
+}
+
+// nccl-tests' sizes: min, min·factor, ... up to max.
+std::vector<std::uint64_t> size_list(const std::string& bytes, const std::string& min, const std::string& max,
+                                     int factor) {
+  if (min.empty() && max.empty()) return {parse_bytes(bytes, "--bytes")};
+  if (min.empty() || max.empty()) throw UserError("--min-bytes and --max-bytes: give both (or --bytes)");
+  if (factor < 2) throw UserError("--factor: must be >= 2 (got " + std::to_string(factor) + ")");
+  const std::uint64_t lo = parse_bytes(min, "--min-bytes"), hi = parse_bytes(max, "--max-bytes");
+  if (lo < 4 || lo > hi)
+    throw UserError("--min-bytes: must be >= 4 and <= --max-bytes (got " + std::to_string(lo) + ")");
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t b = lo; b <= hi; b *= std::uint64_t(factor)) {
+    out.push_back(b);
+    if (b > hi / std::uint64_t(factor)) break;
+  }
+  return out;
+}
+
+json collective_json(const std::string& op, std::uint64_t bytes, int ranks, const CollectiveResult& r) {
+  return {{"op", op},           {"algorithm", to_string(r.algorithm)}, {"bytes", bytes},
+          {"ranks", ranks},     {"time_s", r.time_s},                  {"algbw_Bps", r.algbw_Bps},
+          {"busbw_Bps", r.busbw_Bps}, {"wire_bytes", r.wire_bytes}};
+}
+
+}  // namespace
+
 int cmd_collective(int argc, char** argv) {
-  std::string op = "allreduce", bytes_text = "64MiB", format = "table";
-  int ranks = 8;
+  std::string op = "allreduce", bytes_text = "64MiB", min_bytes, max_bytes, algorithms, format = "table";
+  int ranks = 8, factor = 2;
   PlatformFlags pf;
   po::options_description d("resist-sim collective");
   d.add_options()("help,h", "this help")
-      ("op", po::value(&op)->default_value(op), "allreduce|broadcast|reduce|send")
+      ("op", po::value(&op)->default_value(op), "allreduce|reduce|broadcast|send|allgather|reduce-scatter")
+      ("algorithm", po::value(&algorithms),
+       "comma-separated algorithms of the op, 'all' or 'auto' (default: the op's default; with a size sweep: all)")
       ("bytes", po::value(&bytes_text)->default_value(bytes_text), "payload M (e.g. 67108864 or 64MiB)")
+      ("min-bytes", po::value(&min_bytes), "sweep sizes from this (e.g. 8) ...")
+      ("max-bytes", po::value(&max_bytes), "... to this (e.g. 1GiB) ...")
+      ("factor", po::value(&factor)->default_value(factor), "... multiplying by this")
       ("ranks", po::value(&ranks)->default_value(ranks), "participants (ranks 0..n-1)")
       ("bandwidth", po::value(&pf.bandwidth), "shortcut for --set nic.bandwidth=VALUE")
-      ("format", po::value(&format)->default_value(format), "table|json");
+      ("format", po::value(&format)->default_value(format), "table|json|csv");
   pf.add(d);
   po::variables_map vm;
   if (!cli::parse(argc, argv, d, vm,
-                  "usage: resist-sim collective --platform FILE --op allreduce|broadcast|reduce --bytes N --ranks n "
-                  "[--format json]\n\nalgbw = M / time; busbw = algbw × 2(n-1)/n for allreduce, × 1 otherwise "
-                  "(nccl-tests' definitions).\n\n" + std::string(platform_keys_help())))
+                  "usage: resist-sim collective --platform FILE --op allreduce [--algorithm ring,tree|all|auto] "
+                  "(--bytes N | --min-bytes 8 --max-bytes 1GiB --factor 2) --ranks n [--format table|json|csv]\n\n"
+                  "algbw = M / time; busbw = algbw × 2(n-1)/n for allreduce, × (n-1)/n for allgather and "
+                  "reduce-scatter, × 1 otherwise (nccl-tests' definitions).\n\n" + std::string(platform_keys_help())))
     return 0;
-  check_format(format, {"json", "table"});
-  OpKind kind;
-  if (op == "allreduce") kind = OpKind::allreduce;
-  else if (op == "broadcast") kind = OpKind::broadcast;
-  else if (op == "reduce") kind = OpKind::reduce;
-  else if (op == "send") kind = OpKind::send;
-  else throw UserError("--op: unknown value '" + op + "' (accepted: allreduce, broadcast, reduce, send)");
-  const std::uint64_t bytes = parse_bytes(bytes_text, "--bytes");
+  check_format(format, {"json", "table", "csv"});
+  const Collective c = parse_collective(op);
+  const auto sizes = size_list(bytes_text, min_bytes, max_bytes, factor);
+  const auto algos = algorithm_list(c, algorithms, sizes.size() > 1);
   const Platform platform = pf.load();
-  EngineOptions eo;
-  eo.chunk_bytes = pf.chunk_bytes();
-  const CollectiveResult r = simulate_collective(platform, kind, bytes, ranks, eo);
+  const EngineOptions eo = pf.engine_options();
+  std::vector<std::pair<std::uint64_t, CollectiveResult>> rows;
+  for (std::uint64_t b : sizes)
+    for (Algorithm a : algos) rows.emplace_back(b, simulate_collective(platform, c, a, b, ranks, eo));
   if (format == "json") {
-    std::cout << json{{"format", "resist-sim-collective"}, {"version", 1}, {"platform", platform.name},
-                      {"op", op}, {"bytes", bytes}, {"ranks", ranks}, {"time_s", r.time_s},
-                      {"algbw_Bps", r.algbw_Bps}, {"busbw_Bps", r.busbw_Bps}, {"wire_bytes", r.wire_bytes}}
-                     .dump(2)
-              << "\n";
+    json out = {{"format", "resist-sim-collective"}, {"version", 1}, {"platform", platform.name}};
+    if (rows.size() == 1) {
+      out.update(collective_json(op, rows[0].first, ranks, rows[0].second));
+    } else {
+      out["rows"] = json::array();
+      for (const auto& [b, r] : rows) out["rows"].push_back(collective_json(op, b, ranks, r));
+    }
+    std::cout << out.dump(2) << "\n";
+  } else if (format == "csv") {
+    std::printf("op,algorithm,bytes,ranks,time_s,algbw_Bps,busbw_Bps,wire_bytes\n");
+    for (const auto& [b, r] : rows)
+      std::printf("%s,%s,%llu,%d,%.9g,%.9g,%.9g,%llu\n", op.c_str(), to_string(r.algorithm), (unsigned long long)b,
+                  ranks, r.time_s, r.algbw_Bps, r.busbw_Bps, (unsigned long long)r.wire_bytes);
   } else {
-    std::printf("%-10s %14s %6s %14s %14s %14s\n", "op", "bytes", "ranks", "time (us)", "algbw (GB/s)",
-                "busbw (GB/s)");
-    std::printf("%-10s %14llu %6d %14.2f %14.3f %14.3f\n", op.c_str(), (unsigned long long)bytes, ranks,
-                r.time_s * 1e6, r.algbw_Bps / 1e9, r.busbw_Bps / 1e9);
+    std::printf("# %s over %d ranks on %s\n", op.c_str(), ranks, platform.name.c_str());
+    std::printf("%14s %-13s %14s %14s %14s\n", "size (B)", "algorithm", "time (us)", "algbw (GB/s)", "busbw (GB/s)");
+    for (const auto& [b, r] : rows)
+      std::printf("%14llu %-13s %14.2f %14.3f %14.3f\n", (unsigned long long)b, to_string(r.algorithm),
+                  r.time_s * 1e6, r.algbw_Bps / 1e9, r.busbw_Bps / 1e9);
   }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -18,6 +19,8 @@
 
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
+#include "schedule/collectives.hpp"
+#include "sim/replay.hpp"
 
 namespace sg4 = simgrid::s4u;
 
@@ -159,79 +162,42 @@ sg4::Mailbox* mailbox(int src, int dst, int tag) {
 sg4::CommPtr send_async(int src, int dst, int tag, std::uint64_t bytes) {
   return mailbox(src, dst, tag)->put_async(&dummy_payload, bytes);
 }
-void recv(int src, int dst, int tag) { mailbox(src, dst, tag)->get<int>(); }
 
 int position(const std::vector<int>& ranks, int w) {
   return int(std::find(ranks.begin(), ranks.end(), w) - ranks.begin());
 }
 
-// Ring all-reduce of `elements` fp32 values; returns the bytes w sent.
-std::uint64_t ring_allreduce(const std::vector<int>& ranks, std::uint64_t elements, int w, int tag) {
-  const int n = int(ranks.size()), i = position(ranks, w);
-  if (n < 2) return 0;
-  const int next = ranks[(i + 1) % n], prev = ranks[(i + n - 1) % n];
+// World rank w's part of `plan` (schedule/collectives.hpp): per step, post its
+// sends and receives, then wait for all of them. Returns the bytes w sent.
+std::uint64_t execute(const CollectivePlan& plan, int w, int tag) {
+  const auto& ranks = plan.ranks();
+  const int pos = position(ranks, w);
+  std::vector<Transfer> transfers;
+  std::vector<sg4::CommPtr> comms;
+  int* sink = nullptr;
   std::uint64_t sent = 0;
-  for (int phase = 0; phase < 2; ++phase)  // 0: reduce-scatter, 1: all-gather
-    for (int s = 0; s + 1 < n; ++s) {
-      const int c = ((i + phase - s) % n + n) % n;
-      const std::uint64_t bytes = 4 * ring_chunk(elements, n, c).count;
-      auto out = send_async(w, next, tag, bytes);
-      recv(prev, w, tag);
-      out->wait();
-      sent += bytes;
-    }
-  return sent;
-}
-
-int chunk_count(std::uint64_t elements, std::uint64_t chunk_bytes) {
-  const std::uint64_t per = std::max<std::uint64_t>(1, chunk_bytes / 4);
-  return int(std::max<std::uint64_t>(1, (elements + per - 1) / per));
-}
-
-// Pipelined chain along `order` (towards higher positions). Returns bytes w sent.
-std::uint64_t chain(const std::vector<int>& order, std::uint64_t elements, std::uint64_t chunk_bytes, int w,
-                    int tag) {
-  const int n = int(order.size()), i = position(order, w);
-  if (n < 2) return 0;
-  const int chunks = chunk_count(elements, chunk_bytes);
-  std::vector<sg4::CommPtr> pending;
-  std::uint64_t sent = 0;
-  for (int c = 0; c < chunks; ++c) {
-    if (i > 0) recv(order[i - 1], w, tag);
-    if (i + 1 < n) {
-      const std::uint64_t bytes = 4 * ring_chunk(elements, chunks, c).count;
-      pending.push_back(send_async(w, order[i + 1], tag, bytes));
-      sent += bytes;
-    }
-  }
-  for (auto& p : pending) p->wait();
-  return sent;
-}
-
-std::uint64_t run_op(const CommOp& op, int w, const EngineOptions& opt, int tag) {
-  const std::uint64_t elements = op.bytes / 4;
-  switch (op.kind) {
-    case OpKind::allreduce: return ring_allreduce(op.ranks, elements, w, tag);
-    case OpKind::broadcast: return chain(op.ranks, elements, opt.chunk_bytes, w, tag);
-    case OpKind::reduce: {
-      const std::vector<int> towards_root(op.ranks.rbegin(), op.ranks.rend());
-      return chain(towards_root, elements, opt.chunk_bytes, w, tag);
-    }
-    case OpKind::send:
-      if (w == op.ranks[0]) {
-        send_async(w, op.ranks[1], tag, op.bytes)->wait();
-        return op.bytes;
+  for (int k = 0; k < plan.steps(); ++k) {
+    transfers.clear();
+    plan.transfers(k, pos, transfers);
+    if (transfers.empty()) continue;
+    comms.clear();
+    for (const Transfer& t : transfers)
+      if (t.src == pos) {
+        comms.push_back(send_async(w, ranks[t.dst], tag, 4 * t.count));
+        sent += 4 * t.count;
       }
-      recv(op.ranks[0], w, tag);
-      return 0;
+    for (const Transfer& t : transfers)
+      if (t.dst == pos) comms.push_back(mailbox(ranks[t.src], w, tag)->get_async<int>(&sink));
+    for (auto& c : comms) c->wait();
   }
-  return 0;
+  return sent;
 }
 
 // ------------------------------------------------------------- workers
 
 struct Shared {
   const std::vector<RoundPlan>* plans;
+  std::vector<std::vector<CollectivePlan>> collectives;  // per plan, per sync op
   EngineOptions options;
   sg4::BarrierPtr barrier;
   EngineResult result;
@@ -240,13 +206,14 @@ struct Shared {
 // Compute with the plan's per-iteration gradient all-reduce overlapped (like
 // PyTorch DDP): forward, then backward producing gradient buckets evenly in
 // time (last layers first); each bucket's ring all-reduce starts when its
-// gradients exist and runs alongside the rest of backward.
+// gradients exist and runs alongside the rest of backward (each bucket with the
+// options' all-reduce algorithm).
 void compute_overlapped(Shared* sh, int w, int p, const CommOp& op) {
   const RoundPlan& plan = (*sh->plans)[p];
   auto& res = sh->result;
   const double t0 = sg4::Engine::get_clock(), compute = plan.compute_s[w];
   const std::uint64_t elements = op.bytes / 4;
-  const int buckets = chunk_count(elements, sh->options.bucket_bytes);
+  const int buckets = chain_chunks(elements, sh->options.bucket_bytes);
   const double bwd = compute * plan.backward_fraction[w];
   sg4::this_actor::sleep_for(compute - bwd);
   std::vector<sg4::ActorPtr> helpers;
@@ -256,8 +223,10 @@ void compute_overlapped(Shared* sh, int w, int p, const CommOp& op) {
     sg4::this_actor::sleep_for(bwd / buckets);
     if (b == 0) comm_start = sg4::Engine::get_clock();
     const std::uint64_t count = ring_chunk(elements, buckets, b).count;
-    helpers.push_back(sg4::Actor::create("bucket", sg4::this_actor::get_host(), [&op, count, w, b, sent] {
-      *sent += ring_allreduce(op.ranks, count, w, 1 + b);
+    auto bucket = std::make_shared<CollectivePlan>(Collective::allreduce, sh->options.collectives.allreduce, op.ranks,
+                                                   count, sh->options.collectives);
+    helpers.push_back(sg4::Actor::create("bucket", sg4::this_actor::get_host(), [bucket, w, b, sent] {
+      *sent += execute(*bucket, w, 1 + b);
     }));
   }
   res.events.push_back({w, p, -1, -1, t0, sg4::Engine::get_clock(), 0});
@@ -298,7 +267,7 @@ void worker(Shared* sh, int w) {
       const CommOp& op = plan.sync[i];
       if (!op.involves(w)) continue;
       const double s = sg4::Engine::get_clock();
-      const std::uint64_t sent = run_op(op, w, sh->options, 0);
+      const std::uint64_t sent = execute(sh->collectives[p][i], w, 0);
       res.events.push_back({w, p, i, int(op.kind), s, sg4::Engine::get_clock(), sent});
     }
     res.plan_end_s[p] = std::max(res.plan_end_s[p], sg4::Engine::get_clock());
@@ -318,6 +287,7 @@ EngineResult simulate_here(const Platform& platform, int ranks, const std::vecto
   Shared sh;
   sh.plans = &plans;
   sh.options = options;
+  sh.collectives = collective_plans(plans, options);
   if (options.barrier) sh.barrier = sg4::Barrier::create(ranks);
   sh.result.plan_start_s.assign(plans.size(), 0);
   sh.result.plan_end_s.assign(plans.size(), 0);
@@ -392,9 +362,9 @@ void check_durations(const Platform& p, const std::vector<RoundPlan>& plans, con
   const double latency = 2 * (p.intra.latency_s + p.nic.latency_s + p.uplink.latency_s) * p.network.latency_factor;
   for (const auto& plan : plans)
     for (const auto& op : plan.sync) {
-      const double chunks = double(op.bytes) / double(std::max<std::uint64_t>(4, o.chunk_bytes));
+      const double chunks = double(op.bytes) / double(std::max<std::uint64_t>(4, o.collectives.chunk_bytes));
       if (op.kind != OpKind::allreduce && op.kind != OpKind::send && chunks > 1e6)
-        throw UserError("--chunk-bytes: " + std::to_string(o.chunk_bytes) + " cuts a " + std::to_string(op.bytes) +
+        throw UserError("--chunk-bytes: " + std::to_string(o.collectives.chunk_bytes) + " cuts a " + std::to_string(op.bytes) +
                         "-byte op into more than 1000000 chunks");
       const double t = 2.0 * double(op.bytes) / bw + latency * (double(op.ranks.size()) + chunks);
       if (!(t <= kMaxDuration_s))
@@ -404,9 +374,41 @@ void check_durations(const Platform& p, const std::vector<RoundPlan>& plans, con
     }
 }
 
+std::vector<std::vector<CollectivePlan>> collective_plans(const std::vector<RoundPlan>& plans,
+                                                          const EngineOptions& options) {
+  std::vector<std::vector<CollectivePlan>> out;
+  for (const auto& plan : plans) {
+    if (!plan.collectives.empty()) {
+      out.push_back(plan.collectives);
+      continue;
+    }
+    out.emplace_back();
+    for (const auto& op : plan.sync) out.back().emplace_back(op, options.collectives);
+  }
+  return out;
+}
+
+const char* to_string(EngineKind k) {
+  switch (k) {
+    case EngineKind::automatic: return "auto";
+    case EngineKind::simgrid: return "simgrid";
+    case EngineKind::alpha_beta: return "alpha-beta";
+  }
+  return "?";
+}
+
+EngineKind parse_engine_kind(const std::string& s) {
+  for (EngineKind k : {EngineKind::automatic, EngineKind::simgrid, EngineKind::alpha_beta})
+    if (s == to_string(k)) return k;
+  throw UserError("--engine: unknown value '" + s + "' (accepted: auto, simgrid, alpha-beta)");
+}
+
 EngineResult run_engine(const Platform& platform, int ranks, const std::vector<RoundPlan>& plans,
                         const EngineOptions& options) {
   check_durations(platform, plans, options);
+  if (options.kind == EngineKind::alpha_beta ||
+      (options.kind == EngineKind::automatic && alpha_beta_exact(platform, options)))
+    return replay_alpha_beta(platform, ranks, plans, options);
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
   std::fflush(nullptr);

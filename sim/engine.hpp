@@ -3,22 +3,26 @@
 // over its rounds: compute (a sleep of the round's compute time), then its
 // part of every sync op that names it, in the schedule's order.
 //
-// Collectives are built from S4U mailbox communications and move exactly the
-// bytes schedule/accounting.hpp documents:
-//   allreduce  ring: reduce-scatter then all-gather, 2(n-1) steps; in step s
-//              rank i sends ring_chunk (i-s) mod n, then (i+1-s) mod n, to i+1
-//   reduce     pipelined chain ranks[n-1] -> ... -> ranks[0] (the root)
-//   broadcast  pipelined chain ranks[0] -> ranks[1] -> ... -> ranks[n-1]
-//   send       one message ranks[0] -> ranks[1]
-// Chains cut the payload into ceil(M / chunk_bytes) nearly equal chunks
-// (ring_chunk over fp32 elements); a rank forwards chunk c as soon as it has
-// it. Reductions themselves are not timed (they run at GPU memory speed).
+// Collectives execute the steps of their CollectivePlan
+// (schedule/collectives.hpp) with S4U mailbox communications: per step, a
+// rank posts its sends (put_async) and receives (get_async) and waits for
+// them, so they move exactly the bytes schedule/accounting.hpp counts.
+// Reductions themselves are not timed (they run at GPU memory speed).
+//
+// Two executors: SimGrid (every message a flow in its network model, links
+// shared), and the α–β replay (sim/replay.hpp): the same steps, each message
+// taking α + bytes/B from the moment both its ends are ready, which is what
+// SimGrid computes whenever no two messages ever share a link. `automatic`
+// picks the replay exactly then: one GPU per node on a star, CM02 with unit
+// factors, no cross-traffic, no overlap (tests check both agree).
 //
 // Every simulation runs in a forked child process: SimGrid's engine is a
 // process-wide singleton, and a child gives each simulation a fresh one.
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
 #include "sim/platform.hpp"
 
@@ -30,10 +34,19 @@ struct RoundPlan {
   std::vector<double> backward_fraction;  // per worker; used with overlap
   int local_iters = 0;
   std::vector<CommOp> sync;
+  // Optional, one per sync op: the plan to execute instead of the one the
+  // options choose for the op (`resist-sim collective` runs all-gathers and
+  // reduce-scatters this way, which no schedule op describes).
+  std::vector<CollectivePlan> collectives;
 };
 
+enum class EngineKind { automatic, simgrid, alpha_beta };
+const char* to_string(EngineKind k);
+EngineKind parse_engine_kind(const std::string& s);  // throws UserError naming --engine
+
 struct EngineOptions {
-  std::uint64_t chunk_bytes = 4u << 20;     // broadcast / reduce pipelining
+  CollectiveOptions collectives;            // algorithms and chain chunk
+  EngineKind kind = EngineKind::automatic;
   // Ops of Phase::iteration (per-iteration gradient all-reduce, e.g.
   // data-parallel): start them in buckets during backward (like PyTorch DDP)
   // instead of after it.
@@ -65,6 +78,9 @@ struct EngineResult {
 // faithfully (1e12 s): SimGrid aborts the process on a non-finite duration.
 // run_engine() checks its plans; callers may check earlier.
 void check_durations(const Platform& platform, const std::vector<RoundPlan>& plans, const EngineOptions& options);
+// Per plan, per sync op: the CollectivePlan the engine executes.
+std::vector<std::vector<CollectivePlan>> collective_plans(const std::vector<RoundPlan>& plans,
+                                                          const EngineOptions& options);
 
 EngineResult run_engine(const Platform& platform, int ranks, const std::vector<RoundPlan>& plans,
                         const EngineOptions& options);

@@ -62,10 +62,10 @@ std::vector<PlanStats> plan_stats(const EngineResult& r, int nplans) {
 
 // The name and bytes of one worker's part of an op, as both backends trace it:
 // the receiving side of a point-to-point transfer is "recv".
-TimelineEvent comm_event(const CommOp& op, int w, int workers) {
+TimelineEvent comm_event(const CommOp& op, int w, int workers, const CollectiveOptions& collectives) {
   TimelineEvent t;
   t.kind = op.kind == OpKind::send && op.ranks.size() > 1 && op.ranks[1] == w ? "recv" : to_string(op.kind);
-  t.bytes_received = wire_received(op, workers)[std::size_t(w)];
+  t.bytes_received = wire_received(op, workers, collectives)[std::size_t(w)];
   return t;
 }
 
@@ -98,7 +98,7 @@ Timeline build_timeline(const RunOptions& o, const Platform& platform, const std
     const double shift = o.full ? 0 : rows[r].start_s - er.plan_start_s[slot];
     for (const EngineEvent* e : by_slot[std::size_t(slot)]) {
       TimelineEvent ev;
-      if (e->op >= 0) ev = comm_event(to_run[std::size_t(slot)].sync[std::size_t(e->op)], e->worker, S);
+      if (e->op >= 0) ev = comm_event(to_run[std::size_t(slot)].sync[std::size_t(e->op)], e->worker, S, o.engine.collectives);
       else ev.kind = "compute";
       ev.worker = e->worker;
       ev.round = r;
@@ -173,7 +173,7 @@ Plans make_plans(const ModelSpec& spec, const Platform& platform, const RunOptio
   std::unordered_map<std::string, int> index;
   for (int r = 0; r < R; ++r) {
     const Round round = gen.round(r);
-    const auto acc = account(spec, gen.header(), round);
+    const auto acc = account(spec, gen.header(), round, o.engine.collectives);
     res.rows[r].round = r;
     res.rows[r].local_iters = round.local_iters;
     res.rows[r].bytes_per_round = acc.bytes_per_round;
@@ -269,12 +269,14 @@ void check_scale(const ModelSpec& spec, const Platform& platform, const RunOptio
   check_durations(platform, {plan}, o.engine);
 }
 
-RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& o) {
+RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& options) {
+  RunOptions o = options;  // with the platform's node size and α–β figures for `auto`
+  o.engine.collectives = fit_to_platform(options.engine.collectives, platform);
   const RoundSource gen = o.file ? RoundSource(spec, *o.file) : RoundSource(spec, o.schedule);
   const int S = gen.header().config.workers;
   check_ranks(platform, S, "--workers");
   if (o.max_simulated_rounds < 0) throw UserError("--max-simulated-rounds: must be >= 0");
-  if (o.engine.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
+  if (o.engine.collectives.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
   if (o.engine.bucket_bytes < 4) throw UserError("--bucket-bytes: must be >= 4");
   check_scale(spec, platform, o);
   RunResult res;
@@ -300,32 +302,60 @@ RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const Ru
   return res;
 }
 
-CollectiveResult simulate_collective(const Platform& platform, OpKind kind, std::uint64_t bytes, int ranks,
-                                     const EngineOptions& options) {
+CollectiveOptions fit_to_platform(CollectiveOptions c, const Platform& p) {
+  c.ranks_per_node = p.gpus_per_node;
+  const LinkSpec inter = p.route(0, p.gpus_per_node);
+  c.inter_latency_s = inter.latency_s;
+  c.inter_bandwidth_Bps = inter.bandwidth_Bps;
+  if (p.gpus_per_node > 1) {
+    const LinkSpec intra = p.route(0, 1);
+    c.intra_latency_s = intra.latency_s;
+    c.intra_bandwidth_Bps = intra.bandwidth_Bps;
+  }
+  return c;
+}
+
+CollectiveResult simulate_collective(const Platform& platform, Collective c, Algorithm algorithm,
+                                     std::uint64_t bytes, int ranks, const EngineOptions& options) {
   if (ranks < 2) throw UserError("--ranks: must be >= 2 (got " + std::to_string(ranks) + ")");
-  if (kind == OpKind::send && ranks != 2) throw UserError("--ranks: a send needs exactly 2 ranks");
+  if (c == Collective::send && ranks != 2) throw UserError("--ranks: a send needs exactly 2 ranks");
   if (bytes % 4 != 0) throw UserError("--bytes: must be a multiple of 4 (fp32), got " + std::to_string(bytes));
-  if (options.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
+  if (options.collectives.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
   check_ranks(platform, ranks, "--ranks");
+  EngineOptions eo = options;
+  eo.barrier = false;
+  eo.overlap = false;
+  eo.collectives = fit_to_platform(options.collectives, platform);
   RoundPlan plan;
   plan.compute_s.assign(ranks, 0.0);
   plan.backward_fraction.assign(ranks, 0.0);
   CommOp op;
-  op.kind = kind;
+  op.kind = c == Collective::reduce ? OpKind::reduce
+            : c == Collective::broadcast ? OpKind::broadcast
+            : c == Collective::send      ? OpKind::send
+                                         : OpKind::allreduce;
   op.bytes = bytes;
   for (int i = 0; i < ranks; ++i) op.ranks.push_back(i);
   plan.sync.push_back(op);
-  EngineOptions eo = options;
-  eo.barrier = false;
-  eo.overlap = false;
+  plan.collectives.emplace_back(c, algorithm, op.ranks, bytes / 4, eo.collectives);
   const EngineResult er = run_engine(platform, ranks, {plan}, eo);
-  CollectiveResult c;
-  c.time_s = er.end_s;
-  c.wire_bytes = er.plan_bytes[0];
-  c.algbw_Bps = c.time_s > 0 ? double(bytes) / c.time_s : 0;
-  const double factor = kind == OpKind::allreduce ? 2.0 * (ranks - 1) / ranks : 1.0;
-  c.busbw_Bps = c.algbw_Bps * factor;
-  return c;
+  CollectiveResult r;
+  r.algorithm = plan.collectives[0].algorithm();
+  r.time_s = er.end_s;
+  r.wire_bytes = er.plan_bytes[0];
+  r.algbw_Bps = r.time_s > 0 ? double(bytes) / r.time_s : 0;
+  const double n = ranks;
+  const double factor = c == Collective::allreduce                                        ? 2.0 * (n - 1) / n
+                        : c == Collective::allgather || c == Collective::reduce_scatter ? (n - 1) / n
+                                                                                         : 1.0;
+  r.busbw_Bps = r.algbw_Bps * factor;
+  return r;
+}
+
+CollectiveResult simulate_collective(const Platform& platform, OpKind kind, std::uint64_t bytes, int ranks,
+                                     const EngineOptions& options) {
+  const Collective c = collective_of(kind);
+  return simulate_collective(platform, c, configured_algorithm(c, options.collectives), bytes, ranks, options);
 }
 
 }  // namespace resist::sim

@@ -70,11 +70,22 @@ void check_scale(const ModelSpec& spec, const Platform& platform, const RunOptio
 // Throws UserError for bad configurations (ranks above the platform's GPUs, ...).
 RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& options);
 
-// One collective on ranks 0..n-1, like nccl-tests.
+// The options' node size and the α–β figures `auto` uses, from the platform:
+// ranks_per_node = gpus_per_node; inter: the route between the first GPUs of
+// two nodes; intra: between two GPUs of one node.
+CollectiveOptions fit_to_platform(CollectiveOptions c, const Platform& platform);
+
+// One collective on ranks 0..n-1, like nccl-tests: algbw = M / time; busbw =
+// algbw × 2(n-1)/n (allreduce), × (n-1)/n (allgather, reduce-scatter), × 1
+// otherwise. `algorithm` may be automatic; the result names the one run.
 struct CollectiveResult {
+  Algorithm algorithm = Algorithm::ring;
   double time_s = 0, algbw_Bps = 0, busbw_Bps = 0;
   std::uint64_t wire_bytes = 0;
 };
+CollectiveResult simulate_collective(const Platform& platform, Collective c, Algorithm algorithm,
+                                     std::uint64_t bytes, int ranks, const EngineOptions& options);
+// The op kind with the options' algorithm for it.
 CollectiveResult simulate_collective(const Platform& platform, OpKind kind, std::uint64_t bytes, int ranks,
                                      const EngineOptions& options);
 

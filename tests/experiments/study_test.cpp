@@ -56,8 +56,8 @@ TEST(StudyConfig, BadConfigsNameFileAndJsonPath) {
       {R"({"format": "resist-study", "version": 1, "kind": "nope", "seed": 1})", "kind: unknown value 'nope'"},
       {R"({"format": "resist-study", "version": 1, "kind": "table1"})", "seed: missing"},
       {R"({"format": "resist-schedule", "version": 1, "kind": "table1", "seed": 1})", "format"},
-      {tiny("table1", R"(, "workers": [2, 0])"), "workers[1]: must be in 1..4096 (got 0)"},
-      {tiny("table1", R"(, "machines": [2, 0])"), "machines[1]: must be in 1..4096 (got 0)"},  // its older name
+      {tiny("table1", R"(, "workers": [2, 0])"), "workers[1]: must be in 1..65536 (got 0)"},
+      {tiny("table1", R"(, "machines": [2, 0])"), "machines[1]: must be in 1..65536 (got 0)"},  // its older name
       {tiny("table1", R"(, "machines": [2], "workers": [2])"), "machines: give either workers or machines"},
       {tiny("table1", R"(, "bandwidths": ["1Gbps"])"), "bandwidths: unknown key for kind 'table1'"},
       {tiny("what-if", R"(, "bandwidths": ["10Gbps", "fast"])"), "bandwidths[1]"},
@@ -210,3 +210,39 @@ TEST(StudyValidate, ErrorsComeFromMeasuredTimelines) {
   EXPECT_TRUE(found);
 }
 #endif
+
+// --jobs N and --shard K/N + merge give the results and report of one --jobs 1 run.
+TEST(StudyRun, JobsAndShardsGiveTheSameResultsAsOneProcess) {
+  TempDir dir;
+  const fs::path study = dir.path / "wi.json";
+  const std::string plat = std::string(RESIST_SOURCE_DIR) + "/experiments/platforms/p3-2xlarge.json";
+  write_file(study, tiny("what-if", R"(, "machines": [2, 4], "local_iters": [1, 8], "epochs": 1,
+      "train_size": 2048, "bandwidths": ["1Gbps", "10Gbps"], "max_simulated_rounds": 2, "platform": ")" + plat + "\""));
+  auto go = [&](const std::string& args) {
+    const auto r = run(kStudy + " " + args);
+    EXPECT_EQ(r.code, 0) << args << ": " << r.err;
+    return r;
+  };
+  const fs::path one = dir.path / "one", three = dir.path / "three", merged = dir.path / "merged";
+  go("run " + study.string() + " --jobs 1 --out " + one.string());
+  go("run " + study.string() + " --jobs 3 --out " + three.string());
+  for (int k = 1; k <= 3; ++k)
+    go("run " + study.string() + " --jobs 2 --shard " + std::to_string(k) + "/3 --out " + (dir.path / ("s" + std::to_string(k))).string());
+  EXPECT_FALSE(fs::exists(dir.path / "s1" / "report.md"));
+  const auto m = go("merge --out " + merged.string() + " " + (dir.path / "s3").string() + " " +
+                    (dir.path / "s1").string() + " " + (dir.path / "s2").string());
+  EXPECT_NE(m.out.find("report: "), std::string::npos);
+  const std::string expected = read_text(one / "results.csv");
+  EXPECT_GT(std::count(expected.begin(), expected.end(), '\n'), 10);
+  EXPECT_EQ(read_text(three / "results.csv"), expected);
+  EXPECT_EQ(read_text(merged / "results.csv"), expected);
+  EXPECT_EQ(read_text(merged / "report.md"), read_text(one / "report.md"));
+  // A missing shard, a bad --shard or --jobs: one line, exit 2.
+  for (const std::string& args : {"merge --out " + (dir.path / "m2").string() + " " + (dir.path / "s1").string(),
+                                  "run " + study.string() + " --shard 4/3 --out " + (dir.path / "x").string(),
+                                  "run " + study.string() + " --jobs 0 --out " + (dir.path / "x").string()}) {
+    const auto r = run(kStudy + " " + args);
+    EXPECT_EQ(r.code, 2) << args;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+  }
+}

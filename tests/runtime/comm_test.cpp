@@ -3,6 +3,7 @@
 // exactly what schedule/accounting.hpp says.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -16,6 +17,8 @@
 namespace {
 
 using resist::runtime::P2PCommunicator;
+
+resist::CollectiveOptions small_chunks();
 
 struct Wires {
   std::mutex m;
@@ -60,8 +63,10 @@ class LocalComm : public P2PCommunicator {
   std::vector<Recv> recvs_;
 };
 
-// Runs `op` on `world` thread-ranks; rank r starts with values r + 1 + i/1000.
-void check(const resist::CommOp& op, int world, std::size_t count) {
+// Runs `op` on `world` thread-ranks under the options' algorithms; rank r
+// starts with values r + 1 + i/1000. Returns every rank's buffer after.
+std::vector<std::vector<float>> check(const resist::CommOp& op, int world, std::size_t count,
+                                      resist::CollectiveOptions o = small_chunks()) {
   Wires wires;
   std::vector<std::vector<float>> bufs(static_cast<std::size_t>(world));
   std::vector<std::uint64_t> sent(static_cast<std::size_t>(world));
@@ -73,7 +78,7 @@ void check(const resist::CommOp& op, int world, std::size_t count) {
   for (int r = 0; r < world; ++r)
     threads.emplace_back([&, r] {
       LocalComm c(wires, r, world);
-      c.broadcast_chunk = 7;  // several pipeline chunks
+      c.collectives = o;
       c.prepare(op.ranks);
       if (!op.involves(r)) return;
       float* p = bufs[std::size_t(r)].data();
@@ -89,7 +94,7 @@ void check(const resist::CommOp& op, int world, std::size_t count) {
       sent[std::size_t(r)] = c.bytes_sent();
     });
   for (auto& t : threads) t.join();
-  EXPECT_EQ(sent, resist::wire_sent(op, world)) << resist::to_string(op.kind);
+  EXPECT_EQ(sent, resist::wire_sent(op, world, o)) << resist::to_string(op.kind);
   double mean_base = 0;
   for (int r : op.ranks) mean_base += r + 1;
   mean_base /= double(op.ranks.size());
@@ -109,6 +114,13 @@ void check(const resist::CommOp& op, int world, std::size_t count) {
       }
     }
   }
+  return bufs;
+}
+
+resist::CollectiveOptions small_chunks() {
+  resist::CollectiveOptions o;
+  o.chunk_bytes = 4 * 7;  // several pipeline chunks
+  return o;
 }
 
 resist::CommOp make(resist::OpKind k, std::vector<int> ranks, std::size_t count) {
@@ -135,4 +147,38 @@ TEST(P2PCommunicator, ChainReduceBroadcastAndSend) {
     check(make(resist::OpKind::broadcast, {3, 1, 0}, count), 4, count);
     check(make(resist::OpKind::send, {2, 1}, count), 4, count);
   }
+}
+
+// Every algorithm over the in-process transport: the accounted bytes, and
+// results equal to the ring's (all-reduce) or the chain's (reduce, broadcast)
+// up to float reordering: |x - ring| <= 1e-6·|ring| (sums of at most 7
+// values of magnitude <= 8; float's epsilon is 1.2e-7).
+TEST(P2PCommunicator, EveryAlgorithmSendsTheAccountedBytesAndMatchesTheRing) {
+  using resist::Algorithm;
+  using resist::OpKind;
+  const std::vector<std::pair<OpKind, std::vector<int>>> ops = {
+      {OpKind::allreduce, {0, 1, 2, 3, 4, 5, 6}}, {OpKind::allreduce, {5, 0, 3}}, {OpKind::allreduce, {2, 6, 1, 0, 4}},
+      {OpKind::reduce, {4, 0, 6, 2, 1}},           {OpKind::broadcast, {3, 1, 0, 6, 5, 2}}};
+  for (const auto& [kind, ranks] : ops)
+    for (std::size_t count : {1u, 13u, 1001u}) {
+      const resist::CommOp op = make(kind, ranks, count);
+      const auto reference = check(op, 7, count);
+      for (Algorithm a : resist::algorithms_for(resist::collective_of(kind))) {
+        SCOPED_TRACE(std::string(resist::to_string(kind)) + "/" + resist::to_string(a) + " n=" +
+                     std::to_string(ranks.size()) + " count=" + std::to_string(count));
+        resist::CollectiveOptions o = small_chunks();
+        o.ranks_per_node = 2;  // hierarchical: nodes {0,1} {2,3} {4,5} {6}
+        o.allreduce = kind == OpKind::allreduce ? a : o.allreduce;
+        o.reduce = kind == OpKind::reduce ? a : o.reduce;
+        o.broadcast = kind == OpKind::broadcast ? a : o.broadcast;
+        const auto got = check(op, 7, count, o);
+        for (int r : ranks) {
+          if (kind == OpKind::reduce && r != ranks[0]) continue;
+          for (std::size_t i = 0; i < count; ++i) {
+            const float want = reference[std::size_t(r)][i];
+            EXPECT_LE(std::abs(got[std::size_t(r)][i] - want), 1e-6f * std::abs(want)) << "rank " << r << " i " << i;
+          }
+        }
+      }
+    }
 }

@@ -38,7 +38,8 @@ std::string launch_cmd(int n, const std::string& args) {
 // The ops each worker executed (timeline) are exactly the schedule's ops that
 // involve it, in order, with the bytes the accounting says it sends; the
 // schedule walked is the one the scheduling core generates from the flags.
-void expect_ops_match_schedule(const fs::path& out, const resist::ScheduleConfig& expected_config) {
+void expect_ops_match_schedule(const fs::path& out, const resist::ScheduleConfig& expected_config,
+                               const resist::CollectiveOptions& collectives = {}) {
   const auto s = resist::read_schedule_file((out / "schedule.json").string());
   const auto regenerated = resist::make_schedule(resist::build_model(s.config.model), expected_config);
   EXPECT_EQ(resist::to_json(regenerated).dump(), resist::to_json(s).dump()) << "walked schedule differs";
@@ -63,7 +64,8 @@ void expect_ops_match_schedule(const fs::path& out, const resist::ScheduleConfig
         EXPECT_EQ(e.op, int(k));
         const bool recv = op.kind == resist::OpKind::send && op.ranks[1] == w;
         EXPECT_EQ(e.kind, recv ? std::string("recv") : std::string(resist::to_string(op.kind)));
-        EXPECT_EQ(e.bytes, resist::wire_sent(op, S)[std::size_t(w)]) << "round " << round.index << " op " << k;
+        EXPECT_EQ(e.bytes, resist::wire_sent(op, S, collectives)[std::size_t(w)])
+            << "round " << round.index << " op " << k;
         sent += e.bytes;
       }
     EXPECT_EQ(i, comm.size()) << "worker " << w << " executed ops the schedule does not have";
@@ -183,6 +185,24 @@ TEST(RuntimeTrain, LocalSgdTwoWorkersLearns) {
   const auto report = read_json(dir.path / "report.json");
   EXPECT_GE(report["test_accuracy"].get<double>(), 0.70) << "local SGD did not learn";
   expect_ops_match_schedule(dir.path, config(resist::Protocol::local_sgd, 2, 5, 32, 4000, 2, 0, 4, 0));
+}
+
+// Other collective algorithms over real Gloo processes: every rank sends
+// exactly the bytes the accounting gives for those algorithms, and the copies
+// stay identical (--check-sync). (3 ranks: halving-doubling with a rank left
+// over, binomial trees of odd size.)
+TEST(RuntimeTrain, GlooRunsTheChosenCollectiveAlgorithmsWithTheAccountedBytes) {
+  TempDir dir;
+  const auto r = run(launch_cmd(3, "--protocol resist --min-depth 2 --train-subset 576 --test-subset 64 "
+                                   "--local-iters 2 --epochs 1 --batch-size 32 --check-sync --allreduce hd "
+                                   "--reduce tree --broadcast tree --out " + dir.path.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  resist::CollectiveOptions o;
+  o.allreduce = resist::Algorithm::hd;
+  o.reduce = resist::Algorithm::tree;
+  o.broadcast = resist::Algorithm::tree;
+  expect_ops_match_schedule(dir.path, config(resist::Protocol::resist, 3, 2, 32, 576, 1, 0, 2, 0), o);
+  EXPECT_EQ(read_json(dir.path / "report.json")["sync_check"]["rounds"].get<int>(), 3);
 }
 
 // Local-SGD warm-up epochs, then ResIST: the whole model is averaged during

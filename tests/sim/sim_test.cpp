@@ -38,6 +38,14 @@ RunOptions options(Protocol p, int workers, int ell, int rounds) {
 
 double rel(double a, double b) { return std::abs(a - b) / std::abs(b); }
 
+// The fidelity tests below check SimGrid itself, not the α–β replay that
+// `automatic` would pick on flat-10g (tests/sim/collectives_sim_test.cpp).
+EngineOptions simgrid() {
+  EngineOptions e;
+  e.kind = EngineKind::simgrid;
+  return e;
+}
+
 // Runs the simulation and checks that every round moves exactly the bytes
 // the schedule's accounting says (evaluation gathers included), and that the
 // total adds up. Returns the run for further checks.
@@ -69,7 +77,7 @@ TEST(SimFidelity, RingAllreduceMatchesAlphaBetaOnFlat10g) {
   EXPECT_DOUBLE_EQ(B, 1.25e9);
   for (int n : {2, 3, 5, 7, 16}) {
     const std::uint64_t M = 4ull * n * 1000000;  // divisible into n equal chunks
-    const auto r = simulate_collective(p, OpKind::allreduce, M, n, {});
+    const auto r = simulate_collective(p, OpKind::allreduce, M, n, simgrid());
     const double expected = 2.0 * (n - 1) * alpha + 2.0 * (n - 1) / n * double(M) / B;
     EXPECT_LT(rel(r.time_s, expected), 0.01) << "n=" << n << " sim " << r.time_s << " model " << expected;
     EXPECT_EQ(r.wire_bytes, 2ull * (n - 1) * M) << n;  // all ranks: 2(n-1)/n·M each
@@ -82,12 +90,12 @@ TEST(SimFidelity, PipelinedBroadcastAndReduceMatchTheirClosedForm) {
   // chunk at a time, so T = (n - 1 + C - 1) · (α + s/B).
   const Platform p = flat();
   const double alpha = p.route(0, 1).latency_s, B = p.nic.bandwidth_Bps;
-  EngineOptions eo;
-  eo.chunk_bytes = 1 << 20;
+  EngineOptions eo = simgrid();
+  eo.collectives.chunk_bytes = 1 << 20;
   const std::uint64_t M = 16u << 20;
   const int C = 16;
   for (int n : {2, 3, 6}) {
-    const double expected = (n - 1 + C - 1) * (alpha + double(eo.chunk_bytes) / B);
+    const double expected = (n - 1 + C - 1) * (alpha + double(eo.collectives.chunk_bytes) / B);
     for (OpKind k : {OpKind::broadcast, OpKind::reduce}) {
       const auto r = simulate_collective(p, k, M, n, eo);
       EXPECT_LT(rel(r.time_s, expected), 0.01) << to_string(k) << " n=" << n << " " << r.time_s << " vs " << expected;
@@ -106,7 +114,7 @@ TEST(SimFidelity, FatTreeRouteKeepsAlphaBeta) {
   EXPECT_DOUBLE_EQ(alpha, 4e-6);
   const int n = 5;
   const std::uint64_t M = 4ull * n * 1000000;
-  const auto r = simulate_collective(p, OpKind::allreduce, M, n, {});
+  const auto r = simulate_collective(p, OpKind::allreduce, M, n, simgrid());
   const double expected = 2.0 * (n - 1) * alpha + 2.0 * (n - 1) / n * double(M) / B;
   EXPECT_LT(rel(r.time_s, expected), 0.01) << r.time_s << " vs " << expected;
 }
@@ -118,6 +126,7 @@ TEST(SimFidelity, SimulatorMovesExactlyTheSchedulesWireBytes) {
     RunOptions o = options(proto, 5, 3, 4);
     o.schedule.eval_every = 2;
     o.full = true;
+    o.engine.kind = EngineKind::simgrid;
     expect_moves_accounted_bytes(spec, p, o, to_string(proto));
   }
 }
