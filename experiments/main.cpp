@@ -107,6 +107,8 @@ struct Args {
   std::pair<int, int> shard{0, 1};  // K-1, N
 };
 
+void check_skip(const std::string& k);  // below
+
 Args parse_args(int argc, char** argv) {
   Args g;
   g.merge = std::strcmp(argv[1], "merge") == 0;
