@@ -339,8 +339,10 @@ namespace {
 using json = nlohmann::json;
 
 json model_to_json(const ModelOptions& m) {
-  return {{"model", m.model}, {"block", m.block},     {"base_width", m.base_width}, {"dataset", m.dataset},
-          {"input", m.input}, {"hidden", m.hidden}, {"classes", m.classes}};
+  json j = {{"model", m.model}, {"block", m.block},     {"base_width", m.base_width}, {"dataset", m.dataset},
+            {"input", m.input}, {"hidden", m.hidden}, {"classes", m.classes}};
+  if (m.image_size > 0) j["image_size"] = m.image_size;  // only when set: other files stay byte-identical
+  return j;
 }
 
 using json_util::Reader;
@@ -420,6 +422,7 @@ Schedule schedule_from_json(const nlohmann::json& j) {
   c.model.input = int(m.at("input").integer(0, kMaxInt));
   c.model.hidden = m.at("hidden").ints(1, int(kMaxInt));
   c.model.classes = int(m.at("classes").integer(0, kMaxInt));
+  if (m.has("image_size")) c.model.image_size = int(m.at("image_size").integer(16, 2048));
   c.workers = int(cfg.at("workers").integer(1, 1 << 20));
   c.local_iters = int(cfg.at("local_iters").integer(1, kMaxInt));
   c.min_depth = int(cfg.at("min_depth").integer(1, kMaxInt));
