@@ -21,11 +21,19 @@ struct TjHandle {
     if (h) tjDestroy(h);
   }
 };
+thread_local TjHandle t_decompressor;
 tjhandle decompressor() {
-  thread_local TjHandle t;
-  if (!t.h) t.h = tjInitDecompress();
-  if (!t.h) throw std::runtime_error("TurboJPEG: cannot create a decompressor");
-  return t.h;
+  if (!t_decompressor.h) t_decompressor.h = tjInitDecompress();
+  if (!t_decompressor.h) throw std::runtime_error("TurboJPEG: cannot create a decompressor");
+  return t_decompressor.h;
+}
+// After an error TurboJPEG leaves the handle mid-header: the next file would
+// be parsed from that state. Start again with a fresh one.
+ImageError jpeg_error(const std::string& path, const std::string& what) {
+  std::string msg = what + " (" + tjGetErrorStr2(t_decompressor.h) + ")";
+  tjDestroy(t_decompressor.h);
+  t_decompressor.h = nullptr;
+  return ImageError(path, msg);
 }
 
 struct File {
@@ -41,7 +49,7 @@ void decode_jpeg(const std::vector<std::uint8_t>& bytes, const std::string& path
   tjhandle h = decompressor();
   int w = 0, hgt = 0, subsamp = 0, colorspace = 0;
   if (tjDecompressHeader3(h, bytes.data(), (unsigned long)bytes.size(), &w, &hgt, &subsamp, &colorspace) != 0)
-    throw ImageError(path, std::string("not a readable JPEG (") + tjGetErrorStr2(h) + ")");
+    throw jpeg_error(path, "not a readable JPEG");
   if (w <= 0 || hgt <= 0) throw ImageError(path, "JPEG with an empty size");
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   const int channels = cmyk ? 4 : 3;
@@ -61,7 +69,7 @@ void decode_jpeg(const std::vector<std::uint8_t>& bytes, const std::string& path
     // as PIL accepts them; a fatal error or a truncated file does not.
     const std::string msg = tjGetErrorStr2(h);
     if (tjGetErrorCode(h) == TJERR_FATAL || msg.find("Premature end") != std::string::npos)
-      throw ImageError(path, "corrupt or truncated JPEG (" + msg + ")");
+      throw jpeg_error(path, "corrupt or truncated JPEG");
   }
   if (cmyk) {  // Adobe-style inverted CMYK, as Photoshop writes it
     const std::size_t n = std::size_t(w) * std::size_t(hgt);
@@ -200,18 +208,21 @@ void check_image_header(const std::string& path) {
       return;
     }
     case ImageFormat::jpeg: {
-      tjhandle h = decompressor();
-      int w = 0, hgt = 0, subsamp = 0, cs = 0;
-      if (tjDecompressHeader3(h, bytes.data(), (unsigned long)bytes.size(), &w, &hgt, &subsamp, &cs) == 0 && w > 0 &&
-          hgt > 0)
-        return;
+      std::string why;
+      auto header_ok = [&] {
+        int w = 0, hgt = 0, subsamp = 0, cs = 0;
+        if (tjDecompressHeader3(decompressor(), bytes.data(), (unsigned long)bytes.size(), &w, &hgt, &subsamp,
+                                &cs) == 0)
+          return w > 0 && hgt > 0;
+        why = jpeg_error(path, "not a readable JPEG").reason;  // also resets the handle
+        return false;
+      };
+      if (header_ok()) return;
       if (bytes.size() == kFirst) {  // the frame header may follow large metadata
         bytes = read_file_bytes(path);
-        if (tjDecompressHeader3(h, bytes.data(), (unsigned long)bytes.size(), &w, &hgt, &subsamp, &cs) == 0 &&
-            w > 0 && hgt > 0)
-          return;
+        if (header_ok()) return;
       }
-      throw ImageError(path, std::string("not a readable JPEG (") + tjGetErrorStr2(h) + ")");
+      throw ImageError(path, why.empty() ? "JPEG with an empty size" : why);
     }
     case ImageFormat::unknown: break;
   }

@@ -29,8 +29,8 @@ struct Image {
 // An unreadable or undecodable image file: the message names the path.
 struct ImageError : UserError {
   ImageError(const std::string& path, const std::string& reason)
-      : UserError("bad image " + path + ": " + reason), path(path) {}
-  std::string path;
+      : UserError("bad image " + path + ": " + reason), path(path), reason(reason) {}
+  std::string path, reason;
 };
 
 enum class ImageFormat { jpeg, png, unknown };

@@ -21,9 +21,19 @@ int main(int argc, char** argv) {
     d.add_options()
         ("schedule", po::value(&o.schedule_file), "walk this schedule file instead of generating one")
         ("data-dir", po::value(&o.data_dir), "dataset directory (default: fashion-mnist from Debian's package, "
-                                             "cifar10: data/cifar-10-batches-bin, cifar100: data/cifar-100-binary)")
-        ("train-subset", po::value(&o.train_subset)->default_value(0), "use the first N training images (0: all)")
+                                             "cifar10: data/cifar-10-batches-bin, cifar100: data/cifar-100-binary; "
+                                             "imagefolder, imagenet: DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, "
+                                             "default data/images, data/imagenet)")
+        ("train-subset", po::value(&o.train_subset)->default_value(0),
+         "use the first N training images (0: all; image folders: N spread over the classes)")
         ("test-subset", po::value(&o.test_subset)->default_value(0), "use the first N test images (0: all)")
+        ("loader-threads", po::value(&o.loader_threads)->default_value(o.loader_threads),
+         "threads decoding and augmenting batches ahead of the training step (0: on the training thread)")
+        ("prefetch", po::value(&o.prefetch)->default_value(o.prefetch), "batches built ahead of the training step")
+        ("skip-bad-images", po::bool_switch(&o.skip_bad_images),
+         "image folders: report, count and skip an undecodable image found while training (default: stop, exit 2)")
+        ("no-image-check", po::bool_switch(),
+         "image folders: skip the header check of every file before training")
         ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate")
         ("momentum", po::value(&o.momentum)->default_value(o.momentum), "SGD momentum")
         ("weight-decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "SGD weight decay")
@@ -58,6 +68,11 @@ int main(int argc, char** argv) {
     if (o.checkpoint_every < 0) throw resist::UserError("--checkpoint-every: must be >= 0");
     if (o.checkpoint_every > 0 && o.out.empty()) throw resist::UserError("--checkpoint-every: needs --out DIR");
     if (o.eval_batch < 1) throw resist::UserError("--eval-batch: must be >= 1");
+    if (o.loader_threads < 0 || o.loader_threads > 256)
+      throw resist::UserError("--loader-threads: must be in 0..256 (got " + std::to_string(o.loader_threads) + ")");
+    if (o.prefetch < 1 || o.prefetch > 1024)
+      throw resist::UserError("--prefetch: must be in 1..1024 (got " + std::to_string(o.prefetch) + ")");
+    o.check_images = !vm["no-image-check"].as<bool>();
     if (!o.profile.empty()) return resist::runtime::profile(o);
     return resist::runtime::train(o);
   });

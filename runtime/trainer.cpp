@@ -30,6 +30,7 @@
 #include "runtime/comm.hpp"
 #include "runtime/data.hpp"
 #include "runtime/dist.hpp"
+#include "runtime/loader.hpp"
 #include "schedule/accounting.hpp"
 #include "schedule/ist.hpp"
 #include "schedule/json_util.hpp"
@@ -65,38 +66,7 @@ std::uint64_t hash_tensor(const torch::Tensor& t) {
   return h;
 }
 
-// Where a worker's round of training data comes from: every epoch a seeded
-// permutation of the training set is cut into S disjoint shards; worker w
-// walks shard w in batches.
-class Sampler {
- public:
-  Sampler(std::int64_t n, int workers, int batch, int iters_per_epoch, std::uint64_t seed)
-      : n_(n), S_(workers), B_(batch), ipe_(iters_per_epoch), seed_(seed) {}
-  std::vector<std::int64_t> batch(int worker, std::int64_t iter) {
-    const std::int64_t epoch = iter / ipe_, j = iter % ipe_;
-    if (epoch != epoch_) {
-      perm_.resize(std::size_t(n_));
-      std::iota(perm_.begin(), perm_.end(), 0);
-      Rng rng(seed_ ^ 0x5eed0da7aull, std::uint64_t(epoch));
-      rng.shuffle(perm_);
-      epoch_ = epoch;
-    }
-    const std::int64_t lo = n_ * worker / S_, hi = n_ * (worker + 1) / S_, len = hi - lo;
-    std::vector<std::int64_t> out;
-    for (std::int64_t k = j * B_; k < (j + 1) * B_ && k < std::max<std::int64_t>(len, 1) + j * B_; ++k) {
-      if (k >= len && !out.empty()) break;
-      out.push_back(perm_[std::size_t(lo + k % len)]);
-    }
-    return out;
-  }
-
- private:
-  std::int64_t n_;
-  int S_, B_, ipe_;
-  std::uint64_t seed_;
-  std::int64_t epoch_ = -1;
-  std::vector<std::int64_t> perm_;
-};
+// [p18] Sampler (each epoch's permutation cut into per-worker shards) moved to runtime/loader.hpp.
 
 // A schedule either generated from flags or read from a file.
 class ScheduleSource {
@@ -131,11 +101,11 @@ struct RoundStats {
   std::int64_t correct = 0, seen = 0, iters = 0;
 };
 
-[[noreturn]] void die(int rank, const std::string& msg) {
+[[noreturn]] void die(int rank, const std::string& msg, int code = 1) {
   std::cerr << "resist-train: rank " << rank << ": " << msg << std::endl;
   std::fflush(nullptr);
   // Communication threads of a broken process group may block destructors.
-  std::_Exit(1);
+  std::_Exit(code);
 }
 
 class Trainer {
@@ -149,6 +119,10 @@ class Trainer {
   // --- one round
   void build_net(const std::vector<int>& blocks);
   void train_round(const Round& round, RoundStats& stats);
+  // [p18 data hook] loading the data and building batches (runtime/loader.hpp)
+  void load_training_data(ScheduleConfig& c);
+  LoaderOptions loader_options() const;
+  Batch next_train_batch(std::int64_t t);
   void sync(const Round& round, bool eval_round);
   void execute(const CommOp& op, int op_index, int round, std::map<int, torch::Tensor>& values);
   std::map<int, torch::Tensor> collect_params() const;
@@ -183,6 +157,7 @@ class Trainer {
   std::unique_ptr<ScheduleSource> sched_;
   Data data_;
   std::unique_ptr<Sampler> sampler_;
+  std::unique_ptr<Loader> loader_;  // [p18] training batches, built ahead by decoder threads
   torch::Device device_{torch::kCPU};
 
   Net net_{nullptr};
@@ -244,9 +219,9 @@ void Trainer::setup() {
       throw UserError("--schedule: " + opt_.schedule_file + " is for " + std::to_string(s.config.workers) +
                       " workers, but WORLD_SIZE is " + std::to_string(S_));
     c = s.config;
-    spec_ = build_model(c.model);
     sched_ = std::make_unique<ScheduleSource>(std::move(s));
   }
+  load_training_data(c);  // [p18] image folders: classes and input size come from the data
   spec_ = build_model(c.model);
   if (c.protocol == Protocol::ist) {
     validate_ist(spec_, S_);
@@ -255,7 +230,6 @@ void Trainer::setup() {
     if (opt_.optimizer_state == "keep")
       throw UserError("--optimizer-state keep: not for IST (every round trains a different subnet)");
   }
-  data_ = load_data(c.model.dataset, opt_.data_dir, opt_.train_subset, opt_.test_subset);
   if (!sched_) {
     c.workers = S_;
     c.train_size = data_.train.size();
@@ -331,6 +305,54 @@ std::map<int, torch::Tensor> Trainer::collect_params() const {
   return out;
 }
 
+// ---- [p18 data hook] what the trainer needs from the data pipeline.
+void Trainer::load_training_data(ScheduleConfig& c) {
+  DataOptions d;
+  d.name = c.model.dataset;
+  d.dir = opt_.data_dir;
+  d.train_subset = opt_.train_subset;
+  d.test_subset = opt_.test_subset;
+  d.image_size = c.model.image_size;
+  d.check_images = opt_.check_images;
+  d.threads = std::max(1, opt_.loader_threads);
+  data_ = load_data(d);
+  if (!data_.from_files()) return;
+  const int classes = int(data_.classes.size());
+  if (!opt_.schedule_file.empty() && c.model.classes != classes)
+    throw UserError("--schedule: " + opt_.schedule_file + " is for " + std::to_string(c.model.classes) +
+                    " classes, but the image folder has " + std::to_string(classes));
+  c.model.classes = classes;
+  c.model.image_size = data_.image_size;
+}
+
+LoaderOptions Trainer::loader_options() const {
+  LoaderOptions o;
+  o.threads = opt_.loader_threads;
+  o.prefetch = opt_.prefetch;
+  o.skip_bad = opt_.skip_bad_images;
+  o.device = device_;
+  o.who = "resist-train: rank " + std::to_string(rank_);
+  return o;
+}
+
+// Iteration t's batch: this worker's shard of the epoch's permutation; sample
+// j is augmented from its own generator keyed by (seed, rank, t, j).
+Batch Trainer::next_train_batch(std::int64_t t) {
+  if (!loader_) {
+    const auto& h = sched_->header();
+    const std::uint64_t seed = Rng(h.config.seed ^ 0xa06a06ull, std::uint64_t(rank_)).next();
+    loader_ = std::make_unique<Loader>(
+        data_, data_.train, data_.augment, [this](std::int64_t step) { return sampler_->batch(rank_, step); }, t,
+        std::max({h.total_iters, std::int64_t(sched_->num_rounds()) * h.config.local_iters, t + 1}), seed,
+        loader_options());
+  }
+  try {
+    return loader_->next(t);
+  } catch (const UserError& e) {  // a bad image found mid-epoch
+    die(rank_, e.what(), kUserErrorExit);
+  }
+}
+
 void Trainer::train_round(const Round& round, RoundStats& stats) {
   const auto& c = sched_->header().config;
   if (!optim_ || !keep_optimizer_)
@@ -349,11 +371,10 @@ void Trainer::train_round(const Round& round, RoundStats& stats) {
       std::raise(SIGKILL);
     }
     for (auto& g : optim_->param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr_at(t));
-    Rng aug(c.seed ^ 0xa06a06ull, std::uint64_t(t) * std::uint64_t(S_) + std::uint64_t(rank_));
-    const auto index = sampler_->batch(rank_, t);
-    auto x = make_batch(data_, data_.train, index, data_.augment, aug).to(device_);
-    auto idx = torch::from_blob(const_cast<std::int64_t*>(index.data()), {std::int64_t(index.size())}, torch::kInt64);
-    auto y = data_.train.labels.index_select(0, idx).to(device_);
+    const Batch batch = next_train_batch(t);  // [p18 data hook]
+    const auto& index = batch.index;
+    const auto& x = batch.x;
+    const auto& y = batch.y;
     optim_->zero_grad();
     auto logits = net_->forward(x);
     auto loss = torch::nn::functional::cross_entropy(logits, y);
@@ -496,17 +517,25 @@ double Trainer::evaluate(const std::map<int, torch::Tensor>& values) {
     }
   }
   full->eval();
-  std::int64_t correct = 0;
-  const std::int64_t n = data_.test.size();
-  Rng unused(0, 0);
-  for (std::int64_t lo = 0; lo < n; lo += opt_.eval_batch) {
+  // [p18 data hook] the test set in order, through the loader (no augmentation).
+  std::int64_t correct = 0, seen = 0;
+  const std::int64_t n = data_.test.size(), eb = opt_.eval_batch, steps = (n + eb - 1) / eb;
+  Loader loader(data_, data_.test, false, [&](std::int64_t s) {
     std::vector<std::int64_t> index;
-    for (std::int64_t i = lo; i < std::min(n, lo + opt_.eval_batch); ++i) index.push_back(i);
-    auto x = make_batch(data_, data_.test, index, false, unused).to(device_);
-    auto y = data_.test.labels.slice(0, lo, lo + std::int64_t(index.size())).to(device_);
-    correct += full->forward(x).argmax(1).eq(y).sum().item<std::int64_t>();
+    for (std::int64_t i = s * eb; i < std::min(n, (s + 1) * eb); ++i) index.push_back(i);
+    return index;
+  }, 0, steps, 0, loader_options());
+  for (std::int64_t s = 0; s < steps; ++s) {
+    Batch b;
+    try {
+      b = loader.next(s);
+    } catch (const UserError& e) {
+      die(rank_, e.what(), kUserErrorExit);
+    }
+    correct += full->forward(b.x).argmax(1).eq(b.y).sum().item<std::int64_t>();
+    seen += b.y.size(0);
   }
-  return n ? double(correct) / double(n) : 0.0;
+  return seen ? double(correct) / double(seen) : 0.0;
 }
 
 // Every rank publishes a hash per block it holds; rank 0 compares the copies.
@@ -971,6 +1000,7 @@ void Trainer::finish(double wall_s, double test_acc) {
   const json mine = {{"peak_memory_bytes", peak_rss_bytes()},
                      {"bytes_sent", bytes_offset_ + comm_->bytes_sent()},
                      {"images", images_},
+                     {"skipped_images", loader_ ? loader_->skipped() : 0},  // [p18] --skip-bad-images
                      {"params", [&] {
                         std::uint64_t n = 0;
                         for (const auto& [b, t] : held_) n += std::uint64_t(t.numel());
@@ -984,6 +1014,7 @@ void Trainer::finish(double wall_s, double test_acc) {
   }
   json peak = json::array(), sent = json::array();
   std::uint64_t total = 0;
+  std::int64_t skipped = 0;  // [p18]
   Timeline all;
   all.source = "runtime";
   all.workers = S_;
@@ -992,6 +1023,7 @@ void Trainer::finish(double wall_s, double test_acc) {
     peak.push_back(m["peak_memory_bytes"]);
     sent.push_back(m["bytes_sent"]);
     total += m["bytes_sent"].get<std::uint64_t>();
+    skipped += m.value("skipped_images", std::int64_t(0));
     json tl = {{"format", "resist-timeline"}, {"version", 1}, {"source", "runtime"}, {"workers", S_},
                {"traceEvents", m["timeline"]}};
     for (auto& e : timeline_from_json(tl).events)
@@ -1043,6 +1075,7 @@ void Trainer::finish(double wall_s, double test_acc) {
                  {"bytes_sent_per_worker", sent},
                  {"peak_memory_bytes", peak},
                  {"model_hash", std::to_string(model_hash)}};
+  if (opt_.skip_bad_images) report["skipped_images"] = skipped;  // [p18]
   if (opt_.check_sync) report["sync_check"] = {{"rounds", sync_checked_rounds_}, {"copies_compared", sync_compared_copies_}};
   json_util::write_atomic((out / "report.json").string(), report.dump(2) + "\n");
   kv_->barrier("end", rank_, S_);
