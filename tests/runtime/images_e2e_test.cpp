@@ -28,9 +28,10 @@ struct Folder {
   std::string path() const { return dir.path.string(); }
 };
 
-std::string args(const std::string& data, const std::string& more) {
+std::string args(const std::string& data, const std::string& more,
+                 const std::string& loader = "--loader-threads 2 --prefetch 3") {
   return " --model preact-resnet34 --base-width 8 --dataset imagefolder --image-size 32 --data-dir " + data +
-         " --threads 1 --loader-threads 2 --prefetch 3 --quiet --timeout 60 " + more;
+         " --threads 1 --quiet --timeout 60 " + loader + " " + more;
 }
 
 json report(const fs::path& out) { return json::parse(resist::test::read_text(out / "report.json")); }
@@ -66,9 +67,9 @@ TEST(ImageFolderTrain, TheSameSeedGivesTheSameModelWhateverTheLoaderThreads) {
   std::string hashes[2];
   for (int k = 0; k < 2; ++k) {
     TempDir out;
-    const std::string threads = k == 0 ? " --loader-threads 0" : " --loader-threads 3 --prefetch 1";
+    const std::string loader = k == 0 ? "--loader-threads 0" : "--loader-threads 3 --prefetch 1";
     const auto r = run(train + args(data.path(), "--protocol local-sgd --local-iters 3 --rounds 2 --batch-size 8 "
-                                                 "--out " + out.path.string()) + threads);
+                                                 "--out " + out.path.string(), loader));
     ASSERT_EQ(r.code, 0) << r.err;
     hashes[k] = report(out.path)["model_hash"].get<std::string>();
   }
