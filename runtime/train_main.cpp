@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
     if (o.prefetch < 1 || o.prefetch > 1024)
       throw resist::UserError("--prefetch: must be in 1..1024 (got " + std::to_string(o.prefetch) + ")");
     o.check_images = !vm["no-image-check"].as<bool>();
+    if (const int size = o.schedule.model.image_size; size != 0 && (size < 16 || size > 2048))  // before any data
+      throw resist::UserError("--image-size: must be in 16..2048 (got " + std::to_string(size) + ")");
     if (!o.profile.empty()) return resist::runtime::profile(o);
     return resist::runtime::train(o);
   });
