@@ -2,31 +2,12 @@
 
 #include <algorithm>
 #include <iostream>
-#include <numeric>
 
 #include "models/error.hpp"
 #include "runtime/images.hpp"
 #include "schedule/rng.hpp"
 
 namespace resist::runtime {
-
-std::vector<std::int64_t> Sampler::batch(int worker, std::int64_t iter) {
-  const std::int64_t epoch = iter / ipe_, j = iter % ipe_;
-  if (epoch != epoch_) {
-    perm_.resize(std::size_t(n_));
-    std::iota(perm_.begin(), perm_.end(), 0);
-    Rng rng(seed_ ^ 0x5eed0da7aull, std::uint64_t(epoch));
-    rng.shuffle(perm_);
-    epoch_ = epoch;
-  }
-  const std::int64_t lo = n_ * worker / S_, hi = n_ * (worker + 1) / S_, len = hi - lo;
-  std::vector<std::int64_t> out;
-  for (std::int64_t k = j * B_; k < (j + 1) * B_ && k < std::max<std::int64_t>(len, 1) + j * B_; ++k) {
-    if (k >= len && !out.empty()) break;
-    out.push_back(perm_[std::size_t(lo + k % len)]);
-  }
-  return out;
-}
 
 struct Loader::Slot {
   std::int64_t step = 0;

@@ -29,6 +29,7 @@
 #include <torch/torch.h>
 
 #include "runtime/data.hpp"
+#include "runtime/sampler.hpp"  // the trainer's plan: each epoch's permutation cut into shards
 
 namespace resist::runtime {
 
@@ -44,25 +45,6 @@ struct Batch {
   std::int64_t step = 0;
   std::vector<std::int64_t> index;  // the images it holds (bad ones left out)
   torch::Tensor x, y;               // float [B, C, H, W] and int64 [B], on the device
-};
-
-// Where a worker's training data comes from: every epoch a seeded
-// permutation of the training set is cut into S disjoint shards; worker w
-// walks shard w in batches of B (the last one of an epoch may be shorter), so
-// over an epoch's ceil(shard / B) iterations every image is seen exactly once
-// across the workers.
-class Sampler {
- public:
-  Sampler(std::int64_t n, int workers, int batch, int iters_per_epoch, std::uint64_t seed)
-      : n_(n), S_(workers), B_(batch), ipe_(iters_per_epoch), seed_(seed) {}
-  std::vector<std::int64_t> batch(int worker, std::int64_t iter);
-
- private:
-  std::int64_t n_;
-  int S_, B_, ipe_;
-  std::uint64_t seed_;
-  std::int64_t epoch_ = -1;
-  std::vector<std::int64_t> perm_;
 };
 
 using BatchPlan = std::function<std::vector<std::int64_t>(std::int64_t step)>;
