@@ -143,10 +143,12 @@ Study parse_study(const json& j, const std::string& path) {
   s.seed = root.at("seed").uint();
   if (root.has("model")) {
     const Reader m = root.at("model");
-    const std::set<std::string> keys = {"model", "block", "base_width", "dataset", "input", "hidden", "classes"};
+    const std::set<std::string> keys = {"model", "block", "base_width", "dataset", "input", "hidden", "classes",
+                                          "image_size"};
     for (const auto& [key, value] : m.j.items())
       if (!keys.count(key))
-        throw UserError("model." + key + ": unknown key (accepted: model, block, base_width, dataset, input, hidden, classes)");
+        throw UserError("model." + key + ": unknown key (accepted: model, block, base_width, dataset, input, hidden, classes, "
+                      "image_size)");
     if (m.has("model")) s.model.model = m.at("model").str();
     if (m.has("block")) s.model.block = m.at("block").str();
     if (m.has("base_width")) s.model.base_width = int(m.at("base_width").integer(1, 4096));
@@ -154,6 +156,7 @@ Study parse_study(const json& j, const std::string& path) {
     if (m.has("input")) s.model.input = int(m.at("input").integer(1, json_util::kMaxInt));
     if (m.has("hidden")) s.model.hidden = m.at("hidden").ints(1, int(json_util::kMaxInt));
     if (m.has("classes")) s.model.classes = int(m.at("classes").integer(1, json_util::kMaxInt));
+    if (m.has("image_size")) s.model.image_size = int(m.at("image_size").integer(16, 2048));
     // MLPs (IST) only make sense as a protocol grid.
     if (s.model.model == "mlp" && kind != Kind::paper_cifar && kind != Kind::protocol_grid)
       throw UserError("model.model: kind '" + std::string(to_string(kind)) +

@@ -14,6 +14,7 @@ const std::vector<Dataset>& datasets() {
       {"cifar100", 3, 32, 32, 100},
       {"fashion-mnist", 1, 28, 28, 10},
       {"imagenet", 3, 224, 224, 1000},
+      {"imagefolder", 3, 224, 224, 0},
   };
   return all;
 }
@@ -113,8 +114,10 @@ ModelSpec build_resnet(const ModelOptions& o, const Dataset& ds, const Depth& d)
   m.options.block = bottleneck ? "bottleneck" : "basic";
   m.dataset = ds;
   m.name = o.model + "-" + m.options.block + "-w" + std::to_string(o.base_width) + "-" + ds.name;
+  if (ds.name == "imagefolder") m.name += std::to_string(ds.classes);
+  if (ds.height != dataset_by_name(ds.name).height) m.name += "-" + std::to_string(ds.height) + "px";
 
-  const bool imagenet = ds.name == "imagenet";
+  const bool imagenet = ds.name == "imagenet" || ds.name == "imagefolder";
   BlockSpec stem;
   stem.name = "stem";
   stem.kind = BlockKind::stem;
@@ -256,8 +259,31 @@ const std::vector<std::string>& model_names() {
   return names;
 }
 
+namespace {
+
+// The dataset with the image size and classes of the options applied.
+Dataset shaped_dataset(const ModelOptions& o) {
+  Dataset ds = dataset_by_name(o.dataset);
+  const bool images = ds.name == "imagenet" || ds.name == "imagefolder";
+  if (o.image_size != 0) {
+    if (!images) throw UserError("--image-size: only for imagenet and imagefolder (got --dataset " + ds.name + ")");
+    if (o.image_size < 16 || o.image_size > 2048)
+      throw UserError("--image-size: must be in 16..2048 (got " + std::to_string(o.image_size) + ")");
+    ds.height = ds.width = o.image_size;
+  }
+  if (ds.name == "imagefolder") {
+    if (o.classes < 1)
+      throw UserError("--dataset imagefolder: the number of classes comes from the data (give --classes N "
+                      "where there is none)");
+    ds.classes = o.classes;
+  }
+  return ds;
+}
+
+}  // namespace
+
 ModelSpec build_model(const ModelOptions& o) {
-  const Dataset& ds = dataset_by_name(o.dataset);
+  const Dataset ds = shaped_dataset(o);
   ModelSpec m;
   if (o.model == "mlp") {
     m = build_mlp(o, ds);

@@ -20,7 +20,9 @@ struct Dataset {
   std::string name;
   int channels = 0, height = 0, width = 0, classes = 0;
 };
-// cifar10, cifar100, fashion-mnist, imagenet. Throws UserError otherwise.
+// cifar10, cifar100, fashion-mnist, imagenet, imagefolder (a folder of
+// images per class; its classes come from the data, 0 here). Throws
+// UserError otherwise.
 const Dataset& dataset_by_name(const std::string& name);
 const std::vector<std::string>& dataset_names();
 
@@ -65,10 +67,15 @@ struct ModelOptions {
   std::string block;                        // basic | bottleneck | "" (by depth)
   int base_width = 64;
   std::string dataset = "cifar100";
-  // MLP only: input features (0 = from the dataset), hidden sizes, classes (0 = dataset's).
+  // MLP only: input features (0 = from the dataset), hidden sizes.
   int input = 0;
   std::vector<int> hidden = {4096};
+  // Output classes (0 = the dataset's): MLPs, and imagefolder, whose classes
+  // come from the data (the runtime fills this in from the folder).
   int classes = 0;
+  // imagenet / imagefolder: side of the square input (0 = 224). These get
+  // the ImageNet stem (7x7/2 conv + 3x3/2 max-pool).
+  int image_size = 0;
 };
 
 struct ModelSpec {

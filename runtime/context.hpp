@@ -27,6 +27,7 @@ struct RunContext {
   double wall_offset_s = 0;        // wall time of the run before a resume
   std::uint64_t bytes_offset = 0;  // bytes sent before a resume
   std::int64_t images = 0;         // training images this rank has seen
+  std::int64_t skipped_images = 0; // bad images left out of its batches (--skip-bad-images)
   // Seconds since the run started, resumed runs included.
   double now() const { return seconds_since(t0) + wall_offset_s; }
 };

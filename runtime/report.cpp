@@ -128,6 +128,7 @@ void RunReport::finish(const ModelSpec& spec, const std::map<int, torch::Tensor>
                      {"bytes_sent", ctx_.bytes_offset + ctx_.comm->bytes_sent()},
                      {"host", host_name()},
                      {"local_rank", std::getenv("LOCAL_RANK") ? std::getenv("LOCAL_RANK") : "0"},
+                     {"skipped_images", ctx_.skipped_images},
                      {"timeline", to_json(ctx_.timeline)["traceEvents"]}};
   ctx_.kv->set("final/" + std::to_string(ctx_.rank), mine.dump());
   if (ctx_.rank != 0 || opt_.out.empty()) {
@@ -136,6 +137,7 @@ void RunReport::finish(const ModelSpec& spec, const std::map<int, torch::Tensor>
   }
   json peak = json::array(), sent = json::array();
   std::uint64_t total = 0;
+  std::int64_t skipped = 0;
   Timeline all;
   all.source = "runtime";
   all.workers = S;
@@ -154,6 +156,7 @@ void RunReport::finish(const ModelSpec& spec, const std::map<int, torch::Tensor>
     peak.push_back(m["peak_memory_bytes"]);
     sent.push_back(m["bytes_sent"]);
     total += m["bytes_sent"].get<std::uint64_t>();
+    skipped += m["skipped_images"].get<std::int64_t>();
     json tl = {{"format", "resist-timeline"}, {"version", 1}, {"source", "runtime"}, {"workers", S},
                {"traceEvents", m["timeline"]}};
     for (auto& e : timeline_from_json(tl).events)
@@ -169,6 +172,7 @@ void RunReport::finish(const ModelSpec& spec, const std::map<int, torch::Tensor>
                  {"bytes_sent_total", total}, {"bytes_sent_per_worker", sent}, {"peak_memory_bytes", peak},
                  {"model_hash", std::to_string(model_hash)}};
   if (opt_.check_sync) report["sync_check"] = {{"rounds", sync.rounds}, {"copies_compared", sync.copies}};
+  if (opt_.skip_bad_images) report["skipped_images"] = skipped;
   json_util::write_atomic((fs::path(opt_.out) / "report.json").string(), report.dump(2) + "\n");
   ctx_.kv->barrier("end", ctx_.rank, S);
   if (!opt_.quiet)

@@ -56,9 +56,19 @@ int main(int argc, char** argv) {
     d.add_options()
         ("schedule", po::value(&o.schedule_file), "walk this schedule file instead of generating one")
         ("data-dir", po::value(&o.data_dir), "dataset directory (default: fashion-mnist from Debian's package, "
-                                             "cifar10: data/cifar-10-batches-bin, cifar100: data/cifar-100-binary)")
-        ("train-subset", po::value(&o.train_subset)->default_value(0), "use the first N training images (0: all)")
+                                             "cifar10: data/cifar-10-batches-bin, cifar100: data/cifar-100-binary; "
+                                             "imagefolder, imagenet: DIR/train/<class>/*.jpg and DIR/val/<class>/*.jpg, "
+                                             "default data/images, data/imagenet)")
+        ("train-subset", po::value(&o.train_subset)->default_value(0),
+         "use the first N training images (0: all; image folders: N spread over the classes)")
         ("test-subset", po::value(&o.test_subset)->default_value(0), "use the first N test images (0: all)")
+        ("loader-threads", po::value(&o.loader_threads)->default_value(o.loader_threads),
+         "threads decoding and augmenting batches ahead of the training step (0: on the training thread)")
+        ("prefetch", po::value(&o.prefetch)->default_value(o.prefetch), "batches built ahead of the training step")
+        ("skip-bad-images", po::bool_switch(&o.skip_bad_images),
+         "image folders: report, count and skip an undecodable image found while training (default: stop, exit 2)")
+        ("no-image-check", po::bool_switch(),
+         "image folders: skip the header check of every file before training")
         ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate")
         ("momentum", po::value(&o.momentum)->default_value(o.momentum), "SGD momentum")
         ("weight-decay", po::value(&o.weight_decay)->default_value(o.weight_decay), "SGD weight decay")
@@ -97,6 +107,13 @@ int main(int argc, char** argv) {
     o.collectives.allreduce = resist::parse_algorithm(resist::Collective::allreduce, allreduce, "--allreduce");
     o.collectives.reduce = resist::parse_algorithm(resist::Collective::reduce, reduce, "--reduce");
     o.collectives.broadcast = resist::parse_algorithm(resist::Collective::broadcast, broadcast, "--broadcast");
+    if (o.loader_threads < 0 || o.loader_threads > 256)
+      throw resist::UserError("--loader-threads: must be in 0..256 (got " + std::to_string(o.loader_threads) + ")");
+    if (o.prefetch < 1 || o.prefetch > 1024)
+      throw resist::UserError("--prefetch: must be in 1..1024 (got " + std::to_string(o.prefetch) + ")");
+    o.check_images = !vm["no-image-check"].as<bool>();
+    if (const int size = o.schedule.model.image_size; size != 0 && (size < 16 || size > 2048))  // before any data
+      throw resist::UserError("--image-size: must be in 16..2048 (got " + std::to_string(size) + ")");
     check_flags(o);
     if (o.schedule_file.empty())  // the default --min-depth fits small models (preact-resnet18)
       resist::cli::cap_default_min_depth(vm, resist::build_model(o.schedule.model), o.schedule);

@@ -29,6 +29,7 @@
 #include "runtime/checkpoint.hpp"
 #include "runtime/context.hpp"
 #include "runtime/data.hpp"
+#include "runtime/loader.hpp"
 #include "runtime/param_store.hpp"
 #include "runtime/report.hpp"
 #include "runtime/sampler.hpp"
@@ -50,6 +51,13 @@ void die(int rank, const std::string& msg) {
 
 namespace {
 
+// [p18] A bad image found while training: one line naming it, exit 2.
+[[noreturn]] void die_bad_data(int rank, const std::string& msg) {
+  std::cerr << "resist-train: rank " << rank << ": " << msg << std::endl;
+  std::fflush(nullptr);
+  std::_Exit(kUserErrorExit);
+}
+
 class Trainer {
  public:
   explicit Trainer(const TrainOptions& o) : opt_(o), report_(opt_, ctx_) {}
@@ -63,6 +71,10 @@ class Trainer {
   void start(int first_round);
   void train_round(const Round& round, RoundStats& stats);
   void train_step(const Round& round, std::int64_t iter, RoundStats& stats);
+  // [p18 data hook] loading the data and building batches (runtime/loader.hpp)
+  void load_training_data(ScheduleConfig& c);
+  LoaderOptions loader_options() const;
+  Batch next_train_batch(std::int64_t t);
   void exchange_gradients(const Round& round, double round_start);
   void sync(const Round& round);
   void execute(const CommOp& op, int op_index, int round, OpValues& values);
@@ -79,6 +91,7 @@ class Trainer {
   std::unique_ptr<ParamStore> store_;
   Data data_;
   std::unique_ptr<Sampler> sampler_;
+  std::unique_ptr<Loader> loader_;  // [p18] training batches, built ahead by decoder threads
   torch::Device device_{torch::kCPU};
   Net net_{nullptr};
   std::unique_ptr<torch::optim::SGD> optim_;
@@ -135,12 +148,10 @@ void Trainer::train_round(const Round& round, RoundStats& stats) {
 
 // Forward and backward on this worker's next batch.
 void Trainer::train_step(const Round& round, std::int64_t t, RoundStats& stats) {
-  const auto& c = sched_->header().config;
-  Rng aug(c.seed ^ 0xa06a06ull, std::uint64_t(t) * std::uint64_t(ctx_.world) + std::uint64_t(ctx_.rank));
-  const auto index = sampler_->batch(ctx_.rank, t);
-  auto x = make_batch(data_, data_.train, index, data_.augment, aug).to(device_);
-  auto idx = torch::from_blob(const_cast<std::int64_t*>(index.data()), {std::int64_t(index.size())}, torch::kInt64);
-  auto y = data_.train.labels.index_select(0, idx).to(device_);
+  const Batch batch = next_train_batch(t);  // [p18 data hook]
+  const auto& index = batch.index;
+  const auto& x = batch.x;
+  const auto& y = batch.y;
   optim_->zero_grad();
   auto logits = net_->forward(x);
   auto loss = torch::nn::functional::cross_entropy(logits, y);
@@ -243,18 +254,29 @@ double Trainer::evaluate(int round) {
     }
   }
   full->eval();
-  std::int64_t correct = 0;
-  const std::int64_t n = data_.test.size();
-  Rng unused(0, 0);
-  for (std::int64_t lo = 0; lo < n; lo += opt_.eval_batch) {
-    std::vector<std::int64_t> index;
-    for (std::int64_t i = lo; i < std::min(n, lo + opt_.eval_batch); ++i) index.push_back(i);
-    auto x = make_batch(data_, data_.test, index, false, unused).to(device_);
-    auto y = data_.test.labels.slice(0, lo, lo + std::int64_t(index.size())).to(device_);
-    correct += full->forward(x).argmax(1).eq(y).sum().item<std::int64_t>();
+  // [p18 data hook] the test set in order, through the loader (no augmentation).
+  std::int64_t correct = 0, seen = 0;
+  const std::int64_t n = data_.test.size(), eb = opt_.eval_batch, steps = (n + eb - 1) / eb;
+  Loader loader(
+      data_, data_.test, false,
+      [&](std::int64_t s) {
+        std::vector<std::int64_t> index;
+        for (std::int64_t i = s * eb; i < std::min(n, (s + 1) * eb); ++i) index.push_back(i);
+        return index;
+      },
+      0, steps, 0, loader_options());
+  for (std::int64_t s = 0; s < steps; ++s) {
+    Batch b;
+    try {
+      b = loader.next(s);
+    } catch (const UserError& e) {
+      die_bad_data(ctx_.rank, e.what());
+    }
+    correct += full->forward(b.x).argmax(1).eq(b.y).sum().item<std::int64_t>();
+    seen += b.y.size(0);
   }
   ctx_.timeline.events.push_back({0, round, "eval", -1, t_eval, ctx_.now(), 0, 0});
-  return n ? double(correct) / double(n) : 0.0;
+  return seen ? double(correct) / double(seen) : 0.0;
 }
 
 void Trainer::new_optimizer() {
@@ -305,13 +327,13 @@ void Trainer::load_schedule() {
                       " workers, but WORLD_SIZE is " + std::to_string(ctx_.world));
     c = file->config;
   }
+  load_training_data(c);  // [p18] image folders: classes and input size come from the data
   spec_ = build_model(c.model);
   if (!file) validate(spec_, [&] {
       ScheduleConfig v = c;
       v.workers = ctx_.world;
       return v;
     }());
-  data_ = load_data(c.model.dataset, opt_.data_dir, opt_.train_subset, opt_.test_subset);
   if (file) {
     sched_ = std::make_unique<RoundSource>(spec_, std::move(*file));
   } else {
@@ -324,6 +346,56 @@ void Trainer::load_schedule() {
     throw UserError("--protocol " + std::string(to_string(c.protocol)) +
                     ": --checkpoint-every and --resume are not supported when workers hold neuron slices");
   sampler_ = std::make_unique<Sampler>(data_.train.size(), ctx_.world, c.batch_size, h.iters_per_epoch, c.seed);
+}
+
+// ---- [p18 data hook] what the trainer needs from the data pipeline.
+void Trainer::load_training_data(ScheduleConfig& c) {
+  DataOptions d;
+  d.name = c.model.dataset;
+  d.dir = opt_.data_dir;
+  d.train_subset = opt_.train_subset;
+  d.test_subset = opt_.test_subset;
+  d.image_size = c.model.image_size;
+  d.check_images = opt_.check_images;
+  d.threads = std::max(1, opt_.loader_threads);
+  data_ = load_data(d);
+  if (!data_.from_files()) return;
+  const int classes = int(data_.classes.size());
+  if (!opt_.schedule_file.empty() && c.model.classes != classes)
+    throw UserError("--schedule: " + opt_.schedule_file + " is for " + std::to_string(c.model.classes) +
+                    " classes, but the image folder has " + std::to_string(classes));
+  c.model.classes = classes;
+  c.model.image_size = data_.image_size;
+}
+
+LoaderOptions Trainer::loader_options() const {
+  LoaderOptions o;
+  o.threads = opt_.loader_threads;
+  o.prefetch = opt_.prefetch;
+  o.skip_bad = opt_.skip_bad_images;
+  o.device = device_;
+  o.who = "resist-train: rank " + std::to_string(ctx_.rank);
+  return o;
+}
+
+// Iteration t's batch: this worker's shard of the epoch's permutation; sample
+// j is augmented from its own generator keyed by (seed, rank, t, j).
+Batch Trainer::next_train_batch(std::int64_t t) {
+  if (!loader_) {
+    const auto& h = sched_->header();
+    const std::uint64_t seed = Rng(h.config.seed ^ 0xa06a06ull, std::uint64_t(ctx_.rank)).next();
+    loader_ = std::make_unique<Loader>(
+        data_, data_.train, data_.augment, [this](std::int64_t step) { return sampler_->batch(ctx_.rank, step); },
+        t, std::max({h.total_iters, std::int64_t(sched_->num_rounds()) * h.config.local_iters, t + 1}), seed,
+        loader_options());
+  }
+  try {
+    Batch b = loader_->next(t);
+    ctx_.skipped_images = loader_->skipped();
+    return b;
+  } catch (const UserError& e) {  // a bad image found mid-epoch
+    die_bad_data(ctx_.rank, e.what());
+  }
 }
 
 void Trainer::connect() {

@@ -15,6 +15,10 @@ struct TrainOptions {
   std::string schedule_file;  // if set, the schedule is read from here instead
   std::string data_dir;       // empty: the dataset's default location
   std::int64_t train_subset = 0, test_subset = 0;
+  // Data loading (runtime/loader.hpp): decoder threads, batches built ahead,
+  // image folders: header check up front, bad images skipped instead of fatal.
+  int loader_threads = 2, prefetch = 4;
+  bool check_images = true, skip_bad_images = false;
 
   double lr = 0.1, momentum = 0.9, weight_decay = 5e-4;
   std::string lr_schedule = "step";     // step (÷10 at 50% and 75%) | cosine

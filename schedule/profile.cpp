@@ -10,7 +10,7 @@ using json_util::Reader;
 nlohmann::json to_json(const Profile& p) {
   json blocks = json::array();
   for (const auto& b : p.blocks) blocks.push_back({{"name", b.name}, {"forward_s", b.forward_s}, {"backward_s", b.backward_s}});
-  return {{"format", "resist-profile"},
+  json out = {{"format", "resist-profile"},
           {"version", 1},
           {"model",
            {{"model", p.model.model}, {"block", p.model.block}, {"base_width", p.model.base_width},
@@ -22,6 +22,8 @@ nlohmann::json to_json(const Profile& p) {
           {"blocks", blocks},
           {"optimizer_step_s_per_param", p.optimizer_step_s_per_param},
           {"iteration_overhead_s", p.iteration_overhead_s}};
+  if (p.model.image_size > 0) out["model"]["image_size"] = p.model.image_size;
+  return out;
 }
 
 Profile profile_from_json(const nlohmann::json& j) {
@@ -36,6 +38,7 @@ Profile profile_from_json(const nlohmann::json& j) {
   p.model.input = int(m.at("input").integer(0, json_util::kMaxInt));
   p.model.hidden = m.at("hidden").ints(1, int(json_util::kMaxInt));
   p.model.classes = int(m.at("classes").integer(0, json_util::kMaxInt));
+  if (m.has("image_size")) p.model.image_size = int(m.at("image_size").integer(16, 2048));
   p.batch_size = int(root.at("batch_size").integer(1, json_util::kMaxInt));
   p.device = root.at("device").str();
   p.threads = int(root.at("threads").integer(0, 4096));

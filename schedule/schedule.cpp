@@ -263,8 +263,10 @@ using json = nlohmann::json;
 constexpr int kScheduleVersion = 2;
 
 json model_to_json(const ModelOptions& m) {
-  return {{"model", m.model}, {"block", m.block},     {"base_width", m.base_width}, {"dataset", m.dataset},
-          {"input", m.input}, {"hidden", m.hidden}, {"classes", m.classes}};
+  json j = {{"model", m.model}, {"block", m.block},     {"base_width", m.base_width}, {"dataset", m.dataset},
+            {"input", m.input}, {"hidden", m.hidden}, {"classes", m.classes}};
+  if (m.image_size > 0) j["image_size"] = m.image_size;  // only when set: other files stay byte-identical
+  return j;
 }
 
 using json_util::Reader;
@@ -322,6 +324,7 @@ ScheduleConfig config_from_json(const Reader& cfg) {
   c.model.input = int(m.at("input").integer(0, kMaxInt));
   c.model.hidden = m.at("hidden").ints(1, int(kMaxInt));
   c.model.classes = int(m.at("classes").integer(0, kMaxInt));
+  if (m.has("image_size")) c.model.image_size = int(m.at("image_size").integer(16, 2048));
   c.workers = int(cfg.at("workers").integer(1, 1 << 20));
   c.local_iters = int(cfg.at("local_iters").integer(1, kMaxInt));
   c.min_depth = int(cfg.at("min_depth").integer(1, kMaxInt));

@@ -156,7 +156,7 @@ configure=(cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Rel
            -DRESIST_WITH_SIM=OFF -DRESIST_WITH_TESTS=OFF -DRESIST_WITH_TORCH=ON
            -DCMAKE_PREFIX_PATH="$prefix_path"
            -DCMAKE_CXX_FLAGS="-D_GLIBCXX_USE_CXX11_ABI=$abi"
-           -DBoost_USE_STATIC_LIBS=ON -DBoost_NO_SYSTEM_PATHS=ON
+           -DBoost_USE_STATIC_LIBS=ON -DBoost_NO_SYSTEM_PATHS=ON -DRESIST_STATIC_IMAGE_LIBS=ON
            "${cmake_args[@]}" "${extra[@]}")
 jobs=$(nproc 2>/dev/null || echo 4)
 if [ "$dry_run" = 1 ]; then

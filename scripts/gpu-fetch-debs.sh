@@ -21,7 +21,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest="${1:-$root/.gpu-debs}"
 packages=(nlohmann-json3-dev libboost-program-options1.74-dev libboost-program-options1.74.0
-          libboost1.74-dev zlib1g-dev)
+          libboost1.74-dev zlib1g-dev libturbojpeg0-dev libpng-dev)
 # shellcheck disable=SC2206
 packages+=(${RESIST_GPU_EXTRA_DEBS:-})
 mkdir -p "$dest"

@@ -6,8 +6,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(cmake g++ make pkg-config ccache
           libtorch-dev libgloo-dev libsimgrid-dev nlohmann-json3-dev
           libboost-program-options-dev libgtest-dev zlib1g-dev
+          libturbojpeg0-dev libpng-dev  # image folders: JPEG (libjpeg-turbo) and PNG decoding
           dataset-fashion-mnist python3-matplotlib
-          python3-torch)  # ~100 MB over libtorch: the PyTorch reference of scripts/bench_pytorch.py
+          python3-torch  # ~100 MB over libtorch: the PyTorch reference of scripts/bench_pytorch.py
+          python3-torchvision)  # ImageFolder + DataLoader, the reference of scripts/bench_loader_torchvision.py
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -112,10 +112,14 @@ void add_model_options(po::options_description& d, ModelOptions& m, std::string&
       ("base-width", po::value(&m.base_width)->default_value(m.base_width),
        "channels of the first section; sections use 1, 2, 4, 8 times this")
       ("dataset", po::value(&m.dataset)->default_value(m.dataset),
-       "cifar10|cifar100|fashion-mnist|imagenet (fixes input shape and classes)")
+       "cifar10|cifar100|fashion-mnist|imagenet|imagefolder (fixes input shape and classes; imagefolder: "
+       "a folder per class, classes from the data)")
+      ("image-size", po::value(&m.image_size)->default_value(0),
+       "imagenet, imagefolder: side of the square input in pixels (0: 224)")
       ("input", po::value(&m.input)->default_value(0), "MLP: input features (0: the dataset's)")
       ("hidden", po::value(&hidden)->default_value("4096"), "MLP: hidden layer sizes, e.g. 8192,4096")
-      ("classes", po::value(&m.classes)->default_value(0), "MLP: output classes (0: the dataset's)");
+      ("classes", po::value(&m.classes)->default_value(0),
+       "output classes (0: the dataset's; MLPs, and imagefolder without data, e.g. in the simulator)");
 }
 
 void finish_model_options(ModelOptions& m, const std::string& hidden) {

@@ -149,3 +149,45 @@ TEST(Spec, BadInputNamesTheValue) {
   EXPECT_NE(message([] { resnet("preact-resnet18", "", "mnist"); }).find("'mnist'"), std::string::npos);
   EXPECT_NE(message([] { resnet("preact-resnet18", "", "cifar10", 0); }).find("--base-width"), std::string::npos);
 }
+
+TEST(Spec, ImageFolderTakesClassesAndInputSizeAndHasTheImageNetStem) {
+  ModelOptions o;
+  o.model = "preact-resnet18";
+  o.dataset = "imagefolder";
+  o.classes = 7;
+  o.image_size = 64;
+  const auto m = build_model(o);
+  EXPECT_EQ(m.name, "preact-resnet18-basic-w64-imagefolder7-64px");
+  EXPECT_EQ(m.dataset.height, 64);
+  EXPECT_EQ(m.blocks.front().kernel, 7);
+  EXPECT_TRUE(m.blocks.front().maxpool);
+  EXPECT_EQ(m.blocks.front().out_hw, 16);  // 64 -> conv /2 -> pool /2
+  EXPECT_EQ(m.blocks.back().out_channels, 7);
+  // ImageNet at another size keeps its 1000 classes; 224 is the default.
+  o.dataset = "imagenet";
+  o.image_size = 160;
+  EXPECT_EQ(build_model(o).blocks.back().out_channels, 1000);
+  EXPECT_EQ(build_model(o).name, "preact-resnet18-basic-w64-imagenet-160px");
+  o.image_size = 0;
+  EXPECT_EQ(build_model(o).dataset.height, 224);
+  // Bad combinations name the flag.
+  auto error = [](const ModelOptions& bad) {
+    try {
+      build_model(bad);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  ModelOptions no_classes = o;
+  no_classes.dataset = "imagefolder";
+  no_classes.classes = 0;
+  EXPECT_NE(error(no_classes).find("--classes"), std::string::npos);
+  ModelOptions cifar = o;
+  cifar.dataset = "cifar10";
+  cifar.image_size = 64;
+  EXPECT_NE(error(cifar).find("--image-size"), std::string::npos);
+  ModelOptions tiny = o;
+  tiny.image_size = 8;
+  EXPECT_NE(error(tiny).find("16..2048"), std::string::npos);
+}
