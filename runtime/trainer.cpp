@@ -1037,6 +1037,8 @@ void Trainer::finish(double wall_s, double test_acc) {
                  {"batch_size", h.config.batch_size},
                  {"train_images", data_.train.size()},
                  {"test_images", data_.test.size()},
+                 {"eval_batch", opt_.eval_batch},
+                 {"data_dir", opt_.data_dir.empty() ? default_data_dir(h.config.model.dataset) : opt_.data_dir},
                  {"test_accuracy", test_acc},
                  {"wall_clock_s", wall_s},
                  {"bytes_sent_total", total},
