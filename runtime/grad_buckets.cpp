@@ -58,10 +58,15 @@ void GradientBuckets::begin() {
     for (std::size_t k : buckets_of_[i]) ++bucket_[k].missing;
   std::fill(ready_.begin(), ready_.end(), false);
   done_ = 0;
+  armed_ = true;
   ++iteration_;
 }
 
 void GradientBuckets::on_grad(std::size_t i, const torch::Tensor& grad) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!armed_) return;  // a backward pass outside begin() / finish()
+  }
   flat_.slice(0, offset_[i], offset_[i] + params_[i].numel()).copy_(grad.reshape({-1}));
   bool notify = false;
   {
@@ -109,6 +114,7 @@ std::pair<double, double> GradientBuckets::finish() {
   {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return done_ == bucket_.size() || error_; });
+    armed_ = false;
     if (error_) std::rethrow_exception(error_);
   }
   torch::NoGradGuard ng;

@@ -71,6 +71,7 @@ class GradientBuckets {
   std::uint64_t iteration_ = 0, served_ = 0;
   double first_start_ = 0, last_end_ = 0;
   bool stop_ = false;
+  bool armed_ = false;  // between begin() and finish(): hooks copy gradients
   std::exception_ptr error_;
   std::thread thread_;
 };

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   return resist::cli::guarded("resist-train", [&] {
     namespace po = boost::program_options;
     resist::runtime::TrainOptions o;
+    o.argv.assign(argv, argv + argc);
     std::string hidden, protocol = "resist";
     po::options_description d("resist-train options");
     d.add_options()("help,h", "this help")
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
         ("threads", po::value(&o.threads)->default_value(0), "intra-op threads (0: cores / local workers)")
         ("device", po::value(&o.device)->default_value(o.device), "cpu | cuda")
         ("backend", po::value(&o.backend)->default_value(o.backend), "auto (cuda: nccl, cpu: gloo) | gloo | nccl")
+        ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb),
+         "per-iteration gradient all-reduce (data-parallel, Gloo): buckets of this many MB all-reduced while "
+         "backward runs, as PyTorch DDP (0: one all-reduce after backward)")
         ("check-sync", po::bool_switch(&o.check_sync), "after every sync, compare hashes of all shared copies")
         ("quiet", po::bool_switch(&o.quiet), "no progress on stderr")
         ("fail-at-round", po::value(&o.fail_round)->default_value(-1), "testing: inject a fault at this round")
@@ -59,6 +63,8 @@ int main(int argc, char** argv) {
     if (o.checkpoint_every < 0) throw resist::UserError("--checkpoint-every: must be >= 0");
     if (o.checkpoint_every > 0 && o.out.empty()) throw resist::UserError("--checkpoint-every: needs --out DIR");
     if (o.eval_batch < 1) throw resist::UserError("--eval-batch: must be >= 1");
+    if (!(o.bucket_mb >= 0 && o.bucket_mb <= 65536))
+      throw resist::UserError("--bucket-mb: must be in 0..65536 (got " + std::to_string(o.bucket_mb) + ")");
     if (!o.profile.empty()) return resist::runtime::profile(o);
     return resist::runtime::train(o);
   });

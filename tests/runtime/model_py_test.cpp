@@ -3,6 +3,8 @@
 // report.json's test accuracy (Debian's python3-torch; skipped without it).
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/support/process.hpp"
@@ -47,6 +49,30 @@ TEST(ResistModelPy, ResnetOfAResistRunScoresTheReportedAccuracy) {
   const auto s = read_json(dir.path / "schedule.json");
   EXPECT_DOUBLE_EQ(s["eval_scale"][9].get<double>(), 0.5);  // layer3.1, partitioned
   expect_same_accuracy(dir.path);
+  // model.pt is the inference model: the scale is folded in, and says so.
+  const auto report = read_json(dir.path / "report.json");
+  EXPECT_EQ(report["model_pt"]["eval_scale"], "folded");
+  // report.json holds what it takes to repeat the run.
+  const auto& run_record = report["run"];
+  EXPECT_NE(run_record["command"].get<std::string>().find("--min-depth 1"), std::string::npos) << run_record.dump();
+  EXPECT_EQ(run_record["optimizer"]["lr"].get<double>(), 0.1);
+  EXPECT_EQ(run_record["optimizer"]["state"], "reset");
+  EXPECT_EQ(run_record["eval_batch"], 128);
+  EXPECT_EQ(run_record["threads"], 1);
+  EXPECT_EQ(run_record["schedule"]["seed"], 1);
+  EXPECT_EQ(run_record["model"]["name"], "preact-resnet34-basic-w4-fashion-mnist");
+  EXPECT_FALSE(run_record["software"]["resist_git_commit"].get<std::string>().empty());
+  EXPECT_FALSE(run_record["software"]["blas"]["name"].get<std::string>().empty());
+  // metrics.jsonl: epoch, images/s and the compute / communication split per round.
+  std::istringstream lines(resist::test::read_text(dir.path / "metrics.jsonl"));
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    const auto m = json::parse(line);
+    for (const char* key : {"epoch", "images_per_s", "compute_s", "comm_s"}) EXPECT_TRUE(m.contains(key)) << key;
+    EXPECT_GT(m["compute_s"].get<double>(), 0.0);
+    EXPECT_GT(m["comm_s"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(n, 4);
   // Not the accuracy of some other network: bad run directories are one line, exit 2.
   const auto bad = run(model_py + " --run " + (dir.path / "nothing").string());
   EXPECT_EQ(bad.code, 2);
