@@ -2,6 +2,10 @@
 # Behaviour unchanged (issue 11): the outputs of tests/golden/outputs.sh on
 # this build equal those recorded before the refactor (tests/golden/golden.tsv),
 # bit for bit.   tests/golden/check.sh BUILD_DIR sim|train
+# After the refactor this is a regression guard: when a change alters an
+# output on purpose (a new key, a new number), regenerate only the affected
+# lines with outputs.sh, check the diff holds nothing else, and say why in the
+# commit message.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$1
