@@ -87,6 +87,12 @@ Env read_env() {
   e.rank = env_int("RANK", 0, 0, e.world_size - 1);
   e.local_rank = env_int("LOCAL_RANK", 0, 0, 1 << 20);
   e.local_world_size = env_int("LOCAL_WORLD_SIZE", 1, 1, 1 << 20);
+  if (e.local_rank >= e.local_world_size && std::getenv("LOCAL_WORLD_SIZE"))
+    throw UserError("LOCAL_RANK: must be below LOCAL_WORLD_SIZE " + std::to_string(e.local_world_size) + " (got " +
+                    std::to_string(e.local_rank) + ")");
+  if (const char* a = std::getenv("TORCHELASTIC_USE_AGENT_STORE")) e.agent_store = std::string(a) == "True";
+  if (const char* id = std::getenv("TORCHELASTIC_RUN_ID")) e.run_id = id;
+  e.restart_count = env_int("TORCHELASTIC_RESTART_COUNT", 0, 0, 1 << 20);
   return e;
 }
 
@@ -130,9 +136,10 @@ std::shared_ptr<KeyValue> connect_store(const Env& env, std::chrono::millisecond
   if (!env.distributed) return std::make_shared<StoreKV>(c10::make_intrusive<c10d::HashStore>());
   c10d::TCPStoreOptions opts;
   opts.port = std::uint16_t(env.master_port);
-  opts.isServer = env.rank == 0;
-  opts.numWorkers = std::size_t(env.world_size);
-  opts.waitWorkers = true;
+  // torchrun's agent serves the store itself; otherwise rank 0 does.
+  opts.isServer = !env.agent_store && env.rank == 0;
+  if (!env.agent_store) opts.numWorkers = std::size_t(env.world_size);
+  opts.waitWorkers = !env.agent_store;
   opts.timeout = timeout;
   c10::intrusive_ptr<c10d::TCPStore> store;
   try {
@@ -146,6 +153,15 @@ std::shared_ptr<KeyValue> connect_store(const Env& env, std::chrono::millisecond
                       "); another run on this port? use another --master-port");
     throw std::runtime_error("rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) +
                              " failed: " + msg);
+  }
+  if (env.agent_store) {
+    // torchrun's agent store outlives this attempt and holds its own keys:
+    // this attempt's keys live under a prefix of its run id and restart count.
+    c10::intrusive_ptr<c10d::Store> prefixed = c10::make_intrusive<c10d::PrefixStore>(
+        "resist/" + env.run_id + "/attempt_" + std::to_string(env.restart_count), store);
+    StoreKV kv(prefixed);
+    kv.barrier("connect", env.rank, env.world_size);
+    return std::make_shared<StoreKV>(prefixed);
   }
   claim_rank(*store, env);
   return std::make_shared<StoreKV>(store);

@@ -11,13 +11,20 @@
 
 namespace resist::runtime {
 
-// MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK. Without WORLD_SIZE
-// the process runs alone (rank 0 of 1). Malformed values throw UserError.
+// MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE.
+// Without WORLD_SIZE the process runs alone (rank 0 of 1). Malformed values
+// throw UserError. Under torchrun's elastic agent
+// (TORCHELASTIC_USE_AGENT_STORE=True) the agent already serves the store at
+// MASTER_ADDR:MASTER_PORT: every rank connects to it as a client, under a
+// prefix of its run id and restart count.
 struct Env {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   int rank = 0, world_size = 1, local_rank = 0, local_world_size = 1;
   bool distributed = false;
+  bool agent_store = false;  // TORCHELASTIC_USE_AGENT_STORE=True
+  std::string run_id;        // TORCHELASTIC_RUN_ID
+  int restart_count = 0;     // TORCHELASTIC_RESTART_COUNT
 };
 Env read_env();
 

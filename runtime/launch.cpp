@@ -1,6 +1,8 @@
-// resist-launch -n N [--master-port P] -- PROGRAM ARGS...
+// resist-launch -n N [--nnodes M --node-rank K --master-addr A] [--master-port P] -- PROGRAM ARGS...
 // Starts N local workers with torchrun's environment (MASTER_ADDR,
-// MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE), prefixes
+// MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK);
+// with --nnodes M, this machine is node K of M and its workers are ranks
+// K*N .. K*N+N-1 of M*N (every node runs the same command but --node-rank). It prefixes
 // their output lines with "[rank K] ", forwards Ctrl-C / SIGTERM / SIGHUP
 // (workers also die with the launcher when it is killed), and as soon
 // as one worker fails stops the others and exits non-zero, naming the rank.
@@ -27,13 +29,20 @@ volatile std::sig_atomic_t g_signal = 0;
 void on_signal(int sig) { g_signal = sig; }
 
 const char* kUsage =
-    "usage: resist-launch -n N [--master-port P] [--grace S] -- PROGRAM [ARGS...]\n"
+    "usage: resist-launch -n N [--nnodes M --node-rank K --master-addr HOST] [--master-port P] [--grace S]\n"
+    "                     -- PROGRAM [ARGS...]\n"
     "  starts N local workers of PROGRAM (e.g. resist-train) with torchrun's environment;\n"
-    "  --master-port: rendezvous port 1..65535 (default: a free one); --grace: seconds the others get\n"
-    "  to exit after a failure before they are killed (default 5)\n";
+    "  --nnodes/--node-rank: this machine is node K (0..M-1) of M, each running N workers; ranks\n"
+    "  K*N..K*N+N-1 run here; --master-addr: the host of rank 0, which serves the rendezvous\n"
+    "  (default 127.0.0.1); --master-port: its port 1..65535 (default: a free one; needed with M > 1);\n"
+    "  --grace: seconds the others get to exit after a failure before they are killed (default 5)\n";
 
-// Bad usage: one line on stderr, exit code 2.
-int bad_usage(const std::string& msg) {
+// Bad usage: one line on stderr, exit code 2; --help: the usage on stdout.
+int usage(const char* msg) {
+  if (!msg) {
+    std::cout << kUsage;
+    return 0;
+  }
   std::cerr << "resist-launch: " << msg << " (see --help)\n";
   return 2;
 }
@@ -98,42 +107,68 @@ std::string describe(int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  long nproc = 0, port_arg = 0;
+  int n = 0, port = 0, nnodes = 1, node_rank = 0;
+  std::string master_addr = "127.0.0.1";
   double grace_s = 5;
   int i = 1;
-  for (; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--") {
-      ++i;
-      break;
-    }
-    if (a == "-h" || a == "--help") {
-      std::cout << kUsage;
-      return 0;
-    }
-    const bool takes_value = a == "-n" || a == "--nproc" || a == "--master-port" || a == "--grace";
-    if (!takes_value) return bad_usage("unknown argument '" + a + "' (put the program after --)");
-    if (i + 1 >= argc) return bad_usage(a + ": needs a value");
-    const std::string v = argv[++i];
-    if (a == "--master-port") {
-      if (!whole_number(v, 1, 65535, port_arg)) return bad_usage("--master-port: must be a port in 1..65535 (got '" + v + "')");
-    } else if (a == "--grace") {
-      std::size_t used = 0;
-      try {
-        grace_s = std::stod(v, &used);
-      } catch (const std::exception&) {
-        used = 0;
+  std::string bad;  // the value being parsed and its flag
+  try {
+    for (; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--") {
+        ++i;
+        break;
       }
-      if (used != v.size() || !(grace_s >= 0 && grace_s <= 3600))
-        return bad_usage("--grace: must be seconds in 0..3600 (got '" + v + "')");
-    } else if (!whole_number(v, 1, 4096, nproc)) {
-      return bad_usage(a + ": must be a whole number in 1..4096 (got '" + v + "')");
+      if (a == "-h" || a == "--help") return usage(nullptr);
+      // torchrun's spellings too: --name=value, and underscores for dashes.
+      std::string inline_value;
+      const bool has_inline = a.rfind("--", 0) == 0 && a.find('=') != std::string::npos;
+      if (has_inline) {
+        inline_value = a.substr(a.find('=') + 1);
+        a.erase(a.find('='));
+      }
+      std::replace(a.begin() + std::min<std::size_t>(2, a.size()), a.end(), '_', '-');
+      if (!has_inline && i + 1 >= argc) return usage(("no value for " + a).c_str());
+      const std::string value = has_inline ? inline_value : argv[++i];
+      bad = "'" + value + "' for " + a;
+      long number = 0;
+      if (a == "-n" || a == "--nproc" || a == "--nproc-per-node") {
+        if (!whole_number(value, 1, 4096, number)) return usage(("-n: must be a whole number in 1..4096 (got '" + value + "')").c_str());
+        n = int(number);
+      } else if (a == "--nnodes") {
+        if (!whole_number(value, 1, 4096, number)) return usage(("--nnodes: must be a whole number in 1..4096 (got '" + value + "')").c_str());
+        nnodes = int(number);
+      } else if (a == "--node-rank") {
+        if (!whole_number(value, 0, 4095, number)) return usage(("--node-rank: must be a whole number (got '" + value + "')").c_str());
+        node_rank = int(number);
+      } else if (a == "--master-addr") {
+        master_addr = value;
+      } else if (a == "--master-port") {
+        if (!whole_number(value, 1, 65535, number)) return usage(("--master-port: must be a port in 1..65535 (got '" + value + "')").c_str());
+        port = int(number);
+      } else if (a == "--grace") {
+        std::size_t used = 0;
+        grace_s = std::stod(value, &used);
+        if (used != value.size() || !(grace_s >= 0 && grace_s <= 3600))
+          return usage(("--grace: must be seconds in 0..3600 (got '" + value + "')").c_str());
+      } else {
+        return usage(("unknown argument '" + a + "' (put the program after --)").c_str());
+      }
     }
+  } catch (const std::exception&) {
+    return usage(("bad value " + bad).c_str());
   }
-  if (nproc < 1) return bad_usage("-n: required, the number of workers (1..4096)");
-  if (i >= argc) return bad_usage("no program given after --");
-  const int n = int(nproc);
-  const int port = port_arg > 0 ? int(port_arg) : free_port();
+  if (n < 1) return usage("-n: required, the number of workers (1..4096)");
+  if (nnodes < 1 || nnodes > 4096)
+    return usage(("--nnodes: must be in 1..4096 (got " + std::to_string(nnodes) + ")").c_str());
+  if (node_rank < 0 || node_rank >= nnodes)
+    return usage(("--node-rank: must be in 0.." + std::to_string(nnodes - 1) + " (got " + std::to_string(node_rank) +
+                  ")").c_str());
+  if (master_addr.empty()) return usage("--master-addr: must not be empty");
+  if (nnodes > 1 && port <= 0) return usage("--master-port: needed with --nnodes > 1 (every node must use the same)");
+  if (i >= argc) return usage("no program given after --");
+  if (port <= 0) port = free_port();
+  const int first_rank = node_rank * n, world = nnodes * n;
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -167,13 +202,14 @@ int main(int argc, char** argv) {
       std::signal(SIGTERM, SIG_DFL);
       std::signal(SIGHUP, SIG_DFL);
       std::signal(SIGPIPE, SIG_DFL);
-      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_ADDR", master_addr.c_str(), 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("RANK", std::to_string(first_rank + r).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
-      ::setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
       ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
-      ::setenv("GROUP_RANK", "0", 1);
+      ::setenv("GROUP_RANK", std::to_string(node_rank).c_str(), 1);
+      ::setenv("GROUP_WORLD_SIZE", std::to_string(nnodes).c_str(), 1);
       ::setenv("RESIST_RUN_ID", run_id.c_str(), 1);
       ::execvp(argv[i], argv + i);
       std::cerr << "resist-launch: cannot run '" << argv[i] << "': " << std::strerror(errno) << "\n";
@@ -183,8 +219,8 @@ int main(int argc, char** argv) {
     ::close(out[1]);
     ::close(err[1]);
     pids[std::size_t(r)] = pid;
-    streams.push_back({out[0], r, false, {}});
-    streams.push_back({err[0], r, true, {}});
+    streams.push_back({out[0], first_rank + r, false, {}});
+    streams.push_back({err[0], first_rank + r, true, {}});
   }
 
   int failed_rank = -1, exit_code = 0, alive = n;
@@ -242,9 +278,9 @@ int main(int argc, char** argv) {
       --alive;
       const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
       if (!ok && failed_rank < 0 && !forwarded) {
-        failed_rank = r;
+        failed_rank = first_rank + r;
         exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        std::cerr << "resist-launch: rank " << r << " (pid " << pid << ") " << describe(status)
+        std::cerr << "resist-launch: rank " << first_rank + r << " (pid " << pid << ") " << describe(status)
                   << "; stopping the other workers\n";
         signal_all(SIGTERM);
         stopping = true;

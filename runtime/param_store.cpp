@@ -220,6 +220,18 @@ void SliceStore::scatter(const CommOp& op, const torch::Tensor& bucket) {
   cached_op_ = nullptr;
 }
 
+void SliceStore::restore(std::map<int, torch::Tensor> held) {
+  torch::NoGradGuard ng;
+  for (int b = 0; b < int(store_.size()); ++b) {
+    const auto& flat = held.at(b);
+    std::int64_t off = 0;
+    for (auto& t : store_[std::size_t(b)]) {
+      t.copy_(flat.slice(0, off, off + t.numel()).view(t.sizes()));
+      off += t.numel();
+    }
+  }
+}
+
 std::map<int, torch::Tensor> SliceStore::model() const {
   std::map<int, torch::Tensor> out;
   for (int b = 0; b < int(store_.size()); ++b) {

@@ -117,6 +117,11 @@ class SliceStore : public ParamStore {
   void drop(const CommOp&) override { cached_op_ = nullptr; }
   void end_sync(const std::function<std::vector<int>()>&, bool) override { cached_op_ = nullptr; }
   std::map<int, torch::Tensor> model() const override;
+  // Checkpoints: this rank's full-shape tensors, flat per block (its layout
+  // is meaningful only where it holds slices; restoring it restores that).
+  bool checkpoints() const override { return true; }
+  std::map<int, torch::Tensor> snapshot() const override { return model(); }
+  void restore(std::map<int, torch::Tensor> held) override;
   void before_check(const Round& round) override;                             // sync_check.cpp
   void check(const Round& round, int num_rounds, SyncStats& stats) override;  // sync_check.cpp
 

@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iomanip>
@@ -12,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/inference.hpp"
 #include "schedule/json_util.hpp"
 
 namespace resist::runtime {
@@ -34,9 +37,18 @@ std::uint64_t peak_rss_bytes() {
   return std::uint64_t(u.ru_maxrss) * 1024;
 }
 
+std::string format_eta(double s) {
+  const long t = long(std::max(0.0, s) + 0.5);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  return buf;
+}
+
 }  // namespace
 
 void RunReport::open_metrics(int start_round) {
+  first_round_ = start_round;
   if (opt_.out.empty() || ctx_.rank != 0) return;
   // On resume keep the metrics of the rounds already done.
   std::vector<std::string> kept;
@@ -53,15 +65,25 @@ void RunReport::open_metrics(int start_round) {
 void RunReport::round_done(int r, int N, const RoundStats& st, std::uint64_t round_bytes, double round_s,
                            double acc, double lr) {
   // Control plane, not counted as wire bytes.
+  // This rank's compute and communication time in the round, from its timeline.
+  double compute_s = 0, comm_s = 0;
+  for (auto e = ctx_.timeline.events.rbegin(); e != ctx_.timeline.events.rend() && e->round >= r; ++e) {
+    if (e->round != r || e->worker != ctx_.rank) continue;
+    if (e->is_comm()) comm_s += e->end_s - e->start_s;
+    else if (e->kind == "compute" || e->kind == "optimizer") compute_s += e->end_s - e->start_s;
+  }
   const json mine = {{"loss", st.loss_sum}, {"iters", st.iters}, {"correct", st.correct}, {"seen", st.seen},
-                     {"bytes", round_bytes}, {"round_s", round_s}};
+                     {"bytes", round_bytes}, {"round_s", round_s}, {"compute_s", compute_s}, {"comm_s", comm_s}};
   ctx_.kv->set("metrics/" + std::to_string(r) + "/" + std::to_string(ctx_.rank), mine.dump());
   if (ctx_.rank != 0) return;
   double loss = 0;
   std::int64_t iters = 0, correct = 0, seen = 0;
   std::uint64_t bytes = 0;
+  double compute_max = 0, comm_max = 0;  // the slowest rank's
   for (int w = 0; w < ctx_.world; ++w) {
     const auto m = json::parse(ctx_.kv->get("metrics/" + std::to_string(r) + "/" + std::to_string(w)));
+    compute_max = std::max(compute_max, m["compute_s"].get<double>());
+    comm_max = std::max(comm_max, m["comm_s"].get<double>());
     loss += m["loss"].get<double>();
     iters += m["iters"].get<std::int64_t>();
     correct += m["correct"].get<std::int64_t>();
@@ -70,7 +92,9 @@ void RunReport::round_done(int r, int N, const RoundStats& st, std::uint64_t rou
   }
   json line = {{"round", r}, {"loss", iters ? loss / double(iters) : 0.0},
                {"train_accuracy", seen ? double(correct) / double(seen) : 0.0},
-               {"wall_s", ctx_.now()}, {"round_s", round_s}, {"bytes_sent", bytes}, {"lr", lr}};
+               {"wall_s", ctx_.now()}, {"round_s", round_s}, {"bytes_sent", bytes}, {"lr", lr},
+               {"epoch", st.epoch}, {"images_per_s", double(seen) / std::max(round_s, 1e-9)},
+               {"compute_s", compute_max}, {"comm_s", comm_max}};
   if (acc >= 0) line["test_accuracy"] = acc;
   if (metrics_.is_open()) metrics_ << line.dump() << "\n" << std::flush;
   progress(r, N, line["loss"].get<double>(), line["train_accuracy"].get<double>(), acc,
@@ -84,7 +108,11 @@ void RunReport::progress(int r, int N, double loss, double train_acc, double acc
   const bool print = !opt_.quiet && (tty || N <= 200 || (r + 1) % std::max(1, N / 100) == 0 || acc >= 0);
   if (!print) return;
   std::ostringstream msg;
-  msg << "round " << (r + 1) << "/" << N << "  loss " << std::fixed << std::setprecision(4) << loss
+  // The round's index as in metrics.jsonl, timeline.json and schedule.json
+  // (0-based), then how many of the N rounds are done, and the time left.
+  const double eta = seconds_since(ctx_.t0) / double(std::max(1, r + 1 - first_round_)) * double(N - r - 1);
+  msg << "round " << r << " [" << (r + 1) << "/" << N << ", ETA " << format_eta(eta) << "]  loss " << std::fixed
+      << std::setprecision(4) << loss
       << "  train acc " << std::setprecision(3) << train_acc;
   if (acc >= 0) msg << "  test acc " << std::setprecision(4) << acc;
   msg << "  " << std::setprecision(0) << img_per_s << " img/s/worker";
@@ -98,13 +126,16 @@ void RunReport::progress(int r, int N, double loss, double train_acc, double acc
 }
 
 // The final model, assembled at rank 0 by the last round's sync: a
-// state_dict {name: tensor} Python's torch.load reads. Returns its hash.
-std::uint64_t RunReport::write_model(const ModelSpec& spec, const std::map<int, torch::Tensor>& values) {
+// state_dict {name: tensor} Python's torch.load reads, of the inference
+// model (branch scales folded in). Returns the hash of the trained values.
+std::uint64_t RunReport::write_model(const ModelSpec& spec, const std::map<int, torch::Tensor>& trained,
+                                     const std::vector<double>& eval_scale) {
   std::uint64_t model_hash = kFnvOffset;
+  for (int b = 0; b < int(spec.blocks.size()); ++b) model_hash = (model_hash ^ hash_tensor(trained.at(b))) * kFnvPrime;
+  const auto values = fold_branch_scales(spec, eval_scale, trained);
   c10::Dict<std::string, torch::Tensor> sd;
   for (int b = 0; b < int(spec.blocks.size()); ++b) {
     const auto& flat = values.at(b);
-    model_hash = (model_hash ^ hash_tensor(flat)) * kFnvPrime;
     std::int64_t off = 0;
     for (const auto& p : spec.blocks[std::size_t(b)].params) {
       const std::int64_t n = std::int64_t(p.numel());
@@ -163,14 +194,19 @@ void RunReport::finish(const ModelSpec& spec, const std::map<int, torch::Tensor>
       if (e.worker == w && opt_.trace.keep(e.round, s.rounds)) all.events.push_back(e);
   }
   write_timeline_file(all, (fs::path(opt_.out) / "timeline.json").string());
-  const std::uint64_t model_hash = write_model(spec, model);
+  const std::uint64_t model_hash = write_model(spec, model, s.eval_scale);
   json report = {{"format", "resist-report"}, {"version", 1}, {"protocol", s.protocol}, {"model", s.model},
                  {"workers", S}, {"backend", s.backend}, {"device", s.device}, {"threads", s.threads},
                  {"rounds", s.rounds}, {"local_iters", s.local_iters}, {"batch_size", s.batch_size},
                  {"train_images", s.train_images}, {"test_images", s.test_images},
                  {"test_accuracy", s.test_accuracy}, {"wall_clock_s", s.wall_clock_s},
                  {"bytes_sent_total", total}, {"bytes_sent_per_worker", sent}, {"peak_memory_bytes", peak},
-                 {"model_hash", std::to_string(model_hash)}};
+                 {"model_hash", std::to_string(model_hash)}, {"eval_batch", s.eval_batch},
+                 {"data_dir", s.data_dir},
+                 {"model_pt", {{"eval_scale", "folded"},
+                               {"note", "inference model: every partitioned residual branch's eval_scale "
+                                        "(schedule.json) is folded into its last convolution"}}},
+                 {"run", s.run}};
   if (opt_.check_sync) report["sync_check"] = {{"rounds", sync.rounds}, {"copies_compared", sync.copies}};
   if (opt_.skip_bad_images) report["skipped_images"] = skipped;
   json_util::write_atomic((fs::path(opt_.out) / "report.json").string(), report.dump(2) + "\n");

@@ -6,7 +6,9 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "models/spec.hpp"
@@ -20,6 +22,7 @@ namespace resist::runtime {
 struct RoundStats {
   double loss_sum = 0;
   std::int64_t correct = 0, seen = 0, iters = 0;
+  double epoch = 0;  // epochs of training done by the end of the round
 };
 
 // What the final report states besides the context's numbers.
@@ -28,6 +31,10 @@ struct RunSummary {
   int threads = 0, rounds = 0, local_iters = 0, batch_size = 0;
   std::int64_t train_images = 0, test_images = 0;
   double test_accuracy = -1, wall_clock_s = 0;
+  int eval_batch = 0;
+  std::string data_dir;
+  nlohmann::json run;  // run_record.hpp: everything needed to repeat the run
+  std::vector<double> eval_scale;  // folded into model.pt (runtime/inference.hpp)
 };
 
 class RunReport {
@@ -35,6 +42,7 @@ class RunReport {
   RunReport(const TrainOptions& options, RunContext& ctx) : opt_(options), ctx_(ctx) {}
   // Rank 0: opens metrics.jsonl, keeping a resumed run's earlier rounds.
   void open_metrics(int start_round);
+  int first_round() const { return first_round_; }
   // Every rank, after round r: gathers the round's statistics at rank 0,
   // which writes the metrics line and the progress display.
   void round_done(int r, int num_rounds, const RoundStats& stats, std::uint64_t bytes, double round_s,
@@ -46,11 +54,13 @@ class RunReport {
 
  private:
   void progress(int r, int num_rounds, double loss, double train_acc, double test_acc, double img_per_s);
-  std::uint64_t write_model(const ModelSpec& spec, const std::map<int, torch::Tensor>& model);
+  std::uint64_t write_model(const ModelSpec& spec, const std::map<int, torch::Tensor>& model,
+                            const std::vector<double>& eval_scale);
 
   const TrainOptions& opt_;
   RunContext& ctx_;
   std::ofstream metrics_;
+  int first_round_ = 0;
 };
 
 }  // namespace resist::runtime

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   return resist::cli::guarded("resist-train", [&] {
     namespace po = boost::program_options;
     resist::runtime::TrainOptions o;
+    o.argv.assign(argv, argv + argc);
     std::string hidden, protocol = "resist", allreduce = "ring", reduce = "chain", broadcast = "chain";
     po::options_description d("resist-train options");
     d.add_options()("help,h", "this help")
@@ -92,6 +93,9 @@ int main(int argc, char** argv) {
         ("allreduce", po::value(&allreduce)->default_value(allreduce), "gloo all-reduce: ring|tree|hd|hierarchical|auto")
         ("reduce", po::value(&reduce)->default_value(reduce), "gloo reduce: chain|tree|auto")
         ("broadcast", po::value(&broadcast)->default_value(broadcast), "gloo broadcast: chain|tree|auto")
+        ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb),
+         "per-iteration gradient all-reduce (data-parallel, Gloo): buckets of this many MB all-reduced while "
+         "backward runs, as PyTorch DDP (0: one all-reduce after backward)")
         ("check-sync", po::bool_switch(&o.check_sync), "after every sync, compare hashes of all shared copies")
         ("quiet", po::bool_switch(&o.quiet), "no progress on stderr")
         ("fail-at-round", po::value(&o.fail_round)->default_value(-1), "testing: inject a fault at this round")
@@ -114,6 +118,8 @@ int main(int argc, char** argv) {
     o.check_images = !vm["no-image-check"].as<bool>();
     if (const int size = o.schedule.model.image_size; size != 0 && (size < 16 || size > 2048))  // before any data
       throw resist::UserError("--image-size: must be in 16..2048 (got " + std::to_string(size) + ")");
+    if (!(o.bucket_mb >= 0 && o.bucket_mb <= 65536))
+      throw resist::UserError("--bucket-mb: must be in 0..65536 (got " + std::to_string(o.bucket_mb) + ")");
     check_flags(o);
     if (o.schedule_file.empty())  // the default --min-depth fits small models (preact-resnet18)
       resist::cli::cap_default_min_depth(vm, resist::build_model(o.schedule.model), o.schedule);

@@ -28,10 +28,14 @@
 #include "models/torch_model.hpp"
 #include "runtime/checkpoint.hpp"
 #include "runtime/context.hpp"
+#include "runtime/blas.hpp"
 #include "runtime/data.hpp"
 #include "runtime/loader.hpp"
+#include "runtime/grad_buckets.hpp"
+#include "runtime/inference.hpp"
 #include "runtime/param_store.hpp"
 #include "runtime/report.hpp"
+#include "runtime/run_record.hpp"
 #include "runtime/sampler.hpp"
 #include "schedule/accounting.hpp"
 #include "schedule/rng.hpp"
@@ -76,6 +80,8 @@ class Trainer {
   LoaderOptions loader_options() const;
   Batch next_train_batch(std::int64_t t);
   void exchange_gradients(const Round& round, double round_start);
+  void prepare_buckets(const Round& round, bool new_net);
+  void finish_buckets(const CommOp& op, int op_index, int round);
   void sync(const Round& round);
   void execute(const CommOp& op, int op_index, int round, OpValues& values);
   double evaluate(int round);
@@ -96,6 +102,11 @@ class Trainer {
   Net net_{nullptr};
   std::unique_ptr<torch::optim::SGD> optim_;
   SyncStats sync_stats_;
+  // Data-parallel on Gloo: the per-iteration all-reduce in buckets during backward.
+  std::unique_ptr<GradientBuckets> buckets_;
+  int bucket_op_ = -1;              // the round's op they carry out; -1: none
+  std::vector<int> bucket_blocks_;  // the op's blocks they were built for
+  std::uint64_t bucket_bytes_before_ = 0;
 };
 
 // The worker loop.
@@ -107,9 +118,14 @@ int Trainer::run() {
   for (int r = first; r < N; ++r) {
     const Round round = sched_->round(r);
     const double round_start = seconds_since(ctx_.t0);
-    if (store_->load(round, net_) || round.reset_optimizer || !optim_) new_optimizer();
+    const bool new_net = store_->load(round, net_);
+    if (new_net || round.reset_optimizer || !optim_) new_optimizer();
+    prepare_buckets(round, new_net);
     const std::uint64_t bytes_before = ctx_.comm->bytes_sent();
     RoundStats stats;
+    const auto& h = sched_->header();
+    stats.epoch = double(std::min<std::int64_t>(h.total_iters, std::int64_t(r + 1) * h.config.local_iters)) /
+                  double(std::max(1, h.iters_per_epoch));
     train_round(round, stats);
     sync(round);
     const double acc = round.evaluate && ctx_.rank == 0 ? evaluate(r) : -1;
@@ -165,6 +181,10 @@ void Trainer::train_step(const Round& round, std::int64_t t, RoundStats& stats) 
       m << " (the last good checkpoint in " << opt_.out << "/checkpoints is intact)";
     die(ctx_.rank, m.str());
   }
+  if (bucket_op_ >= 0) {
+    bucket_bytes_before_ = ctx_.comm->bytes_sent();
+    buckets_->begin();
+  }
   loss.backward();
   stats.loss_sum += loss_v;
   stats.correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
@@ -183,13 +203,47 @@ void Trainer::exchange_gradients(const Round& round, double round_start) {
     if (op.phase != Phase::iteration || !op.involves(ctx_.rank)) continue;
     if (!exchanged)
       ctx_.timeline.events.push_back({ctx_.rank, round.index, "compute", -1, round_start, ctx_.now(), 0, 1});
-    execute(op, int(k), round.index, grads);
+    if (int(k) == bucket_op_) finish_buckets(op, int(k), round.index);
+    else execute(op, int(k), round.index, grads);
     exchanged = true;
   }
   const double t_opt = ctx_.now();
   optim_->step();
   if (exchanged)
     ctx_.timeline.events.push_back({ctx_.rank, round.index, "optimizer", -1, t_opt, ctx_.now(), 0, 0});
+}
+
+// Buckets for the round's per-iteration all-reduce of gradients, when there
+// is exactly one, on Gloo, with --bucket-mb > 0; kept while the network and
+// the op's blocks stay the same.
+void Trainer::prepare_buckets(const Round& round, bool new_net) {
+  bucket_op_ = -1;
+  if (opt_.bucket_mb <= 0 || std::string(ctx_.comm->backend()) != "gloo") return;
+  int found = -1, count = 0;
+  for (std::size_t k = 0; k < round.sync.size(); ++k)
+    if (round.sync[k].phase == Phase::iteration && round.sync[k].involves(ctx_.rank)) found = int(k), ++count;
+  if (count != 1 || round.sync[std::size_t(found)].kind != OpKind::allreduce) return;
+  const auto& op = round.sync[std::size_t(found)];
+  if (new_net || !buckets_ || bucket_blocks_ != op.blocks) {
+    std::vector<torch::Tensor> params;
+    for (int b : op.blocks)
+      for (auto& p : net_->block_parameters(b)) params.push_back(p);
+    buckets_.reset();
+    buckets_ = std::make_unique<GradientBuckets>(params, op.ranks, *ctx_.comm,
+                                                 std::size_t(opt_.bucket_mb * (1 << 20) / 4));
+    bucket_blocks_ = op.blocks;
+  }
+  bucket_op_ = found;
+}
+
+// Waits for the buckets' all-reduce; one timeline event for the op, from the
+// first bucket's start to the last one's end (overlapping the compute).
+void Trainer::finish_buckets(const CommOp& op, int op_index, int round) {
+  (void)op;
+  const auto [first, last] = buckets_->finish();
+  const double t0 = std::chrono::duration<double>(ctx_.t0.time_since_epoch()).count() - ctx_.wall_offset_s;
+  ctx_.timeline.events.push_back({ctx_.rank, round, "allreduce", op_index, first - t0, last - t0,
+                                  ctx_.comm->bytes_sent() - bucket_bytes_before_, 0});
 }
 
 // The end-of-round ops on the stored parameters, in the schedule's order;
@@ -238,12 +292,13 @@ void Trainer::execute(const CommOp& op, int op_index, int round, OpValues& value
 // Rank 0, after an evaluating round's sync: test accuracy of the whole model.
 double Trainer::evaluate(int round) {
   const double t_eval = ctx_.now();
-  const auto values = store_->model();
+  // The inference model (branch scales folded into the last convs): what
+  // model.pt holds, so that a user who loads it scores this accuracy.
+  const auto values = fold_branch_scales(spec_, sched_->header().eval_scale, store_->model());
   std::vector<int> all(spec_.blocks.size());
   for (int b = 0; b < int(all.size()); ++b) all[std::size_t(b)] = b;
   Net full(spec_, all, 0);
   full->to(device_);
-  full->set_branch_scales(sched_->header().eval_scale);
   torch::NoGradGuard ng;
   for (int b = 0; b < int(spec_.blocks.size()); ++b) {
     std::int64_t off = 0;
@@ -307,9 +362,12 @@ void Trainer::setup() {
     if (!torch::cuda::is_available()) throw UserError("--device cuda: this LibTorch build has no usable CUDA device");
     device_ = torch::Device(torch::kCUDA, env.local_rank % int(torch::cuda::device_count()));
   }
+  // Default: the machine's cores shared among the ranks on it; OpenBLAS keeps
+  // its own pool (all cores by default), so it gets the same number.
   const int threads = opt_.threads > 0 ? opt_.threads
                                        : std::max(1, int(std::thread::hardware_concurrency()) / env.local_world_size);
   torch::set_num_threads(threads);
+  set_blas_threads(threads);
   load_schedule();
   connect();
   store_ = make_store(sched_->header(), spec_, ctx_, device_);
@@ -342,9 +400,6 @@ void Trainer::load_schedule() {
     sched_ = std::make_unique<RoundSource>(spec_, c);
   }
   const auto& h = sched_->header();
-  if (h.holding == Holding::slices && (opt_.checkpoint_every > 0 || !opt_.resume.empty()))
-    throw UserError("--protocol " + std::string(to_string(c.protocol)) +
-                    ": --checkpoint-every and --resume are not supported when workers hold neuron slices");
   sampler_ = std::make_unique<Sampler>(data_.train.size(), ctx_.world, c.batch_size, h.iters_per_epoch, c.seed);
 }
 
@@ -457,8 +512,9 @@ void Trainer::start(int first_round) {
     std::cerr << "resist-train: " << to_string(header.config.protocol) << ", " << spec_.name << ", " << ctx_.world
               << " worker(s) over " << ctx_.comm->backend() << ", " << N << " rounds of "
               << header.config.local_iters << " iteration(s), " << data_.train.size() << " training / "
-              << data_.test.size() << " test images, " << torch::get_num_threads() << " thread(s) per worker"
-              << std::endl;
+              << data_.test.size() << " test images, " << torch::get_num_threads() << " thread(s) per worker ("
+              << (opt_.threads > 0 ? "--threads" : "cores / local workers") << "); BLAS: "
+              << describe(blas_info()) << std::endl;
 }
 
 void Trainer::finish(double test_acc) {
@@ -476,6 +532,12 @@ void Trainer::finish(double test_acc) {
   s.test_images = data_.test.size();
   s.test_accuracy = test_acc;
   s.wall_clock_s = ctx_.now();
+  s.eval_batch = opt_.eval_batch;
+  s.data_dir = opt_.data_dir.empty() ? default_data_dir(h.config.model.dataset) : opt_.data_dir;
+  // The optimizer policy as resolved: re-created every round, or kept (the last round's).
+  const bool reset = sched_->round(sched_->num_rounds() - 1).reset_optimizer;
+  s.run = run_record(opt_, h, spec_, read_env(), s.threads, reset ? "reset" : "keep");
+  s.eval_scale = h.eval_scale;
   report_.finish(spec_, ctx_.rank == 0 ? store_->model() : std::map<int, torch::Tensor>{}, s, sync_stats_);
 }
 

@@ -3,6 +3,7 @@
 // with real LibTorch training. No LibTorch in this header.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
@@ -45,6 +46,9 @@ struct TrainOptions {
   // kills itself mid-round ("kill") or produces a NaN loss ("nan").
   int fail_round = -1, fail_rank = 0;
   std::string fail_mode;
+
+  std::vector<std::string> argv;  // the command line, for report.json
+  double bucket_mb = 4;  // data-parallel: gradient buckets all-reduced during backward (0: after it)
 };
 
 // Returns the process exit code. Throws UserError for bad input.

@@ -1,0 +1,65 @@
+#include "runtime/run_record.hpp"
+
+#include <torch/version.h>
+
+#include "resist_git_version.hpp"
+#include "runtime/blas.hpp"
+#include "runtime/data.hpp"
+
+namespace resist::runtime {
+
+using json = nlohmann::json;
+
+std::string shell_command(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& a : argv) {
+    const bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                         "0123456789-_./=,:+@%") == std::string::npos;
+    std::string q = a;
+    if (!plain) {
+      q = "'";
+      for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      q += "'";
+    }
+    out += (out.empty() ? "" : " ") + q;
+  }
+  return out;
+}
+
+json software_record() {
+  const auto blas = blas_info();
+  return {{"resist_git_commit", RESIST_GIT_COMMIT},
+          {"libtorch", TORCH_VERSION},
+          {"compiler", std::string("g++ ") + __VERSION__},
+          {"blas", {{"name", blas.name}, {"library", blas.library}, {"optimised", blas.optimised},
+                    {"threads", blas.threads}}}};
+}
+
+json run_record(const TrainOptions& o, const Schedule& header, const ModelSpec& spec, const Env& env, int threads,
+                const std::string& optimizer) {
+  json schedule = to_json(header)["config"];
+  const auto& dataset = header.config.model.dataset;
+  return {
+      {"command", shell_command(o.argv)},
+      {"launch", {{"world_size", env.world_size}, {"local_world_size", env.local_world_size},
+                  {"master_addr", env.master_addr}, {"master_port", env.master_port},
+                  {"torchelastic_agent_store", env.agent_store}}},
+      {"model", {{"name", spec.name}, {"params", spec.param_count()}, {"options", schedule["model"]}}},
+      {"schedule", schedule},
+      {"schedule_file", o.schedule_file},
+      {"data", {{"dataset", dataset}, {"dir", o.data_dir.empty() ? default_data_dir(dataset) : o.data_dir},
+                {"train_subset", o.train_subset}, {"test_subset", o.test_subset}}},
+      {"optimizer", {{"kind", "sgd"}, {"lr", o.lr}, {"momentum", o.momentum}, {"weight_decay", o.weight_decay},
+                     {"lr_schedule", o.lr_schedule}, {"state", optimizer}, {"state_flag", o.optimizer_state}}},
+      {"eval_batch", o.eval_batch},
+      {"threads", threads},
+      {"device", o.device},
+      {"backend", o.backend},
+      {"timeout_s", o.timeout_s},
+      {"checkpoint_every", o.checkpoint_every},
+      {"resumed_from", o.resume},
+      {"software", software_record()},
+  };
+}
+
+}  // namespace resist::runtime

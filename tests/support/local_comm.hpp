@@ -1,0 +1,62 @@
+#pragma once
+// An in-process transport for the P2P algorithms (threads as ranks), for unit
+// tests of the communication logic: messages are queued per (src, dst, tag).
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "runtime/comm.hpp"
+
+namespace resist::test {
+
+using resist::runtime::P2PCommunicator;
+
+struct Wires {
+  std::mutex m;
+  std::condition_variable cv;
+  std::map<std::tuple<int, int, int>, std::deque<std::vector<float>>> boxes;  // (src, dst, tag)
+};
+
+class LocalComm : public P2PCommunicator {
+ public:
+  LocalComm(Wires& w, int rank, int size) : w_(w), rank_(rank), size_(size) {}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const char* backend() const override { return "local"; }
+
+ protected:
+  void start_send(const float* buf, std::size_t count, int dst, int tag) override {
+    std::lock_guard<std::mutex> l(w_.m);
+    w_.boxes[{rank_, dst, tag}].emplace_back(buf, buf + count);
+    w_.cv.notify_all();
+  }
+  void start_recv(float* buf, std::size_t count, int src, int tag) override { recvs_.push_back({buf, count, src, tag}); }
+  void wait_all() override {
+    for (auto& r : recvs_) {
+      std::unique_lock<std::mutex> l(w_.m);
+      auto& box = w_.boxes[{r.src, rank_, r.tag}];
+      w_.cv.wait(l, [&] { return !box.empty(); });
+      ASSERT_EQ(box.front().size(), r.count);
+      std::copy(box.front().begin(), box.front().end(), r.buf);
+      box.pop_front();
+    }
+    recvs_.clear();
+  }
+
+ private:
+  struct Recv {
+    float* buf;
+    std::size_t count;
+    int src, tag;
+  };
+  Wires& w_;
+  int rank_, size_;
+  std::vector<Recv> recvs_;
+};
+
+}  // namespace resist::test
