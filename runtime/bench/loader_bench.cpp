@@ -24,7 +24,7 @@
 #include "runtime/data.hpp"
 #include "runtime/images.hpp"
 #include "runtime/loader.hpp"
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 
 namespace {
 
