@@ -128,7 +128,10 @@ int main(int argc, char** argv) {
         a.erase(a.find('='));
       }
       std::replace(a.begin() + std::min<std::size_t>(2, a.size()), a.end(), '_', '-');
-      if (!has_inline && i + 1 >= argc) return usage(("no value for " + a).c_str());
+      const bool known = a == "-n" || a == "--nproc" || a == "--nproc-per-node" || a == "--nnodes" ||
+                         a == "--node-rank" || a == "--master-addr" || a == "--master-port" || a == "--grace";
+      if (!known) return usage(("unknown argument '" + a + "' (put the program after --)").c_str());
+      if (!has_inline && i + 1 >= argc) return usage((a + ": needs a value").c_str());
       const std::string value = has_inline ? inline_value : argv[++i];
       bad = "'" + value + "' for " + a;
       long number = 0;
@@ -175,9 +178,15 @@ int main(int argc, char** argv) {
   std::signal(SIGHUP, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
   const pid_t launcher = ::getpid();
-  // Tells this run's workers apart from another run's on the same port.
-  const std::string run_id = "launch-" + std::to_string(launcher) + "-" +
-                             std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  // Tells this run's workers apart from another run's on the same port. The
+  // nodes of one multi-node run must agree on it: they share the rendezvous
+  // address (a second run there is still refused by the rank claims).
+  const char* given_id = std::getenv("RESIST_RUN_ID");
+  const std::string run_id =
+      given_id && *given_id ? std::string(given_id)
+      : nnodes > 1          ? "launch-nodes-" + master_addr + ":" + std::to_string(port)
+                            : "launch-" + std::to_string(launcher) + "-" +
+                         std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
 
   std::vector<pid_t> pids(std::size_t(n), -1);
   std::vector<bool> done(std::size_t(n), false);

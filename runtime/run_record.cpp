@@ -15,13 +15,17 @@ std::string shell_command(const std::vector<std::string>& argv) {
   for (const auto& a : argv) {
     const bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                          "0123456789-_./=,:+@%") == std::string::npos;
-    std::string q = a;
-    if (!plain) {
-      q = "'";
-      for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-      q += "'";
+    if (!out.empty()) out.push_back(' ');
+    if (plain) {
+      out.append(a);
+      continue;
     }
-    out += (out.empty() ? "" : " ") + q;
+    out.push_back('\'');  // single quotes; a quote inside becomes '\''
+    for (char c : a) {
+      if (c == '\'') out.append("'\\''");
+      else out.push_back(c);
+    }
+    out.push_back('\'');
   }
   return out;
 }

@@ -16,6 +16,42 @@ namespace resist::sim {
 using tools::CommRow;
 using tools::comm_row;
 
+// stdout in the chosen format: json, csv or a table.
+static void print_comm(const ModelSpec& spec, const std::vector<CommRow>& rows, const std::string& format, int sample) {
+  if (format == "json") {
+    nlohmann::json out = {{"format", "resist-comm"}, {"version", 1}, {"model", spec.name},
+                          {"params_total", spec.param_count()}, {"rows", nlohmann::json::array()}};
+    for (const auto& r : rows)
+      out["rows"].push_back({{"protocol", to_string(r.protocol)}, {"workers", r.machines},
+                             {"local_iters", r.local_iters}, {"bytes_per_round", r.bytes_per_round},
+                             {"wire_bytes_per_round", r.wire_bytes_per_round},
+                             {"wire_bytes_per_round_max", r.wire_bytes_per_round_max},
+                             {"wire_bytes_per_worker_max", r.wire_bytes_per_worker_max},
+                             {"params_per_worker", r.params_per_worker}, {"rounds_sampled", r.rounds_sampled}});
+    std::cout << out.dump(2) << "\n";
+  } else if (format == "csv") {
+    std::cout << "model,protocol,workers,local_iters,params_per_worker,bytes_per_round,wire_bytes_per_round,"
+                 "wire_bytes_per_worker_max\n";
+    for (const auto& r : rows)
+      std::printf("%s,%s,%d,%d,%llu,%llu,%.1f,%.1f\n", spec.name.c_str(), to_string(r.protocol), r.machines,
+                  r.local_iters,
+                  (unsigned long long)r.params_per_worker, (unsigned long long)r.bytes_per_round,
+                  r.wire_bytes_per_round, r.wire_bytes_per_worker_max);
+  } else {
+    std::printf("Per-round communication, %s (%s parameters)\n", spec.name.c_str(),
+                thousands(spec.param_count()).c_str());
+    std::printf("%-14s %8s %16s %18s %17s %17s\n", "protocol", "workers", "params/worker", "bytes/round (GB)",
+                "wire/round (GB)", "busiest (GB)");
+    for (const auto& r : rows)
+      std::printf("%-14s %8d %16s %18.3f %17.3f %17.3f\n", to_string(r.protocol), r.machines,
+                  thousands(r.params_per_worker).c_str(), r.bytes_per_round / 1e9, r.wire_bytes_per_round / 1e9,
+                  r.wire_bytes_per_worker_max / 1e9);
+    std::printf("bytes/round: Table 1 convention (each worker receives and returns its fp32 model once per round).\n"
+                "wire/round: bytes the ring/chain algorithms send, all workers, mean of %d rounds; "
+                "busiest: the most any one worker sends.\n", sample);
+  }
+}
+
 int cmd_comm(int argc, char** argv) {
   ModelOptions model;
   ScheduleConfig base;
@@ -69,38 +105,7 @@ int cmd_comm(int argc, char** argv) {
       rows.push_back(comm_row(spec, c, sample));
     }
 
-  if (format == "json") {
-    nlohmann::json out = {{"format", "resist-comm"}, {"version", 1}, {"model", spec.name},
-                          {"params_total", spec.param_count()}, {"rows", nlohmann::json::array()}};
-    for (const auto& r : rows)
-      out["rows"].push_back({{"protocol", to_string(r.protocol)}, {"workers", r.machines},
-                             {"local_iters", r.local_iters}, {"bytes_per_round", r.bytes_per_round},
-                             {"wire_bytes_per_round", r.wire_bytes_per_round},
-                             {"wire_bytes_per_round_max", r.wire_bytes_per_round_max},
-                             {"wire_bytes_per_worker_max", r.wire_bytes_per_worker_max},
-                             {"params_per_worker", r.params_per_worker}, {"rounds_sampled", r.rounds_sampled}});
-    std::cout << out.dump(2) << "\n";
-  } else if (format == "csv") {
-    std::cout << "model,protocol,workers,local_iters,params_per_worker,bytes_per_round,wire_bytes_per_round,"
-                 "wire_bytes_per_worker_max\n";
-    for (const auto& r : rows)
-      std::printf("%s,%s,%d,%d,%llu,%llu,%.1f,%.1f\n", spec.name.c_str(), to_string(r.protocol), r.machines,
-                  r.local_iters,
-                  (unsigned long long)r.params_per_worker, (unsigned long long)r.bytes_per_round,
-                  r.wire_bytes_per_round, r.wire_bytes_per_worker_max);
-  } else {
-    std::printf("Per-round communication, %s (%s parameters)\n", spec.name.c_str(),
-                thousands(spec.param_count()).c_str());
-    std::printf("%-14s %8s %16s %18s %17s %17s\n", "protocol", "workers", "params/worker", "bytes/round (GB)",
-                "wire/round (GB)", "busiest (GB)");
-    for (const auto& r : rows)
-      std::printf("%-14s %8d %16s %18.3f %17.3f %17.3f\n", to_string(r.protocol), r.machines,
-                  thousands(r.params_per_worker).c_str(), r.bytes_per_round / 1e9, r.wire_bytes_per_round / 1e9,
-                  r.wire_bytes_per_worker_max / 1e9);
-    std::printf("bytes/round: Table 1 convention (each worker receives and returns its fp32 model once per round).\n"
-                "wire/round: bytes the ring/chain algorithms send, all workers, mean of %d rounds; "
-                "busiest: the most any one worker sends.\n", sample);
-  }
+  print_comm(spec, rows, format, sample);
   return 0;
 }
 

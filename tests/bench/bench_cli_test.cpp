@@ -49,7 +49,7 @@ bool have_python_torch() { return run("/usr/bin/python3 -c 'import torch' >/dev/
 TEST(BenchCli, FullModelJsonAccountsTheSpecFlops) {
   resist::test::TempDir dir;
   const auto out = dir.path / "r.json";
-  const auto r = run(bench + tiny + " --matmul-size 512 --format json --out " + out.string());
+  const auto r = run(bench + " --base-width 8 --batch 4 --warmup 1 --iters 2 --matmul-size 512 --format json --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = json::parse(r.out);
   EXPECT_EQ(json::parse(resist::test::read_text(out)), j);  // --out holds what stdout shows

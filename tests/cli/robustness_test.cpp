@@ -122,7 +122,8 @@ TEST(Robustness, FatTreeWithOneNodePerLeafTimesTheRouteItBuilds) {
 // Class: orphans. The simulation runs in a forked child; killing resist-sim
 // (even with SIGKILL) must take the child along.
 TEST(Robustness, KillingResistSimKillsItsSimulation) {
-  const pid_t pid = resist::test::spawn({sim, "collective", "--ranks", "512", "--bytes", "1GiB", "--platform", flat});
+  const pid_t pid = resist::test::spawn({sim, "collective", "--ranks", "512", "--bytes", "1GiB", "--platform", flat,
+                                            "--engine", "simgrid"});  // the SimGrid child, not the in-process replay
   std::vector<pid_t> kids;
   ASSERT_TRUE(resist::test::wait_for([&] { return !(kids = resist::test::children(pid)).empty(); },
                                      std::chrono::seconds(60)));
