@@ -14,9 +14,11 @@
 #include "schedule/accounting.hpp"
 #include "sim/platform.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/refused.hpp"
 #include "tests/support/procs.hpp"
 
 namespace fs = std::filesystem;
+using resist::test::expect_refused;
 using resist::test::run;
 
 namespace {
@@ -27,20 +29,8 @@ const std::string flat = std::string(RESIST_SOURCE_DIR) + "/experiments/platform
 const std::string model = " --model preact-resnet18 --base-width 8 --dataset cifar10 --min-depth 1 --batch-size 32";
 const std::string small = model + " --local-iters 2 --rounds 2";
 
-long lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
 
 void write(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
-
-// args must exit 2 with one line containing needle and leave `out` absent.
-void expect_refused(const std::string& command, const std::string& needle, const fs::path& out = {}) {
-  const auto r = run(command);
-  EXPECT_EQ(r.code, 2) << command << "\n" << r.err;
-  EXPECT_EQ(lines(r.err), 1) << command << ": " << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << command << ": " << r.err;
-  if (!out.empty()) {
-    EXPECT_FALSE(fs::exists(out)) << command;
-  }
-}
 
 }  // namespace
 

@@ -10,9 +10,11 @@
 #include <filesystem>
 
 #include "tests/support/process.hpp"
+#include "tests/support/refused.hpp"
 #include "tests/support/procs.hpp"
 
 namespace fs = std::filesystem;
+using resist::test::expect_refused;
 using resist::test::run;
 
 namespace {
@@ -21,17 +23,6 @@ const std::string launch = resist::test::bin("runtime/resist-launch");
 const std::string train = resist::test::bin("runtime/resist-train");
 const std::string bench = resist::test::bin("runtime/bench/resist-bench");
 
-long lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
-
-void expect_refused(const std::string& command, const std::string& needle, const fs::path& out = {}) {
-  const auto r = run(command);
-  EXPECT_EQ(r.code, 2) << command << "\n" << r.err;
-  EXPECT_EQ(lines(r.err), 1) << command << ": " << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << command << ": " << r.err;
-  if (!out.empty()) {
-    EXPECT_FALSE(fs::exists(out)) << command;
-  }
-}
 
 // Starts `launch -n 2 -- sleep 600`, waits for both workers, sends `sig` to
 // the launcher and says whether both workers were gone within 10 s.
