@@ -57,6 +57,9 @@ std::unique_ptr<ProtocolRules> make_protocol(Protocol p, int workers, std::uint6
 // Helpers the protocols share.
 std::vector<int> all_indices(int n);  // 0..n-1
 bool contains(const std::vector<int>& v, int x);
+// Appends an all-reduce of `blocks` over every rank (nothing with one worker).
+void add_allreduce_all(Round& round, const ModelSpec& spec, int workers, Payload payload,
+                       const std::vector<int>& blocks, Phase phase = Phase::round_end);
 // Throws UserError: --warmup-epochs is ResIST's.
 void reject_warmup(const ScheduleConfig& c);
 

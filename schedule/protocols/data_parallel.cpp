@@ -15,12 +15,8 @@ class DataParallel : public ProtocolRules {
     header.shared_blocks = all_indices(int(spec.blocks.size()));
   }
   void sync(const ProtocolContext& ctx, Round& round, const std::vector<std::vector<int>>&) const override {
-    const int S = ctx.header.config.workers;
-    if (S < 2) return;
-    const auto& blocks = ctx.header.shared_blocks;
-    CommOp op{OpKind::allreduce, Payload::gradients, all_indices(S), blocks, ctx.spec.bytes(blocks)};
-    op.phase = Phase::iteration;
-    round.sync.push_back(std::move(op));
+    add_allreduce_all(round, ctx.spec, ctx.header.config.workers, Payload::gradients, ctx.header.shared_blocks,
+                      Phase::iteration);
   }
 };
 

@@ -13,10 +13,7 @@ class LocalSgd : public ProtocolRules {
     header.shared_blocks = all_indices(int(spec.blocks.size()));
   }
   void sync(const ProtocolContext& ctx, Round& round, const std::vector<std::vector<int>>&) const override {
-    const int S = ctx.header.config.workers;
-    if (S < 2) return;
-    const auto& blocks = ctx.header.shared_blocks;
-    round.sync.push_back({OpKind::allreduce, Payload::shared, all_indices(S), blocks, ctx.spec.bytes(blocks)});
+    add_allreduce_all(round, ctx.spec, ctx.header.config.workers, Payload::shared, ctx.header.shared_blocks);
   }
 };
 

@@ -35,6 +35,14 @@ void reject_warmup(const ScheduleConfig& c) {
                     ")");
 }
 
+void add_allreduce_all(Round& round, const ModelSpec& spec, int workers, Payload payload,
+                       const std::vector<int>& blocks, Phase phase) {
+  if (workers < 2) return;
+  CommOp op{OpKind::allreduce, payload, all_indices(workers), blocks, spec.bytes(blocks)};
+  op.phase = phase;
+  round.sync.push_back(std::move(op));
+}
+
 std::vector<int> all_indices(int n) {
   std::vector<int> r(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) r[std::size_t(i)] = i;

@@ -53,16 +53,13 @@ class Resist : public ProtocolRules {
   }
 
   void sync(const ProtocolContext& ctx, Round& round, const std::vector<std::vector<int>>& next) const override {
-    const auto ranks = all_indices(S_);
     if (round.index < warmup_rounds_) {
       // Warm-up: average the whole model; every worker then has every block
       // it may hold next round, so no hand-off follows.
-      const std::vector<int> all = all_indices(int(ctx.spec.blocks.size()));
-      if (S_ > 1) round.sync.push_back({OpKind::allreduce, Payload::shared, ranks, all, ctx.spec.bytes(all)});
+      add_allreduce_all(round, ctx.spec, S_, Payload::shared, all_indices(int(ctx.spec.blocks.size())));
       return;
     }
-    const auto& shared = ctx.header.shared_blocks;
-    if (S_ > 1) round.sync.push_back({OpKind::allreduce, Payload::shared, ranks, shared, ctx.spec.bytes(shared)});
+    add_allreduce_all(round, ctx.spec, S_, Payload::shared, ctx.header.shared_blocks);
     const bool eval = round.evaluate && round.index + 1 < ctx.num_rounds;
     std::vector<CommOp> eval_ops;
     for (int b : partitionable_) sync_block(ctx, round, next, b, eval, eval_ops);
