@@ -46,7 +46,7 @@ struct PlatformFlags {
         ("platform", po::value(&path), "platform JSON (default: the embedded p3-8xlarge platform)")
         ("set", po::value(&set)->composing(), "override a platform field, e.g. --set nic.bandwidth=1Gbps (repeatable)")
         ("chunk-bytes", po::value(&chunk)->default_value(chunk), "pipelining chunk of broadcast/reduce chains (e.g. 4MiB)")
-        ("allreduce", po::value(&allreduce)->default_value(allreduce), "all-reduce algorithm: ring|tree|hd|hierarchical|auto")
+        ("allreduce", po::value(&allreduce)->default_value(allreduce), "all-reduce algorithm: ring|tree|binomial|hd|hierarchical|auto")
         ("reduce", po::value(&reduce)->default_value(reduce), "reduce algorithm: chain|tree|auto")
         ("broadcast", po::value(&broadcast)->default_value(broadcast), "broadcast algorithm: chain|tree|auto")
         ("engine", po::value(&engine)->default_value(engine),
