@@ -165,7 +165,7 @@ Study parse_study(const json& j, const std::string& path) {
   }
   if (root.has("protocols")) {
     s.protocols = strings(root.at("protocols"));
-    const std::vector<std::string> ok = {"data-parallel", "local-sgd", "resist", "ist"};
+    const std::vector<std::string>& ok = protocol_names();
     for (std::size_t i = 0; i < s.protocols.size(); ++i) root.at("protocols").at(i).choice(ok);
   }
   if (s.protocols.empty()) throw UserError("protocols: must not be empty");

@@ -345,7 +345,7 @@ int cmd_run(int argc, char** argv) {
   bool trace_all = false;
   po::options_description d("resist-sim run");
   d.add_options()("help,h", "this help")
-      ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
+      ("protocol", po::value(&protocol)->default_value(protocol), cli::protocol_choices().c_str())
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")
       ("bandwidth", po::value(&flags.platform.bandwidth), "shortcut for --set nic.bandwidth=VALUE")
