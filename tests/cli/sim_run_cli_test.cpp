@@ -127,8 +127,8 @@ TEST(SimRunCli, CollectiveSweepsSizesPerAlgorithmLikeNcclTests) {
   const auto r = run(sim + " collective --platform " + flat + " --op allreduce --ranks 6 --min-bytes 8 "
                            "--max-bytes 1MiB --factor 4 --format csv");
   ASSERT_EQ(r.code, 0) << r.err;
-  // 8, 32, ..., 512 KiB: 9 sizes × 4 all-reduce algorithms, plus the header.
-  EXPECT_EQ(count_lines(r.out), 1 + 9 * 4) << r.out;
+  // 8, 32, ..., 512 KiB: 9 sizes × 5 all-reduce algorithms (ring, tree, binomial, hd, hierarchical), plus the header.
+  EXPECT_EQ(count_lines(r.out), 1 + 9 * 5) << r.out;
   EXPECT_NE(r.out.find("allreduce,hd,8192,6,"), std::string::npos) << r.out;
   // Small messages: the ring pays 2(n-1) latencies, the tree 2⌈log2 n⌉.
   const auto ring = run(sim + " collective --platform " + flat + " --op allreduce --ranks 6 --bytes 8 --algorithm ring "
