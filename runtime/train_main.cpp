@@ -52,7 +52,7 @@ void add_train_options(boost::program_options::options_description& d, resist::r
                        TextFlags& t) {
   namespace po = boost::program_options;
   d.add_options()("help,h", "this help")
-      ("protocol", po::value(&t.protocol)->default_value(t.protocol), "resist|local-sgd|data-parallel|ist")
+      ("protocol", po::value(&t.protocol)->default_value(t.protocol), resist::cli::protocol_choices().c_str())
       ("local-iters", po::value(&o.schedule.local_iters)->default_value(o.schedule.local_iters),
        "local iterations per round (ℓ; data-parallel: 1)");
   resist::cli::add_model_options(d, o.schedule.model, t.hidden);

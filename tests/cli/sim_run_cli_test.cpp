@@ -127,7 +127,7 @@ TEST(SimRunCli, CollectiveSweepsSizesPerAlgorithmLikeNcclTests) {
   const auto r = run(sim + " collective --platform " + flat + " --op allreduce --ranks 6 --min-bytes 8 "
                            "--max-bytes 1MiB --factor 4 --format csv");
   ASSERT_EQ(r.code, 0) << r.err;
-  // 8, 32, ..., 512 KiB: 9 sizes × 5 all-reduce algorithms, plus the header.
+  // 8, 32, ..., 512 KiB: 9 sizes × 5 all-reduce algorithms (ring, tree, binomial, hd, hierarchical), plus the header.
   EXPECT_EQ(count_lines(r.out), 1 + 9 * 5) << r.out;
   EXPECT_NE(r.out.find("allreduce,hd,8192,6,"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("allreduce,tree,8192,6,"), std::string::npos) << r.out;
