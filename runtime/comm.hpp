@@ -14,12 +14,22 @@
 // No LibTorch here: sim/ never sees this header, but the NCCL TU includes it.
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
 
 namespace resist::runtime {
+
+// A failure of the communication with other ranks (a Gloo or NCCL message, a
+// rendezvous or control-plane store request): the one kind of error after
+// which resist-train says a peer may have died. Everything else is local.
+class PeerFailure : public std::runtime_error {
+ public:
+  explicit PeerFailure(const std::string& what) : std::runtime_error(what) {}
+};
 
 class Communicator {
  public:

@@ -16,6 +16,22 @@ namespace resist::runtime {
 
 namespace {
 
+// Runs a call that talks to other ranks; its failure becomes a PeerFailure
+// (first line of the message, prefixed by `what`).
+template <typename F>
+void peer_call(const char* what, F&& call) {
+  try {
+    call();
+  } catch (const PeerFailure&) {
+    throw;
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    throw PeerFailure(std::string(what) + ": " + msg.substr(0, msg.find('\n')));
+  }
+}
+
 int env_int(const char* name, int fallback, int lo, int hi) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
@@ -36,10 +52,12 @@ class StoreKV : public KeyValue {
  public:
   explicit StoreKV(c10::intrusive_ptr<c10d::Store> s) : store(std::move(s)) {}
   void set(const std::string& key, const std::string& value) override {
-    store->set(key, std::vector<std::uint8_t>(value.begin(), value.end()));
+    const std::vector<std::uint8_t> bytes(value.begin(), value.end());
+    peer_call("the control-plane store", [&] { store->set(key, bytes); });
   }
   std::string get(const std::string& key) override {
-    const auto v = store->get(key);
+    std::vector<std::uint8_t> v;
+    peer_call("the control-plane store", [&] { v = store->get(key); });
     return std::string(v.begin(), v.end());
   }
   c10::intrusive_ptr<c10d::Store> store;
@@ -57,16 +75,18 @@ class GlooCommunicator : public P2PCommunicator {
   // c10d wants tensors: wrap the raw buffers without copying.
   void start_send(const float* buf, std::size_t count, int dst, int tag) override {
     std::vector<at::Tensor> t = {torch::from_blob(const_cast<float*>(buf), {std::int64_t(count)}, torch::kFloat32)};
-    pending_.push_back(pg_->send(t, dst, tag));
+    peer_call("Gloo send", [&] { pending_.push_back(pg_->send(t, dst, tag)); });
   }
   void start_recv(float* buf, std::size_t count, int src, int tag) override {
     std::vector<at::Tensor> t = {torch::from_blob(buf, {std::int64_t(count)}, torch::kFloat32)};
-    pending_.push_back(pg_->recv(t, src, tag));
+    peer_call("Gloo recv", [&] { pending_.push_back(pg_->recv(t, src, tag)); });
   }
   void wait_all() override {
     auto pending = std::move(pending_);
     pending_.clear();
-    for (auto& w : pending) w->wait(timeout_);
+    peer_call("Gloo", [&] {
+      for (auto& w : pending) w->wait(timeout_);
+    });
   }
 
  private:
@@ -151,8 +171,7 @@ std::shared_ptr<KeyValue> connect_store(const Env& env, std::chrono::millisecond
     if (env.rank == 0 && msg.find("in use") != std::string::npos)
       throw UserError("MASTER_PORT " + std::to_string(env.master_port) + ": cannot serve the rendezvous (" + msg +
                       "); another run on this port? use another --master-port");
-    throw std::runtime_error("rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) +
-                             " failed: " + msg);
+    throw PeerFailure("rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) + " failed: " + msg);
   }
   if (env.agent_store) {
     // torchrun's agent store outlives this attempt and holds its own keys:
@@ -163,7 +182,7 @@ std::shared_ptr<KeyValue> connect_store(const Env& env, std::chrono::millisecond
     kv.barrier("connect", env.rank, env.world_size);
     return std::make_shared<StoreKV>(prefixed);
   }
-  claim_rank(*store, env);
+  peer_call("rendezvous", [&] { claim_rank(*store, env); });
   return std::make_shared<StoreKV>(store);
 }
 
@@ -176,7 +195,10 @@ std::unique_ptr<Communicator> make_gloo_communicator(const Env& env, const std::
                                    : c10d::ProcessGroupGloo::createDefaultDevice());
   opts->threads = 2;
   auto store = c10::make_intrusive<c10d::PrefixStore>("gloo", skv->store);
-  auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, opts);
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  peer_call("Gloo connection", [&] {
+    pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, opts);
+  });
   return std::make_unique<GlooCommunicator>(pg, timeout);
 }
 

@@ -15,9 +15,13 @@ namespace resist::runtime {
 
 namespace {
 
+// A failed NCCL call is a communication failure (PeerFailure) unless NCCL
+// says this process called it wrongly.
 void check(ncclResult_t r, const char* what) {
-  if (r != ncclSuccess && r != ncclInProgress)
-    throw std::runtime_error(std::string("NCCL ") + what + ": " + ncclGetErrorString(r));
+  if (r == ncclSuccess || r == ncclInProgress) return;
+  const std::string msg = std::string("NCCL ") + what + ": " + ncclGetErrorString(r);
+  if (r == ncclInvalidArgument || r == ncclInvalidUsage) throw std::runtime_error(msg);
+  throw PeerFailure(msg);
 }
 void check(cudaError_t r, const char* what) {
   if (r != cudaSuccess) throw std::runtime_error(std::string("CUDA ") + what + ": " + cudaGetErrorString(r));

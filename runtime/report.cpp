@@ -54,8 +54,12 @@ void RunReport::open_metrics(int start_round) {
   std::vector<std::string> kept;
   if (start_round > 0) {
     std::ifstream in(fs::path(opt_.resume) / "metrics.jsonl");
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty() && json::parse(line).value("round", 1 << 30) < start_round) kept.push_back(line);
+    for (std::string line; std::getline(in, line);) {  // a damaged line (a killed run's last) is dropped
+      const json j = json::parse(line, nullptr, false);
+      if (j.is_object() && j.contains("round") && j["round"].is_number_integer() &&
+          j["round"].get<std::int64_t>() < start_round)
+        kept.push_back(line);
+    }
   }
   metrics_.open(fs::path(opt_.out) / "metrics.jsonl", std::ios::trunc);
   for (const auto& l : kept) metrics_ << l << "\n";

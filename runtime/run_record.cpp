@@ -1,9 +1,12 @@
 #include "runtime/run_record.hpp"
 
+#include <cstdio>
+
 #include <torch/version.h>
 
 #include "resist_git_version.hpp"
 #include "runtime/blas.hpp"
+#include "runtime/context.hpp"
 #include "runtime/data.hpp"
 
 namespace resist::runtime {
@@ -64,6 +67,35 @@ json run_record(const TrainOptions& o, const Schedule& header, const ModelSpec& 
       {"resumed_from", o.resume},
       {"software", software_record()},
   };
+}
+
+namespace {
+
+std::uint64_t fnv(std::uint64_t h, const std::string& text) {
+  for (unsigned char c : text) h = (h ^ c) * kFnvPrime;
+  return h;
+}
+
+}  // namespace
+
+json checkpoint_config(const TrainOptions& o, const RoundSource& schedule) {
+  Schedule one = schedule.header();
+  one.rounds.clear();
+  json c = to_json(one)["config"];
+  std::uint64_t h = fnv(kFnvOffset, to_json(one).dump());
+  for (int r = 0; r < schedule.num_rounds(); ++r) {
+    one.rounds = {schedule.round(r)};
+    h = fnv(h, to_json(one)["rounds"].dump());
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  c["lr"] = o.lr;
+  c["momentum"] = o.momentum;
+  c["weight_decay"] = o.weight_decay;
+  c["lr_schedule"] = o.lr_schedule;
+  c["num_rounds"] = schedule.num_rounds();
+  c["schedule_hash"] = hex;
+  return c;
 }
 
 }  // namespace resist::runtime

@@ -26,4 +26,10 @@ nlohmann::json run_record(const TrainOptions& o, const Schedule& header, const M
 // libtorch, compiler, BLAS, git commit of the build.
 nlohmann::json software_record();
 
+// What a run's trajectory depends on, as checkpoints record it and a resume
+// must repeat it: the schedule's config (protocol, model, workers, seed, ℓ,
+// batch, epochs/rounds, d_min, ...), the optimizer's settings, the number of
+// rounds and a hash of the whole schedule walked (header and every round).
+nlohmann::json checkpoint_config(const TrainOptions& o, const RoundSource& schedule);
+
 }  // namespace resist::runtime

@@ -35,8 +35,8 @@ void check_flags(const resist::runtime::TrainOptions& o) {
   if (o.eval_batch < 1 || o.eval_batch > (1 << 20)) throw UserError("--eval-batch: must be in 1..1048576");
   if (o.checkpoint_every < 0) throw UserError("--checkpoint-every: must be >= 0");
   if (o.checkpoint_every > 0 && o.out.empty()) throw UserError("--checkpoint-every: needs --out DIR");
-  if (o.fail_mode != "" && o.fail_mode != "kill" && o.fail_mode != "nan")
-    throw UserError("--fail-mode: unknown value '" + o.fail_mode + "' (accepted: kill, nan)");
+  if (o.fail_mode != "" && o.fail_mode != "kill" && o.fail_mode != "nan" && o.fail_mode != "error")
+    throw UserError("--fail-mode: unknown value '" + o.fail_mode + "' (accepted: kill, nan, error)");
 }
 
 }  // namespace
@@ -103,7 +103,7 @@ void add_train_options(boost::program_options::options_description& d, resist::r
       ("quiet", po::bool_switch(&o.quiet), "no progress on stderr")
       ("fail-at-round", po::value(&o.fail_round)->default_value(-1), "testing: inject a fault at this round")
       ("fail-rank", po::value(&o.fail_rank)->default_value(0), "testing: the rank that fails")
-      ("fail-mode", po::value(&o.fail_mode)->default_value(""), "testing: kill | nan");
+      ("fail-mode", po::value(&o.fail_mode)->default_value(""), "testing: kill | nan | error (a local exception)");
 }
 
 // The flags that need the parsed values (before anything starts).

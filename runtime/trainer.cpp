@@ -34,6 +34,7 @@
 #include "runtime/grad_buckets.hpp"
 #include "runtime/inference.hpp"
 #include "runtime/param_store.hpp"
+#include "runtime/preflight.hpp"
 #include "runtime/report.hpp"
 #include "runtime/run_record.hpp"
 #include "runtime/sampler.hpp"
@@ -55,6 +56,8 @@ void die(int rank, const std::string& msg) {
 
 namespace {
 
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
 // [p18] A bad image found while training: one line naming it, exit 2.
 [[noreturn]] void die_bad_data(int rank, const std::string& msg) {
   std::cerr << "resist-train: rank " << rank << ": " << msg << std::endl;
@@ -70,6 +73,7 @@ class Trainer {
  private:
   void setup();
   void load_schedule();
+  void check_before_rendezvous();
   void connect();
   int resume();
   void start(int first_round);
@@ -107,6 +111,9 @@ class Trainer {
   int bucket_op_ = -1;              // the round's op they carry out; -1: none
   std::vector<int> bucket_blocks_;  // the op's blocks they were built for
   std::uint64_t bucket_bytes_before_ = 0;
+  OutputLock out_lock_;              // --out, locked by rank 0 (runtime/preflight.hpp)
+  nlohmann::json ckpt_config_;       // what checkpoints record (checkpoint_config())
+  std::optional<Resumed> resumed_;   // --resume: read and checked before the rendezvous
 };
 
 // The worker loop.
@@ -134,7 +141,7 @@ int Trainer::run() {
                        acc, lr_at(std::int64_t(r) * sched_->header().config.local_iters));
     if (opt_.checkpoint_every > 0 && !opt_.out.empty() && (r + 1) % opt_.checkpoint_every == 0 && r + 1 < N)
       write_checkpoint(opt_.out, r + 1, ctx_, store_->snapshot(),
-                       sched_->round(r + 1).reset_optimizer ? nullptr : optim_.get());
+                       sched_->round(r + 1).reset_optimizer ? nullptr : optim_.get(), ckpt_config_);
   }
   finish(test_acc);
   return 0;
@@ -151,6 +158,8 @@ void Trainer::train_round(const Round& round, RoundStats& stats) {
                 << " (--fail-mode kill)" << std::endl;
       std::raise(SIGKILL);
     }
+    if (round.index == opt_.fail_round && ctx_.rank == opt_.fail_rank && opt_.fail_mode == "error")
+      throw std::runtime_error("injected local error at round " + std::to_string(round.index) + " (--fail-mode error)");
     for (auto& g : optim_->param_groups())
       static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr_at(first_iter + it));
     train_step(round, first_iter + it, stats);
@@ -369,6 +378,7 @@ void Trainer::setup() {
   torch::set_num_threads(threads);
   set_blas_threads(threads);
   load_schedule();
+  check_before_rendezvous();
   connect();
   store_ = make_store(sched_->header(), spec_, ctx_, device_);
 }
@@ -401,6 +411,28 @@ void Trainer::load_schedule() {
   }
   const auto& h = sched_->header();
   sampler_ = std::make_unique<Sampler>(data_.train.size(), ctx_.world, c.batch_size, h.iters_per_epoch, c.seed);
+}
+
+// Everything a rank can check alone, before the rendezvous: bad input ends
+// here with one line and exit 2, before any rank writes a file.
+void Trainer::check_before_rendezvous() {
+  check_data_fits(data_, spec_, ctx_.world);
+  if (opt_.checkpoint_every > 0 || !opt_.resume.empty()) ckpt_config_ = checkpoint_config(opt_, *sched_);
+  if (!opt_.resume.empty()) {
+    ResumeCheck check;
+    check.config = ckpt_config_;
+    check.num_rounds = sched_->num_rounds();
+    for (int b = 0; b < int(spec_.blocks.size()); ++b)
+      check.block_numel.push_back(std::int64_t(spec_.param_count({b})));
+    check.held = [this](int next) {
+      if (sched_->header().holding != Holding::slices) return sched_->held_after(next - 1, ctx_.rank);
+      std::vector<int> all(spec_.blocks.size());
+      for (int b = 0; b < int(all.size()); ++b) all[std::size_t(b)] = b;
+      return all;
+    };
+    resumed_ = load_checkpoint(opt_.resume, check, ctx_, device_);
+  }
+  if (!opt_.out.empty()) out_lock_.check(opt_.out, ctx_.rank == 0);
 }
 
 // ---- [p18 data hook] what the trainer needs from the data pipeline.
@@ -480,8 +512,9 @@ void Trainer::connect() {
 
 // --resume: the stored blocks (and a kept optimizer) of the latest checkpoint.
 int Trainer::resume() {
-  if (opt_.resume.empty()) return 0;
-  Resumed res = load_checkpoint(opt_.resume, ctx_, device_);
+  if (!resumed_) return 0;
+  Resumed res = std::move(*resumed_);
+  resumed_.reset();
   store_->restore(std::move(res.held));
   if (res.next_round < sched_->num_rounds() && !res.optim_file.empty()) {
     const Round round = sched_->round(res.next_round);
@@ -499,7 +532,7 @@ void Trainer::start(int first_round) {
   const int N = sched_->num_rounds();
   const auto& header = sched_->header();
   if (!opt_.out.empty() && ctx_.rank == 0) {
-    fs::create_directories(opt_.out);
+    out_lock_.acquire(opt_.out);
     Schedule s = header;
     for (int r = 0; r < N; ++r) s.rounds.push_back(sched_->round(r));
     write_schedule_file(s, (fs::path(opt_.out) / "schedule.json").string());
@@ -551,10 +584,11 @@ int train(const TrainOptions& options) {
     return t.run();
   } catch (const UserError&) {
     throw;
+  } catch (const PeerFailure& e) {  // only communication with other ranks says "peer"
+    die(rank,
+        "communication failure: " + first_line(e.what()) + " (a peer may have died; see the other ranks' output)");
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    msg = msg.substr(0, msg.find('\n'));
-    die(rank, "communication or runtime failure: " + msg + " (a peer may have died; see the other ranks' output)");
+    die(rank, "runtime failure: " + first_line(e.what()));
   }
 }
 

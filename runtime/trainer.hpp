@@ -43,7 +43,8 @@ struct TrainOptions {
   bool quiet = false;
 
   // Fault injection (tests): at round fail_round, rank fail_rank either
-  // kills itself mid-round ("kill") or produces a NaN loss ("nan").
+  // kills itself mid-round ("kill"), produces a NaN loss ("nan") or throws
+  // a local exception ("error").
   int fail_round = -1, fail_rank = 0;
   std::string fail_mode;
 
