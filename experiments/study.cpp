@@ -625,17 +625,17 @@ std::string as_run_section(const Study& s, const std::vector<SimRow>& as_run, co
             "vs local SGD, as designed", "vs local SGD, as run"};
   for (std::size_t i = 0; i < as_run.size() && i < designed.size(); ++i) {
     const SimRow &a = as_run[i], &d = designed[i];
-    t.rows.push_back({a.protocol, std::to_string(a.machines), a.protocol == "data-parallel" ? "-" : std::to_string(a.ell),
-                      std::to_string(a.rounds), hours(d.wall_s), hours(a.wall_s),
-                      fmt("%.2f", a.rounds ? (a.wall_s - d.wall_s) / a.rounds : 0.0), times(d.vs_local), times(a.vs_local)});
+    const std::string ell = a.protocol == "data-parallel" ? "-" : std::to_string(a.ell);
+    const double per_round = a.rounds ? (a.wall_s - d.wall_s) / a.rounds : 0.0;
+    t.rows.push_back({a.protocol, std::to_string(a.machines), ell, std::to_string(a.rounds), hours(d.wall_s),
+                      hours(a.wall_s), fmt("%.2f", per_round), times(d.vs_local), times(a.vs_local)});
   }
   const auto& r = s.as_run;
-  return "\n**As run vs as designed.** The same grid simulated twice: *as designed* runs the schedule's ops (one "
-         "all-reduce of the shared layers, one op per partitioned block); *as run* models the implementation "
-         "(`as_run`, sim/as_run.hpp): " +
+  return "\n**As run vs as designed.** The same grid simulated twice: *as designed* runs the schedule's ops as "
+         "resist's runtime does (one call per op); *as run* models the implementation (`as_run`, sim/as_run.hpp): " +
          std::string(to_string(r.granularity)) + " granularity (one call per " + to_string(r.granularity) + ")" +
          (r.blocks_via_root ? ", local SGD's partitionable blocks reduced to rank 0 then broadcast from it" : "") +
-         (r.fresh_groups ? ", a process group created for every partitioned-block op every round" : "") +
+         (r.fresh_groups ? ", two process groups created per partitioned block every round" : "") +
          fmt("; launch latency %g s per call", r.launch_s) + fmt(", group set-up %g s", r.setup_s) +
          fmt(" + %g s per rank", r.setup_per_rank_s) + fmt(" + %g s per host beyond the first", r.setup_per_host_s) +
          ". Speedups are for the same number of epochs (" + std::to_string(s.epochs) +
@@ -734,8 +734,9 @@ Outcome run_what_if(const Study& s, const std::string& out) {
       line.push_back(last_dp > 0 ? fmt("%.2f", last_dp) : "-");
       t.rows.push_back(line);
     }
-    md += "**" + bw_label(p.nic.bandwidth_Bps) + "**: ResIST's speedup over local SGD (same workers, same ℓ, same epochs: not to an accuracy)\n\n" +
-          t.md() + "\n";
+    md += "**" + bw_label(p.nic.bandwidth_Bps) +
+          "**: ResIST's speedup over local SGD (same workers, same ℓ, same epochs: not to an accuracy)\n\n" + t.md() +
+          "\n";
   }
   // Where it stops winning: per bandwidth, the configurations where ResIST
   // is less than 1.25× faster.
@@ -796,8 +797,9 @@ std::string scale_findings(const Study& s, const std::vector<SimRow>& rows) {
                    std::to_string(one_iter / 2 + 1) + " machines on. Rounds run across epoch boundaries, so " +
                    "with many machines the whole run is a few rounds of ℓ iterations and both protocols " +
                    "synchronise equally rarely; compute per epoch stops falling once an epoch is one iteration.\n";
-  if (best) md += "- ResIST's speedup over local SGD (same epochs, not to an accuracy) peaks at " + fmt("%.2f×", best->vs_local) + " with " +
-                  std::to_string(best->machines) + " machines.";
+  if (best)
+    md += "- ResIST's speedup over local SGD (same epochs, not to an accuracy) peaks at " +
+          fmt("%.2f×", best->vs_local) + " with " + std::to_string(best->machines) + " machines.";
   if (last_win && first_loss && first_loss->machines > last_win->machines)
     md += " It stops paying off between " + std::to_string(last_win->machines) + " (" +
           fmt("%.2f×", last_win->vs_local) + ") and " + std::to_string(first_loss->machines) + " machines (" +

@@ -46,8 +46,9 @@ bool fresh_group(const CommOp& op) { return op.payload == Payload::partitioned |
 std::vector<CommOp> blocks_via_root(const ModelSpec& spec, const std::vector<CommOp>& ops) {
   std::vector<CommOp> out;
   for (const CommOp& op : ops) {
+    auto partitionable = [&](int b) { return spec.blocks[b].partitionable; };
     const bool split = op.kind == OpKind::allreduce && rewritten(op) &&
-                       std::any_of(op.blocks.begin(), op.blocks.end(), [&](int b) { return spec.blocks[b].partitionable; });
+                       std::any_of(op.blocks.begin(), op.blocks.end(), partitionable);
     if (!split) {
       out.push_back(op);
       continue;
@@ -55,8 +56,10 @@ std::vector<CommOp> blocks_via_root(const ModelSpec& spec, const std::vector<Com
     std::vector<int> shared, parts;
     for (int b : op.blocks) (spec.blocks[b].partitionable ? parts : shared).push_back(b);
     if (!shared.empty()) out.emplace_back(OpKind::allreduce, op.payload, op.ranks, shared, spec.bytes(shared));
-    for (int b : parts) out.emplace_back(OpKind::reduce, Payload::partitioned, op.ranks, std::vector<int>{b}, spec.bytes({b}));
-    for (int b : parts) out.emplace_back(OpKind::broadcast, Payload::handoff, op.ranks, std::vector<int>{b}, spec.bytes({b}));
+    for (int b : parts)
+      out.emplace_back(OpKind::reduce, Payload::partitioned, op.ranks, std::vector<int>{b}, spec.bytes({b}));
+    for (int b : parts)
+      out.emplace_back(OpKind::broadcast, Payload::handoff, op.ranks, std::vector<int>{b}, spec.bytes({b}));
   }
   return out;
 }
