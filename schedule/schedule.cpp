@@ -220,6 +220,17 @@ Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config) {
 
 int effective_local_iters(const ScheduleConfig& config) { return rules_for(config)->local_iters(config); }
 
+bool takes_local_iters(Protocol p) {
+  ScheduleConfig c;
+  c.protocol = p;
+  const auto rules = rules_for(c);
+  for (int ell : {2, 3}) {
+    c.local_iters = ell;
+    if (rules->local_iters(c) != ell) return false;
+  }
+  return true;
+}
+
 std::vector<int> trained_blocks(const Schedule& header, const Round& round, int worker) {
   std::vector<int> blocks = header.shared_blocks;
   const auto& own = round.workers.at(std::size_t(worker)).blocks;
