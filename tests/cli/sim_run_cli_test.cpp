@@ -127,16 +127,22 @@ TEST(SimRunCli, CollectiveSweepsSizesPerAlgorithmLikeNcclTests) {
   const auto r = run(sim + " collective --platform " + flat + " --op allreduce --ranks 6 --min-bytes 8 "
                            "--max-bytes 1MiB --factor 4 --format csv");
   ASSERT_EQ(r.code, 0) << r.err;
-  // 8, 32, ..., 512 KiB: 9 sizes × 4 all-reduce algorithms, plus the header.
-  EXPECT_EQ(count_lines(r.out), 1 + 9 * 4) << r.out;
+  // 8, 32, ..., 512 KiB: 9 sizes × 5 all-reduce algorithms (ring, tree, binomial, hd, hierarchical), plus the header.
+  EXPECT_EQ(count_lines(r.out), 1 + 9 * 5) << r.out;
   EXPECT_NE(r.out.find("allreduce,hd,8192,6,"), std::string::npos) << r.out;
-  // Small messages: the ring pays 2(n-1) latencies, the tree 2⌈log2 n⌉.
+  EXPECT_NE(r.out.find("allreduce,tree,8192,6,"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("allreduce,binomial,8192,6,"), std::string::npos) << r.out;
+  // Small messages: the ring pays 2(n-1) latencies, the double binary tree
+  // 2R = 6 (one chunk, R = 2⌊log2 6⌋ - 1), the binomial tree 2⌈log2 n⌉ = 6.
   const auto ring = run(sim + " collective --platform " + flat + " --op allreduce --ranks 6 --bytes 8 --algorithm ring "
                               "--format json");
   const auto tree = run(sim + " collective --platform " + flat + " --op allreduce --ranks 6 --bytes 8 --algorithm tree "
                               "--format json");
   EXPECT_NEAR(nlohmann::json::parse(ring.out)["time_s"].get<double>(), 10 * 100e-6, 1e-7);
   EXPECT_NEAR(nlohmann::json::parse(tree.out)["time_s"].get<double>(), 6 * 100e-6, 1e-7);
+  const auto binomial = run(sim + " collective --platform " + flat +
+                            " --op allreduce --ranks 6 --bytes 8 --algorithm binomial --format json");
+  EXPECT_NEAR(nlohmann::json::parse(binomial.out)["time_s"].get<double>(), 6 * 100e-6, 1e-7);
   const auto bad = run(sim + " collective --op broadcast --algorithm ring");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("--algorithm: unknown broadcast algorithm 'ring' (accepted: auto, chain, tree)"),
