@@ -12,6 +12,7 @@
 #include "models/spec.hpp"
 #include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
+#include "sim/as_run.hpp"
 
 namespace resist::study {
 
@@ -37,6 +38,9 @@ struct Study {
   int sample_rounds = 10;         // table1: rounds averaged for the wire figures
   int max_simulated_rounds = 64;  // simulator fast path: distinct rounds simulated per run
   CollectiveOptions collectives;  // "collectives": {"allreduce": "auto", ...} (simulated kinds)
+  // paper-cifar / protocol-grid: "as_run": how the implementation runs the
+  // sync ops (sim/as_run.hpp); the report then compares with and without.
+  sim::AsRun as_run;
   // validate only
   int rounds = 0;                 // training rounds to measure
   int train_subset = 0, test_subset = 0, threads = 1, warmup_rounds = 1;

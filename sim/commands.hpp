@@ -8,5 +8,6 @@ int cmd_schedule(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
 int cmd_collective(int argc, char** argv);
+int cmd_presets(int argc, char** argv);
 
 }  // namespace resist::sim

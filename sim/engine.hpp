@@ -38,6 +38,9 @@ struct RoundPlan {
   // options choose for the op (`resist-sim collective` runs all-gathers and
   // reduce-scatters this way, which no schedule op describes).
   std::vector<CollectivePlan> collectives;
+  // Optional, one per sync op: seconds every participant spends before its
+  // part (per-call launch latency, group set-up; sim/as_run.hpp). Empty: none.
+  std::vector<double> op_delay_s;
 };
 
 enum class EngineKind { automatic, simgrid, alpha_beta };

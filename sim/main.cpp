@@ -23,6 +23,7 @@ constexpr Command kCommands[] = {
     {"run", resist::sim::cmd_run, "simulate one training run (wall-clock, compute, communication, bytes)"},
     {"sweep", resist::sim::cmd_sweep, "simulate protocols × workers × ℓ [× bandwidths], speedups between the protocols"},
     {"collective", resist::sim::cmd_collective, "simulate one collective, like nccl-tests (time, algbw, busbw)"},
+    {"presets", resist::sim::cmd_presets, "GPU presets a platform may name (published throughput -> FLOP/s)"},
 };
 
 void usage(std::ostream& out) {

@@ -7,6 +7,7 @@
 
 #include "models/error.hpp"
 #include "schedule/json_util.hpp"
+#include "sim/gpu_presets.hpp"
 #include "sim/units.hpp"
 
 namespace resist::sim {
@@ -67,6 +68,29 @@ LinkSpec read_link(const Reader& r, std::initializer_list<const char*> keys = {"
           non_negative(required(r, "latency", "e.g. \"25us\""), Unit::time)};
 }
 
+// gpu.flops, or gpu.preset (a published throughput by name, sim/gpu_presets.hpp);
+// "gpu": "a100-tf32" is short for {"preset": "a100-tf32"}.
+void read_gpu_speed(const Reader& gpu, Platform& p) {
+  if (gpu.j.is_string()) {
+    p.gpu_preset = find_gpu_preset(gpu.str(), gpu.path).name;
+    p.gpu_flops = preset_flops(find_gpu_preset(p.gpu_preset, gpu.path));
+    return;
+  }
+  only_keys(gpu, {"flops", "preset", "iteration_overhead", "optimizer_step_per_param"});
+  if (gpu.has("preset") && gpu.has("flops"))
+    gpu.at("preset").fail("give either gpu.flops or gpu.preset, not both (got both)");
+  if (gpu.has("preset")) {
+    const Reader r = gpu.at("preset");
+    p.gpu_preset = find_gpu_preset(r.str(), r.path).name;
+    p.gpu_flops = preset_flops(find_gpu_preset(p.gpu_preset, r.path));
+    return;
+  }
+  p.gpu_flops = positive(required(gpu, "flops",
+                                  "effective FLOP/s of one GPU, e.g. \"10Tf\", or a preset, e.g. "
+                                  "\"preset\": \"a100-tf32\""),
+                         Unit::flops);
+}
+
 json link_json(const LinkSpec& l) { return {{"bandwidth", l.bandwidth_Bps}, {"latency", l.latency_s}}; }
 
 }  // namespace
@@ -100,9 +124,8 @@ Platform platform_from_json(const json& j) {
   p.gpus_per_node = int(required(root, "gpus_per_node", "GPUs per node, e.g. 8").integer(1, 1024));
   if (std::int64_t(p.nodes) * p.gpus_per_node > (1 << 20))
     root.at("nodes").fail("nodes × gpus_per_node must be at most 1048576");
-  const Reader gpu = required(root, "gpu", "{\"flops\": ...}, the effective FLOP/s of one GPU");
-  only_keys(gpu, {"flops", "iteration_overhead", "optimizer_step_per_param"});
-  p.gpu_flops = positive(required(gpu, "flops", "effective FLOP/s of one GPU, e.g. \"10Tf\""), Unit::flops);
+  const Reader gpu = required(root, "gpu", "{\"flops\": ...}, the effective FLOP/s of one GPU, or {\"preset\": ...}");
+  read_gpu_speed(gpu, p);
   if (gpu.has("iteration_overhead")) p.iteration_overhead_s = non_negative(gpu.at("iteration_overhead"), Unit::time);
   if (gpu.has("optimizer_step_per_param"))
     p.optimizer_s_per_param = non_negative(gpu.at("optimizer_step_per_param"), Unit::time);
@@ -160,6 +183,17 @@ Platform platform_from_json(const json& j) {
   return p;
 }
 
+namespace {
+// A preset's platform names the preset (not its FLOP/s): reading it back, or
+// --set gpu.preset=..., then gives the preset's speed.
+json gpu_json(const Platform& p) {
+  json g = {{"iteration_overhead", p.iteration_overhead_s}, {"optimizer_step_per_param", p.optimizer_s_per_param}};
+  if (p.gpu_preset.empty()) g["flops"] = p.gpu_flops;
+  else g["preset"] = p.gpu_preset;
+  return g;
+}
+}  // namespace
+
 json to_json(const Platform& p) {
   return {{"format", "resist-platform"},
           {"version", 1},
@@ -167,10 +201,7 @@ json to_json(const Platform& p) {
           {"description", p.description},
           {"nodes", p.nodes},
           {"gpus_per_node", p.gpus_per_node},
-          {"gpu",
-           {{"flops", p.gpu_flops},
-            {"iteration_overhead", p.iteration_overhead_s},
-            {"optimizer_step_per_param", p.optimizer_s_per_param}}},
+          {"gpu", gpu_json(p)},
           {"intra", link_json(p.intra)},
           {"nic", {{"bandwidth", p.nic.bandwidth_Bps}, {"latency", p.nic.latency_s}, {"rails", p.nic_rails}}},
           {"topology", {{"kind", p.topology}, {"nodes_per_leaf", p.nodes_per_leaf}, {"uplink", link_json(p.uplink)}}},
@@ -185,9 +216,17 @@ json to_json(const Platform& p) {
             {"tcp_gamma", p.network.tcp_gamma_bytes}}}};
 }
 
+std::string gpu_speed_source(const Platform& p) {
+  if (p.gpu_preset.empty()) return "platform gpu.flops";
+  const GpuPreset& g = find_gpu_preset(p.gpu_preset, "gpu.preset");
+  return "gpu.preset " + g.name + ": " + fmt(g.images_per_s) + " images/s ResNet-50 v1.5 training on " + g.gpu + ", " +
+         g.precision + ", published";
+}
+
 const char* platform_keys_help() {
   return "Platform file (docs/platforms.md). Required: format \"resist-platform\", version 1, name, nodes,\n"
-         "gpus_per_node, gpu.flops, nic {bandwidth, latency}, and intra {bandwidth, latency} when\n"
+         "gpus_per_node, gpu.flops or gpu.preset (v100-fp32, v100-amp, a100-tf32, a100-amp), nic {bandwidth,\n"
+         "latency}, and intra {bandwidth, latency} when\n"
          "gpus_per_node > 1. Optional (default): description (\"\"), gpu.iteration_overhead (0s),\n"
          "gpu.optimizer_step_per_param (0s), nic.rails (1: one NIC per node; GPU g uses rail g % rails),\n"
          "topology {kind: star}, fat-tree: nodes_per_leaf and uplink required, speed_factors ([]: all 1),\n"
@@ -221,6 +260,11 @@ void apply_override(json& j, const std::string& text) {
   if (eq == std::string::npos || eq == 0)
     throw UserError("--set: '" + text + "' is not KEY=VALUE (e.g. nic.bandwidth=1Gbps)");
   const std::string key = text.substr(0, eq), value = text.substr(eq + 1);
+  // gpu.flops and gpu.preset replace each other (a platform has one of them).
+  if ((key == "gpu.flops" || key == "gpu.preset") && j.contains("gpu") && j["gpu"].is_object()) {
+    j["gpu"].erase(key == "gpu.flops" ? "preset" : "flops");
+    j["gpu"][key.substr(4)] = nullptr;
+  }
   json* node = &j;
   std::size_t start = 0;
   while (true) {

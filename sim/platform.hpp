@@ -13,7 +13,8 @@
 // GPUDirect, not through `intra`); GPUs of one node still talk over `intra`.
 // Rank r runs on GPU r % gpus_per_node of node r / gpus_per_node.
 //
-// Required keys: format, version, name, nodes, gpus_per_node, gpu.flops, nic
+// Required keys: format, version, name, nodes, gpus_per_node, gpu.flops (or
+// gpu.preset, a published GPU throughput by name: sim/gpu_presets.hpp), nic
 // (bandwidth, latency) and, when gpus_per_node > 1, intra (bandwidth,
 // latency). Everything else has a documented default (platform_keys_help()).
 #include <cstdint>
@@ -41,6 +42,7 @@ struct Platform {
   std::string name, description;
   int nodes = 1, gpus_per_node = 1;
   double gpu_flops = 1e13;                  // effective FLOP/s of one GPU on this workload
+  std::string gpu_preset;                   // non-empty: gpu_flops came from this preset (sim/gpu_presets.hpp)
   double iteration_overhead_s = 0;          // per local iteration: data loading, launch, loss
   double optimizer_s_per_param = 0;         // SGD-with-momentum step, per parameter updated
   LinkSpec intra{150e9, 5e-6}, nic{1.25e9, 25e-6};
@@ -65,6 +67,10 @@ struct Platform {
 // or strings with units ("10Gbps", "50us", "15.7Tf").
 Platform platform_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const Platform& p);  // canonical, every field, base units
+
+// Where gpu_flops comes from, in words: "platform gpu.flops", or
+// "gpu.preset a100-tf32: 938 images/s, ResNet-50 v1.5 training, published".
+std::string gpu_speed_source(const Platform& p);
 
 // The required keys and the defaults of the optional ones, for --help.
 const char* platform_keys_help();

@@ -28,12 +28,15 @@ struct Replay {
   EngineResult res;
 
   // One op: every step's messages start when both ends are ready.
-  void op(int p, int i, const CommOp& c, const CollectivePlan& plan) {
+  void op(int p, int i, const CommOp& c, const CollectivePlan& plan, double delay_s) {
     const auto& ranks = plan.ranks();
     const int n = plan.size();
     std::vector<double> begin(n);
     std::vector<std::uint64_t> sent(n, 0);
-    for (int pos = 0; pos < n; ++pos) begin[pos] = ready[ranks[pos]];
+    for (int pos = 0; pos < n; ++pos) {
+      begin[pos] = ready[ranks[pos]];
+      ready[ranks[pos]] += delay_s;  // launch latency, group set-up (engine.hpp: op_delay_s)
+    }
     for (int k = 0; k < plan.steps(); ++k) {
       transfers.clear();
       plan.transfers(k, -1, transfers);
@@ -70,7 +73,8 @@ struct Replay {
       res.events.push_back({w, p, -1, -1, ready[w], ready[w] + plan.compute_s[w], 0});
       ready[w] += plan.compute_s[w];
     }
-    for (int i = 0; i < int(plan.sync.size()); ++i) op(p, i, plan.sync[i], collectives[i]);
+    for (int i = 0; i < int(plan.sync.size()); ++i)
+      op(p, i, plan.sync[i], collectives[i], plan.op_delay_s.empty() ? 0.0 : plan.op_delay_s[i]);
     res.plan_end_s[p] = *std::max_element(ready.begin(), ready.end());
   }
 };

@@ -8,6 +8,7 @@
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
 #include "schedule/ist.hpp"
+#include "sim/as_run.hpp"
 #include "sim/cost.hpp"
 
 namespace resist::sim {
@@ -27,6 +28,7 @@ std::string plan_key(const RoundPlan& p) {
     put(op.ranks.data(), op.ranks.size() * sizeof(int));
     put(&op.bytes, sizeof op.bytes);
   }
+  put(p.op_delay_s.data(), p.op_delay_s.size() * sizeof(double));
   return k;
 }
 
@@ -118,7 +120,8 @@ Timeline build_timeline(const RunOptions& o, const Platform& platform, const std
 class Planner {
  public:
   Planner(const ModelSpec& spec, const Platform& platform, const RunOptions& o, const RoundSource& gen)
-      : gen_(gen), o_(o), cost_(spec, platform, gen.header().config.batch_size, o.backward_factor, o.profile) {}
+      : gen_(gen), o_(o), spec_(spec), gpus_per_node_(platform.gpus_per_node),
+        cost_(spec, platform, gen.header().config.batch_size, o.backward_factor, o.profile) {}
 
   RoundPlan plan(const Round& round) {
     const Schedule& header = gen_.header();
@@ -126,6 +129,7 @@ class Planner {
     plan.round = round.index;
     plan.local_iters = round.local_iters;
     plan.sync = round.sync;
+    apply_as_run(spec_, round, gpus_per_node_, o_.as_run, plan);  // no-op unless o.as_run.enabled
     // IST: every worker trains its subnet (IstPlan::subnet_options).
     const IstPlan* ist = gen_.ist();
     std::optional<IstPartition> part;
@@ -152,6 +156,8 @@ class Planner {
 
   const RoundSource& gen_;
   const RunOptions& o_;
+  const ModelSpec& spec_;
+  const int gpus_per_node_;
   const ComputeModel cost_;
   std::map<std::vector<std::int64_t>, ModelSpec> subnets_;
 };

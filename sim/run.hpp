@@ -25,6 +25,7 @@
 #include "schedule/profile.hpp"
 #include "schedule/schedule.hpp"
 #include "schedule/timeline.hpp"
+#include "sim/as_run.hpp"
 #include "sim/engine.hpp"
 #include "sim/platform.hpp"
 
@@ -42,6 +43,7 @@ struct RunOptions {
   int max_simulated_rounds = 256;  // 0: simulate every distinct round
   bool timeline = false;
   TraceRounds trace;  // which rounds the timeline keeps
+  AsRun as_run;       // how the implementation runs the sync ops (sim/as_run.hpp); off by default
 };
 
 struct RoundRow {
