@@ -13,7 +13,7 @@
 
 #include "experiments/study.hpp"
 #include "models/error.hpp"
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 #include "schedule/json_util.hpp"
 
 namespace fs = std::filesystem;

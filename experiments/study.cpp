@@ -21,6 +21,8 @@
 #include "schedule/timeline.hpp"
 #include "sim/run.hpp"
 #include "sim/units.hpp"
+#include "tools/comm_table.hpp"
+#include "tools/progress.hpp"
 
 namespace resist::study {
 
@@ -273,22 +275,7 @@ struct Table {
   }
 };
 
-class Progress {
- public:
-  Progress(std::string study, int total) : study_(std::move(study)), total_(total) {}
-  void step(const std::string& what) {
-    ++done_;
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-    // A line per run on a terminal; otherwise about every tenth, so logs stay short.
-    if (::isatty(2) || done_ == total_ || done_ * 10 / total_ != (done_ - 1) * 10 / total_)
-      std::fprintf(stderr, "[%s %d/%d %.1fs] %s\n", study_.c_str(), done_, total_, el, what.c_str());
-  }
-
- private:
-  std::string study_;
-  int total_, done_ = 0;
-  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
-};
+using tools::Progress;
 
 void write(const std::string& path, const std::string& text) { json_util::write_atomic(path, text, "--out"); }
 
@@ -320,19 +307,11 @@ Outcome run_table1(const Study& s, const std::string& out) {
   std::map<int, double> local;
   for (int m : s.machines)
     for (const auto& name : s.protocols) {
-      ScheduleConfig c = schedule_config(s, parse_protocol(name), m, s.local_iters.front());
-      c.rounds = s.sample_rounds + 1;  // the last round gathers the model at rank 0: not sampled
-      ScheduleGenerator gen(spec, c);
-      std::uint64_t bytes = 0, params = 0;
-      double wire = 0, busiest = 0;
-      for (int r = 0; r < s.sample_rounds; ++r) {
-        const auto a = account(spec, gen.header(), gen.round(r));
-        bytes = std::max(bytes, a.bytes_per_round);
-        for (auto p : a.params_per_worker) params = std::max(params, p);
-        wire += double(a.wire_bytes) / s.sample_rounds;
-        busiest += double(*std::max_element(a.wire_sent_per_worker.begin(), a.wire_sent_per_worker.end())) /
-                   s.sample_rounds;
-      }
+      // The last round gathers the model at rank 0: not sampled (comm_row).
+      const auto row = tools::comm_row(spec, schedule_config(s, parse_protocol(name), m, s.local_iters.front()),
+                                       s.sample_rounds);
+      const std::uint64_t bytes = row.bytes_per_round, params = row.params_per_worker;
+      const double wire = row.wire_bytes_per_round, busiest = row.wire_bytes_per_worker_max;
       if (name == "local-sgd") local[m] = double(bytes);
       char line[256];
       std::snprintf(line, sizeof line, "%s,%d,%llu,%llu,%.0f,%.0f\n", name.c_str(), m, (unsigned long long)params,

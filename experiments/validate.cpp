@@ -59,12 +59,11 @@ std::string model_flags(const Study& s) {
   return f;
 }
 
-std::string train_flags(const Study& s, const std::string& protocol, int ell, std::uint64_t seed) {
-  return " --protocol " + protocol + model_flags(s) + " --local-iters " + std::to_string(ell) + " --batch-size " +
-         std::to_string(s.batch_size) + " --min-depth " + std::to_string(s.min_depth) + " --seed " +
-         std::to_string(seed) + " --rounds " + std::to_string(s.rounds) + " --train-subset " +
-         std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) + " --threads " +
-         std::to_string(s.threads) + " --quiet";
+// resist-train's flags for a run walking `schedule_file`: everything the
+// schedule does not state (data, threads).
+std::string train_flags(const Study& s, const std::string& schedule_file) {
+  return " --schedule " + quote(schedule_file) + " --train-subset " + std::to_string(s.train_subset) +
+         " --test-subset " + std::to_string(s.test_subset) + " --threads " + std::to_string(s.threads) + " --quiet";
 }
 
 ScheduleConfig config_for(const Study& s, Protocol p, int machines, int ell, std::uint64_t seed) {
@@ -75,19 +74,22 @@ ScheduleConfig config_for(const Study& s, Protocol p, int machines, int ell, std
   return c;
 }
 
+// Writes the schedule both backends run (resist-train --schedule, the
+// simulator) and returns it.
+std::shared_ptr<const Schedule> write_schedule(const ModelSpec& spec, const ScheduleConfig& c, const std::string& path) {
+  auto s = std::make_shared<Schedule>(make_schedule(spec, c));
+  write_schedule_file(*s, path);
+  return s;
+}
+
 // Fits time = steps·a + bytes_sent/B over the all-reduce events of a measured
 // timeline (steps = 2(n-1) ring steps). Returns {a, B}.
-std::pair<double, double> fit_network(const ModelSpec& spec, const ScheduleConfig& c, const Timeline& t,
-                                      int skip_rounds) {
-  ScheduleGenerator gen(spec, c);
+std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& t, int skip_rounds) {
   double sxx = 0, sxy = 0, syy = 0, sxd = 0, syd = 0;  // x = steps, y = bytes
   int n_events = 0;
-  std::map<int, Round> rounds;
   for (const auto& e : t.events) {
-    if (e.op < 0 || e.kind != "allreduce" || e.round < skip_rounds || e.round >= gen.num_rounds()) continue;
-    auto it = rounds.find(e.round);
-    if (it == rounds.end()) it = rounds.emplace(e.round, gen.round(e.round)).first;
-    const auto& sync = it->second.sync;
+    if (e.op < 0 || e.kind != "allreduce" || e.round < skip_rounds || e.round >= int(schedule.rounds.size())) continue;
+    const auto& sync = schedule.rounds[std::size_t(e.round)].sync;
     if (e.op >= int(sync.size())) continue;
     const double x = 2.0 * (double(sync[e.op].ranks.size()) - 1), y = double(e.bytes), d = e.end_s - e.start_s;
     sxx += x * x, sxy += x * y, syy += y * y, sxd += x * d, syd += y * d;
@@ -187,22 +189,25 @@ Outcome run_validate(const Study& s, const std::string& out, const Paths& paths)
       const Protocol p = parse_protocol(name);
       const std::string tag = name + "-m" + std::to_string(m);
       // 2. Calibration run (another seed), 3. the measured run.
+      // Each run's schedule is one file, handed to resist-train and to the simulator.
       const std::string calib = out + "/runs/" + tag + "-calibration", meas = out + "/runs/" + tag + "-measured";
+      const auto calib_s = write_schedule(spec, config_for(s, p, m, ell, s.seed + 1000), calib + "-schedule.json");
+      write_schedule(spec, config_for(s, p, m, ell, s.seed), meas + "-schedule.json");
       run_command(quote(launch) + " -n " + std::to_string(m) + " -- " + quote(train) +
-                      train_flags(s, name, ell, s.seed + 1000) + " --out " + quote(calib),
+                      train_flags(s, calib + "-schedule.json") + " --out " + quote(calib),
                   calib + ".log");
       run_command(quote(launch) + " -n " + std::to_string(m) + " -- " + quote(train) +
-                      train_flags(s, name, ell, s.seed) + " --out " + quote(meas),
+                      train_flags(s, meas + "-schedule.json") + " --out " + quote(meas),
                   meas + ".log");
       const Timeline calib_t = read_timeline_file(calib + "/timeline.json");
       const Timeline meas_t = read_timeline_file(meas + "/timeline.json");
-      const auto [step_s, bw_Bps] =
-          fit_network(spec, config_for(s, p, m, ell, s.seed + 1000), calib_t, s.warmup_rounds);
+      const auto [step_s, bw_Bps] = fit_network(*calib_s, calib_t, s.warmup_rounds);
       fit_csv << name << "," << m << "," << fmt("%.9g", step_s) << "," << fmt("%.9g", bw_Bps) << "\n";
 
       // The prediction: the measured run's schedule, the profile, the fitted platform.
       sim::RunOptions o;
-      o.schedule = config_for(s, p, m, ell, s.seed);
+      o.file = std::make_shared<const Schedule>(read_schedule_file(meas + "-schedule.json"));
+      o.schedule = o.file->config;
       o.profile = profile;
       o.full = true;
       o.timeline = true;

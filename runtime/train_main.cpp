@@ -1,10 +1,11 @@
 // resist-train: one worker of a distributed training run (or a profile).
 // Rendezvous follows torchrun's environment contract; see runtime/dist.hpp.
+// The worker loop is Trainer::run() in runtime/trainer.cpp.
 #include <iostream>
 
 #include "models/error.hpp"
 #include "runtime/trainer.hpp"
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 
 int main(int argc, char** argv) {
   return resist::cli::guarded("resist-train", [&] {

@@ -58,7 +58,7 @@ RoundAccounting account(const ModelSpec& spec, const Schedule& header, const Rou
   RoundAccounting a;
   a.wire_sent_per_worker.assign(workers, 0);
   a.params_per_worker.assign(workers, 0);
-  if (header.config.protocol == Protocol::ist) {
+  if (header.holding == Holding::slices) {
     // The subnet a worker trains: its neuron slices plus the shared output bias.
     const IstPlan plan(spec, workers, header.config.seed);
     const IstPartition p = plan.partition(round.index);

@@ -12,6 +12,7 @@
 #include "models/error.hpp"
 #include "schedule/ist.hpp"
 #include "schedule/json_util.hpp"
+#include "schedule/protocol.hpp"
 #include "schedule/rng.hpp"
 
 namespace resist {
@@ -52,6 +53,16 @@ constexpr std::pair<Payload, const char*> kPayloads[] = {
     {Payload::eval, "eval"},
 };
 
+constexpr std::pair<Phase, const char*> kPhases[] = {
+    {Phase::iteration, "iteration"}, {Phase::round_end, "round-end"},
+};
+constexpr std::pair<OptimizerState, const char*> kOptimizerStates[] = {
+    {OptimizerState::automatic, "auto"}, {OptimizerState::reset, "reset"}, {OptimizerState::keep, "keep"},
+};
+constexpr std::pair<Holding, const char*> kHoldings[] = {
+    {Holding::blocks, "blocks"}, {Holding::slices, "slices"},
+};
+
 constexpr std::pair<IstSync, const char*> kIstSyncs[] = {
     {IstSync::decentralised, "decentralised"},
     {IstSync::parameter_server, "parameter-server"},
@@ -61,13 +72,9 @@ constexpr std::pair<IstSetKind, const char*> kIstSets[] = {
     {IstSetKind::trained, "trained"}, {IstSetKind::held, "held"},
 };
 
-std::vector<int> all_ranks(int n) {
-  std::vector<int> r(n);
-  for (int i = 0; i < n; ++i) r[i] = i;
-  return r;
+std::shared_ptr<ProtocolRules> rules_for(const ScheduleConfig& c) {
+  return make_protocol(c.protocol, c.workers, c.seed);
 }
-
-bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
 }  // namespace
 
@@ -76,6 +83,12 @@ const char* to_string(OpKind k) { return enum_name(k, kOps); }
 const char* to_string(Payload p) { return enum_name(p, kPayloads); }
 const char* to_string(IstSync s) { return enum_name(s, kIstSyncs); }
 const char* to_string(IstSetKind k) { return enum_name(k, kIstSets); }
+const char* to_string(Phase p) { return enum_name(p, kPhases); }
+const char* to_string(OptimizerState s) { return enum_name(s, kOptimizerStates); }
+const char* to_string(Holding h) { return enum_name(h, kHoldings); }
+OptimizerState parse_optimizer_state(const std::string& s) {
+  return parse_enum(s, kOptimizerStates, "--optimizer-state");
+}
 Protocol parse_protocol(const std::string& s) { return parse_enum(s, kProtocols, "--protocol"); }
 IstSync parse_ist_sync(const std::string& s) { return parse_enum(s, kIstSyncs, "--ist-sync"); }
 const std::vector<std::string>& protocol_names() {
@@ -88,6 +101,7 @@ const std::vector<std::string>& protocol_names() {
 }
 
 bool CommOp::involves(int rank) const { return contains(ranks, rank); }
+bool CommOp::holds_result(int rank) const { return kind == OpKind::reduce ? rank == root() : involves(rank); }
 
 int resist_blocks_per_worker(int partitionable, int workers, int min_depth) {
   const int even = (partitionable + workers - 1) / workers;
@@ -135,23 +149,17 @@ void validate(const ModelSpec& spec, const ScheduleConfig& c) {
   if (c.eval_every < 0) throw UserError("--eval-every: must be >= 0 (got " + std::to_string(c.eval_every) + ")");
   if (c.warmup_epochs < 0)
     throw UserError("--warmup-epochs: must be >= 0 (got " + std::to_string(c.warmup_epochs) + ")");
-  if (c.warmup_epochs > 0 && c.protocol != Protocol::resist)
-    throw UserError("--warmup-epochs: only with --protocol resist (got --protocol " + std::string(to_string(c.protocol)) + ")");
   if (c.workers > 1 << 20) throw UserError("--machines: at most 1048576 (got " + std::to_string(c.workers) + ")");
-  if (c.protocol == Protocol::resist) {
-    const int B = int(spec.partitionable.size());
-    if (B == 0) throw UserError("--protocol resist: model " + spec.name + " has no partitionable blocks");
-    if (c.min_depth < 1 || c.min_depth > B)
-      throw UserError("--min-depth: must be in 1.." + std::to_string(B) + " for " + spec.name + " (got " +
-                      std::to_string(c.min_depth) + ")");
-  }
-  if (c.protocol == Protocol::ist) validate_ist(spec, c.workers);
+  const auto rules = rules_for(c);
+  rules->validate(spec, c);
+  if (c.optimizer_state == OptimizerState::keep) rules->check_keep_optimizer();
 }
 
 ScheduleGenerator::ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig& config) : spec_(spec) {
   validate(spec, config);
+  rules_ = rules_for(config);
   header_.config = config;
-  if (config.protocol == Protocol::data_parallel) header_.config.local_iters = 1;
+  header_.config.local_iters = rules_->local_iters(config);
   const int S = config.workers, ell = header_.config.local_iters;
   header_.iters_per_epoch = int((config.train_size + std::int64_t(S) * config.batch_size - 1) /
                                 (std::int64_t(S) * config.batch_size));
@@ -159,22 +167,11 @@ ScheduleGenerator::ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig
                                           : std::int64_t(config.epochs) * header_.iters_per_epoch;
   num_rounds_ = int((header_.total_iters + ell - 1) / ell);
   header_.eval_scale.assign(spec.blocks.size(), 1.0);
-  if (config.protocol == Protocol::resist) {
-    header_.shared_blocks = spec.shared;
-    const int B = int(spec.partitionable.size());
-    k_ = resist_blocks_per_worker(B, S, config.min_depth);
-    // The authors' code: max(1/S, d_min/B) when a minimum depth is set.
-    const double scale = std::min(1.0, std::max(1.0 / S, double(config.min_depth) / B));
-    for (int b : spec.partitionable) header_.eval_scale[b] = scale;
-    const std::int64_t warmup_iters = std::int64_t(config.warmup_epochs) * header_.iters_per_epoch;
-    warmup_rounds_ = int(std::min<std::int64_t>(num_rounds_, (warmup_iters + ell - 1) / ell));
-  } else if (config.protocol == Protocol::ist) {
-    // No block is held whole: every worker trains a neuron slice of each.
-    ist_ = std::make_shared<const IstPlan>(spec, S, config.seed);
-  } else {
-    header_.shared_blocks = all_ranks(int(spec.blocks.size()));
-  }
+  rules_->init(spec, header_, num_rounds_);
+  warmup_rounds_ = rules_->warmup_rounds();
 }
+
+const IstPlan* ScheduleGenerator::ist() const { return rules_->ist(); }
 
 std::vector<std::vector<int>> ScheduleGenerator::holdings(int r) const {
   const int S = header_.config.workers;
@@ -183,137 +180,25 @@ std::vector<std::vector<int>> ScheduleGenerator::holdings(int r) const {
     for (int w = 0; w < S; ++w) held[w] = final_holding(spec_, header_, w);
     return held;
   }
-  if (header_.config.protocol == Protocol::ist) {
-    for (auto& h : held) h = all_ranks(int(spec_.blocks.size()));
-    return held;
-  }
-  if (header_.config.protocol != Protocol::resist) return held;
-  if (r < warmup_rounds_) {  // local-SGD warm-up: everyone trains the whole model
-    for (auto& h : held) h = spec_.partitionable;
-    return held;
-  }
-  const auto parts = resist_partition(int(spec_.partitionable.size()), S, k_, header_.config.seed, r);
-  for (int w = 0; w < S; ++w)
-    for (int pos : parts[w]) held[w].push_back(spec_.partitionable[pos]);
+  auto own = rules_->holdings(r);
+  if (!own.empty()) held = std::move(own);
   return held;
 }
 
 Round ScheduleGenerator::round(int r) const {
   assert(r >= 0 && r < num_rounds_);
   const auto& c = header_.config;
-  const int S = c.workers;
   Round round;
   round.index = r;
   round.local_iters = int(std::min<std::int64_t>(c.local_iters, header_.total_iters - std::int64_t(r) * c.local_iters));
-  round.workers.resize(S);
-  const auto ranks = all_ranks(S);
-  auto bytes_of = [&](const std::vector<int>& blocks) { return spec_.bytes(blocks); };
-
-  switch (c.protocol) {
-    case Protocol::data_parallel:
-    case Protocol::local_sgd: {
-      if (S > 1) {
-        const Payload p = c.protocol == Protocol::data_parallel ? Payload::gradients : Payload::shared;
-        round.sync.push_back({OpKind::allreduce, p, ranks, header_.shared_blocks, bytes_of(header_.shared_blocks)});
-      }
-      break;
-    }
-    case Protocol::resist: {
-      const auto now = holdings(r), next = holdings(r + 1);
-      for (int w = 0; w < S; ++w) round.workers[w].blocks = now[w];
-      if (r < warmup_rounds_) {
-        // Warm-up: average the whole model; every worker then has every block
-        // it may hold next round, so no hand-off follows.
-        std::vector<int> all = all_ranks(int(spec_.blocks.size()));
-        if (S > 1) round.sync.push_back({OpKind::allreduce, Payload::shared, ranks, all, bytes_of(all)});
-        break;
-      }
-      if (S > 1)
-        round.sync.push_back({OpKind::allreduce, Payload::shared, ranks, header_.shared_blocks,
-                              bytes_of(header_.shared_blocks)});
-      const bool eval = c.eval_every > 0 && (r + 1) % c.eval_every == 0 && r + 1 < num_rounds_;
-      std::vector<CommOp> eval_ops;
-      for (int b : spec_.partitionable) {
-        std::vector<int> holders, owners;
-        for (int w = 0; w < S; ++w) {
-          if (contains(now[w], b)) holders.push_back(w);
-          if (contains(next[w], b)) owners.push_back(w);
-        }
-        assert(!holders.empty() && !owners.empty());
-        // Average at a holder that keeps the block next round, if any, so
-        // that one fewer copy has to travel.
-        int root = holders.front();
-        for (int h : holders)
-          if (contains(owners, h)) { root = h; break; }
-        const std::vector<int> blocks = {b};
-        const std::uint64_t bytes = bytes_of(blocks);
-        if (holders.size() > 1) {
-          std::vector<int> group = {root};
-          for (int h : holders)
-            if (h != root) group.push_back(h);
-          round.sync.push_back({OpKind::reduce, Payload::partitioned, group, blocks, bytes});
-        }
-        std::vector<int> dest = {root};
-        for (int o : owners)
-          if (o != root) dest.push_back(o);
-        if (dest.size() == 2) round.sync.push_back({OpKind::send, Payload::handoff, dest, blocks, bytes});
-        if (dest.size() > 2) round.sync.push_back({OpKind::broadcast, Payload::handoff, dest, blocks, bytes});
-        if (eval && root != 0 && !contains(owners, 0))
-          eval_ops.push_back({OpKind::send, Payload::eval, {root, 0}, blocks, bytes});
-      }
-      round.sync.insert(round.sync.end(), eval_ops.begin(), eval_ops.end());
-      break;
-    }
-    case Protocol::ist: ist_round(round); break;
-  }
+  round.evaluate = r + 1 == num_rounds_ || (c.eval_every > 0 && (r + 1) % c.eval_every == 0);
+  round.reset_optimizer = c.optimizer_state == OptimizerState::reset ||
+                          (c.optimizer_state == OptimizerState::automatic && rules_->fresh_optimizer());
+  const auto now = holdings(r);
+  round.workers.resize(std::size_t(c.workers));
+  for (int w = 0; w < c.workers; ++w) round.workers[std::size_t(w)].blocks = now[std::size_t(w)];
+  rules_->sync(ProtocolContext{spec_, header_, num_rounds_}, round, holdings(r + 1));
   return round;
-}
-
-// IST synchronisation (docs/ist.md). Every op carries a piece: the elements
-// in both piece.from and piece.to; op.blocks lists the blocks it touches.
-void ScheduleGenerator::ist_round(Round& round) const {
-  const auto& c = header_.config;
-  const IstPlan& plan = *ist_;
-  const int S = c.workers, r = round.index, nblocks = int(spec_.blocks.size());
-  const bool last = r + 1 >= num_rounds_;
-  const bool eval = c.eval_every > 0 && (r + 1) % c.eval_every == 0 && !last;
-  for (int w = 0; w < S; ++w) round.workers[w].blocks = all_ranks(nblocks);
-  if (S == 1) return;
-  const IstPartition now = plan.partition(r), next = plan.partition(r + 1);
-  auto add = [&](OpKind kind, Payload payload, std::vector<int> ranks, IstPiece piece) {
-    const IstPartition& pf = piece.from.round == r + 1 ? next : now;
-    const IstPartition& pt = piece.to.round == r + 1 ? next : now;
-    CommOp op{kind, payload, std::move(ranks), {}, 0, piece};
-    for (int b = 0; b < nblocks; ++b)
-      if (const std::uint64_t n = plan.piece_numel(piece, b, pf, pt); n > 0) {
-        op.blocks.push_back(b);
-        op.bytes += 4 * n;
-      }
-    if (op.bytes > 0) round.sync.push_back(std::move(op));
-  };
-  using K = IstSetKind;
-  const IstSet all{K::all}, shared{K::shared};
-  add(OpKind::allreduce, Payload::shared, all_ranks(S), {shared, shared});
-  if (c.ist_sync == IstSync::parameter_server) {
-    // Rank 0 keeps the whole model: gather what everyone trained, then
-    // scatter next round's subnets.
-    for (int w = 1; w < S; ++w) add(OpKind::send, Payload::partitioned, {w, 0}, {{K::trained, r, w}, all});
-    if (!last)
-      for (int w = 1; w < S; ++w) add(OpKind::send, Payload::handoff, {0, w}, {all, {K::trained, r + 1, w}});
-    return;
-  }
-  // Decentralised: held(r, ·) -> held(r + 1, ·), or everything to rank 0
-  // after the last round. Phase k: worker w sends to w + k, so in each phase
-  // every worker sends one piece and receives one.
-  for (int k = 1; k < S; ++k)
-    for (int w = 0; w < S; ++w) {
-      const int to = (w + k) % S;
-      if (last && to != 0) continue;
-      add(OpKind::send, Payload::handoff, {w, to},
-          {{K::held, r, w}, last ? all : IstSet{K::held, r + 1, to}});
-    }
-  if (eval)
-    for (int w = 1; w < S; ++w) add(OpKind::send, Payload::eval, {w, 0}, {{K::held, r + 1, w}, all});
 }
 
 std::vector<int> final_holding(const ModelSpec& spec, const Schedule& header, int rank) {
@@ -332,11 +217,49 @@ Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config) {
   return s;
 }
 
+int effective_local_iters(const ScheduleConfig& config) { return rules_for(config)->local_iters(config); }
+
+std::vector<int> trained_blocks(const Schedule& header, const Round& round, int worker) {
+  std::vector<int> blocks = header.shared_blocks;
+  const auto& own = round.workers.at(std::size_t(worker)).blocks;
+  blocks.insert(blocks.end(), own.begin(), own.end());
+  return blocks;
+}
+
+RoundSource::RoundSource(const ModelSpec& spec, const ScheduleConfig& config)
+    : spec_(spec), gen_(std::make_shared<ScheduleGenerator>(spec, config)) {
+  header_ = gen_->header();
+  rounds_ = gen_->num_rounds();
+}
+
+RoundSource::RoundSource(const ModelSpec& spec, Schedule file) : spec_(spec), file_(std::move(file)) {
+  if (file_.holding == Holding::slices)
+    ist_ = std::make_shared<const IstPlan>(spec, file_.config.workers, file_.config.seed);
+  header_ = file_;
+  header_.rounds.clear();
+  rounds_ = int(file_.rounds.size());
+}
+
+const IstPlan* RoundSource::ist() const { return gen_ ? gen_->ist() : ist_.get(); }
+
+Round RoundSource::round(int r) const { return gen_ ? gen_->round(r) : file_.rounds.at(std::size_t(r)); }
+
+std::vector<int> RoundSource::held_after(int r, int rank) const {
+  std::vector<int> blocks = header_.shared_blocks;
+  const std::vector<int> own =
+      r + 1 < rounds_ ? round(r + 1).workers.at(std::size_t(rank)).blocks : final_holding(spec_, header_, rank);
+  blocks.insert(blocks.end(), own.begin(), own.end());
+  std::sort(blocks.begin(), blocks.end());
+  blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+  return blocks;
+}
+
 // ---------------------------------------------------------------- JSON
 
 namespace {
 
 using json = nlohmann::json;
+constexpr int kScheduleVersion = 2;
 
 json model_to_json(const ModelOptions& m) {
   return {{"model", m.model}, {"block", m.block},     {"base_width", m.base_width}, {"dataset", m.dataset},
@@ -372,45 +295,23 @@ IstSet set_from_json(const Reader& r, int workers) {
   return s;
 }
 
-}  // namespace
-
-nlohmann::json to_json(const Schedule& s) {
-  const auto& c = s.config;
-  json rounds = json::array();
-  for (const auto& r : s.rounds) {
-    json workers = json::array(), sync = json::array();
-    for (const auto& w : r.workers) workers.push_back(w.blocks);
-    for (const auto& op : r.sync) {
-      json o = {{"op", to_string(op.kind)}, {"payload", to_string(op.payload)}, {"ranks", op.ranks},
-                {"blocks", op.blocks}, {"bytes", op.bytes}};
-      if (op.piece) o["piece"] = {{"from", set_to_json(op.piece->from)}, {"to", set_to_json(op.piece->to)}};
-      sync.push_back(std::move(o));
-    }
-    rounds.push_back({{"index", r.index}, {"local_iters", r.local_iters}, {"workers", workers}, {"sync", sync}});
-  }
-  json config = {{"protocol", to_string(c.protocol)}, {"model", model_to_json(c.model)}, {"workers", c.workers},
-                 {"local_iters", c.local_iters}, {"min_depth", c.min_depth}, {"seed", c.seed},
-                 {"batch_size", c.batch_size}, {"epochs", c.epochs}, {"train_size", c.train_size},
-                 {"rounds", c.rounds}, {"eval_every", c.eval_every}};
-  // Written for IST only, so that other schedules stay byte-identical to version-1 files.
-  if (c.protocol == Protocol::ist) config["ist_sync"] = to_string(c.ist_sync);
-  if (c.warmup_epochs > 0) config["warmup_epochs"] = c.warmup_epochs;  // likewise
-  return {{"format", "resist-schedule"},
-          {"version", 1},
-          {"config", std::move(config)},
-          {"shared_blocks", s.shared_blocks},
-          {"eval_scale", s.eval_scale},
-          {"iters_per_epoch", s.iters_per_epoch},
-          {"total_iters", s.total_iters},
-          {"rounds", rounds}};
+json op_to_json(const CommOp& op) {
+  json o = {{"op", to_string(op.kind)}, {"payload", to_string(op.payload)}, {"phase", to_string(op.phase)},
+            {"ranks", op.ranks}, {"blocks", op.blocks}, {"bytes", op.bytes}};
+  if (op.piece) o["piece"] = {{"from", set_to_json(op.piece->from)}, {"to", set_to_json(op.piece->to)}};
+  return o;
 }
 
-Schedule schedule_from_json(const nlohmann::json& j) {
-  Reader root{j, ""};
-  json_util::expect_format(root, "resist-schedule", 1);
-  Schedule s;
-  auto& c = s.config;
-  const Reader cfg = root.at("config");
+json config_to_json(const ScheduleConfig& c) {
+  return {{"protocol", to_string(c.protocol)}, {"model", model_to_json(c.model)}, {"workers", c.workers},
+          {"local_iters", c.local_iters}, {"min_depth", c.min_depth}, {"seed", c.seed},
+          {"batch_size", c.batch_size}, {"epochs", c.epochs}, {"train_size", c.train_size},
+          {"rounds", c.rounds}, {"eval_every", c.eval_every}, {"warmup_epochs", c.warmup_epochs},
+          {"ist_sync", to_string(c.ist_sync)}, {"optimizer_state", to_string(c.optimizer_state)}};
+}
+
+ScheduleConfig config_from_json(const Reader& cfg) {
+  ScheduleConfig c;
   c.protocol = read_enum(cfg.at("protocol"), kProtocols);
   const Reader m = cfg.at("model");
   c.model.model = m.at("model").str();
@@ -429,23 +330,110 @@ Schedule schedule_from_json(const nlohmann::json& j) {
   c.train_size = cfg.at("train_size").integer(1, std::int64_t(1) << 40);
   c.rounds = int(cfg.at("rounds").integer(0, kMaxInt));
   c.eval_every = int(cfg.at("eval_every").integer(0, kMaxInt));
-  if (cfg.has("warmup_epochs")) c.warmup_epochs = int(cfg.at("warmup_epochs").integer(0, kMaxInt));
-  if (cfg.has("ist_sync")) c.ist_sync = read_enum(cfg.at("ist_sync"), kIstSyncs);
-  ModelSpec spec;
+  c.warmup_epochs = int(cfg.at("warmup_epochs").integer(0, kMaxInt));
+  c.ist_sync = read_enum(cfg.at("ist_sync"), kIstSyncs);
+  c.optimizer_state = read_enum(cfg.at("optimizer_state"), kOptimizerStates);
+  return c;
+}
+
+// One op of a round; `ist` is the IST plan when the schedule holds slices.
+CommOp op_from_json(const Reader& o, const ModelSpec& spec, const IstPlan* ist, int S) {
+  const int nblocks = int(spec.blocks.size());
+  CommOp op;
+  op.kind = read_enum(o.at("op"), kOps);
+  op.payload = read_enum(o.at("payload"), kPayloads);
+  op.phase = read_enum(o.at("phase"), kPhases);
+  op.ranks = o.at("ranks").ints(0, S - 1);
+  if (op.ranks.empty() || (op.kind == OpKind::send && op.ranks.size() != 2))
+    o.at("ranks").fail(op.kind == OpKind::send ? "a send needs exactly 2 ranks" : "must not be empty");
+  op.blocks = o.at("blocks").ints(0, nblocks - 1);
+  op.bytes = o.at("bytes").uint();
+  if (o.has("piece")) {
+    if (!ist) o.at("piece").fail("only IST schedules have pieces");
+    const Reader piece = o.at("piece");
+    op.piece = IstPiece{set_from_json(piece.at("from"), S), set_from_json(piece.at("to"), S)};
+    std::uint64_t expected = 0;
+    for (int b : op.blocks) expected += 4 * ist->piece_numel(*op.piece, b);
+    if (op.bytes != expected)
+      o.at("bytes").fail("must equal the fp32 bytes of its piece of its blocks (" + std::to_string(expected) +
+                         ", got " + std::to_string(op.bytes) + ")");
+  } else if (ist) {
+    o.fail("an IST op needs a \"piece\"");
+  } else if (op.bytes != spec.bytes(op.blocks)) {
+    o.at("bytes").fail("must equal the fp32 bytes of its blocks (" + std::to_string(spec.bytes(op.blocks)) +
+                       ", got " + std::to_string(op.bytes) + ")");
+  }
+  return op;
+}
+
+Round round_from_json(const Reader& rr, const ModelSpec& spec, const IstPlan* ist, int S) {
+  const int nblocks = int(spec.blocks.size());
+  Round r;
+  r.index = int(rr.at("index").integer(0, kMaxInt));
+  r.local_iters = int(rr.at("local_iters").integer(0, kMaxInt));
+  r.evaluate = rr.at("evaluate").boolean();
+  r.reset_optimizer = rr.at("reset_optimizer").boolean();
+  const Reader workers = rr.at("workers");
+  if (workers.size() != std::size_t(S))
+    workers.fail("must have one entry per worker (" + std::to_string(S) + ", got " + std::to_string(workers.size()) + ")");
+  for (std::size_t w = 0; w < workers.size(); ++w) r.workers.push_back({workers.at(w).ints(0, nblocks - 1)});
+  const Reader sync = rr.at("sync");
+  for (std::size_t k = 0; k < sync.size(); ++k) r.sync.push_back(op_from_json(sync.at(k), spec, ist, S));
+  return r;
+}
+
+ModelSpec model_of(const ScheduleConfig& c) {
   try {
-    spec = build_model(c.model);
+    return build_model(c.model);
   } catch (const UserError& e) {
     throw UserError("config.model: " + std::string(e.what()));
   }
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Schedule& s) {
+  json rounds = json::array();
+  for (const auto& r : s.rounds) {
+    json workers = json::array(), sync = json::array();
+    for (const auto& w : r.workers) workers.push_back(w.blocks);
+    for (const auto& op : r.sync) sync.push_back(op_to_json(op));
+    rounds.push_back({{"index", r.index}, {"local_iters", r.local_iters}, {"evaluate", r.evaluate},
+                      {"reset_optimizer", r.reset_optimizer}, {"workers", workers}, {"sync", sync}});
+  }
+  return {{"format", "resist-schedule"},
+          {"version", kScheduleVersion},
+          {"config", config_to_json(s.config)},
+          {"holding", to_string(s.holding)},
+          {"shared_blocks", s.shared_blocks},
+          {"eval_scale", s.eval_scale},
+          {"iters_per_epoch", s.iters_per_epoch},
+          {"total_iters", s.total_iters},
+          {"rounds", rounds}};
+}
+
+Schedule schedule_from_json(const nlohmann::json& j) {
+  Reader root{j, ""};
+  if (j.is_object() && j.value("format", "") == "resist-schedule" && j.contains("version") &&
+      j["version"].is_number_integer() && j["version"].get<long long>() < kScheduleVersion)
+    root.at("version").fail("this is a version-" + std::to_string(j["version"].get<long long>()) +
+                            " schedule; this build reads version " + std::to_string(kScheduleVersion) +
+                            " (regenerate it with resist-sim schedule)");
+  json_util::expect_format(root, "resist-schedule", kScheduleVersion);
+  Schedule s;
+  s.config = config_from_json(root.at("config"));
+  const auto& c = s.config;
+  const ModelSpec spec = model_of(c);
   std::unique_ptr<IstPlan> ist;
-  if (c.protocol == Protocol::ist) {
+  s.holding = read_enum(root.at("holding"), kHoldings);
+  if (s.holding == Holding::slices) {
     try {
       ist = std::make_unique<IstPlan>(spec, c.workers, c.seed);
     } catch (const UserError& e) {
       throw UserError("config: " + std::string(e.what()));
     }
   }
-  const int nblocks = int(spec.blocks.size()), S = c.workers;
+  const int nblocks = int(spec.blocks.size());
   s.shared_blocks = root.at("shared_blocks").ints(0, nblocks - 1);
   const Reader scale = root.at("eval_scale");
   if (scale.size() != std::size_t(nblocks))
@@ -454,45 +442,8 @@ Schedule schedule_from_json(const nlohmann::json& j) {
   s.iters_per_epoch = int(root.at("iters_per_epoch").integer(1, kMaxInt));
   s.total_iters = root.at("total_iters").integer(0, std::int64_t(1) << 50);
   const Reader rounds = root.at("rounds");
-  for (std::size_t i = 0; i < rounds.size(); ++i) {
-    const Reader rr = rounds.at(i);
-    Round r;
-    r.index = int(rr.at("index").integer(0, kMaxInt));
-    r.local_iters = int(rr.at("local_iters").integer(0, kMaxInt));
-    const Reader workers = rr.at("workers");
-    if (workers.size() != std::size_t(S))
-      workers.fail("must have one entry per worker (" + std::to_string(S) + ", got " + std::to_string(workers.size()) + ")");
-    for (std::size_t w = 0; w < workers.size(); ++w) r.workers.push_back({workers.at(w).ints(0, nblocks - 1)});
-    const Reader sync = rr.at("sync");
-    for (std::size_t k = 0; k < sync.size(); ++k) {
-      const Reader o = sync.at(k);
-      CommOp op;
-      op.kind = read_enum(o.at("op"), kOps);
-      op.payload = read_enum(o.at("payload"), kPayloads);
-      op.ranks = o.at("ranks").ints(0, S - 1);
-      if (op.ranks.empty() || (op.kind == OpKind::send && op.ranks.size() != 2))
-        o.at("ranks").fail(op.kind == OpKind::send ? "a send needs exactly 2 ranks" : "must not be empty");
-      op.blocks = o.at("blocks").ints(0, nblocks - 1);
-      op.bytes = o.at("bytes").uint();
-      if (o.has("piece")) {
-        if (!ist) o.at("piece").fail("only IST schedules have pieces");
-        const Reader piece = o.at("piece");
-        op.piece = IstPiece{set_from_json(piece.at("from"), S), set_from_json(piece.at("to"), S)};
-        std::uint64_t expected = 0;
-        for (int b : op.blocks) expected += 4 * ist->piece_numel(*op.piece, b);
-        if (op.bytes != expected)
-          o.at("bytes").fail("must equal the fp32 bytes of its piece of its blocks (" + std::to_string(expected) +
-                             ", got " + std::to_string(op.bytes) + ")");
-      } else if (ist) {
-        o.fail("an IST op needs a \"piece\"");
-      } else if (op.bytes != spec.bytes(op.blocks)) {
-        o.at("bytes").fail("must equal the fp32 bytes of its blocks (" + std::to_string(spec.bytes(op.blocks)) +
-                           ", got " + std::to_string(op.bytes) + ")");
-      }
-      r.sync.push_back(std::move(op));
-    }
-    s.rounds.push_back(std::move(r));
-  }
+  for (std::size_t i = 0; i < rounds.size(); ++i)
+    s.rounds.push_back(round_from_json(rounds.at(i), spec, ist.get(), c.workers));
   return s;
 }
 

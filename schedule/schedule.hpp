@@ -6,7 +6,14 @@
 // an ordered list of communication operations. Both backends (sim/, runtime/)
 // walk the same list in the same order; every rank takes part in the ops whose
 // `ranks` contain it and skips the others. Nothing a backend does is decided
-// outside this file's generators.
+// outside this file's generator and the protocol rules in schedule/protocols/
+// (one file per protocol; schedule/protocol.hpp is their interface).
+//
+// A backend reads only these structures: which blocks each worker trains
+// (trained_blocks), whether a round evaluates (Round::evaluate), whether the
+// optimizer starts afresh (Round::reset_optimizer), when an op runs
+// (CommOp::phase), who holds its result (CommOp::holds_result) and what each
+// worker keeps for the next round (RoundSource::held_after).
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -21,6 +28,7 @@
 namespace resist {
 
 class IstPlan;
+class ProtocolRules;
 
 enum class Protocol { data_parallel, local_sgd, resist, ist };
 const char* to_string(Protocol p);
@@ -62,6 +70,12 @@ struct IstPiece {
   bool operator==(const IstPiece&) const = default;
 };
 
+// When an op runs: after every local iteration's backward pass, on the
+// gradients, before the optimizer step (data-parallel), or once at the end of
+// the round on the parameters.
+enum class Phase { iteration, round_end };
+const char* to_string(Phase p);
+
 struct CommOp {
   OpKind kind = OpKind::allreduce;
   Payload payload = Payload::shared;
@@ -72,6 +86,7 @@ struct CommOp {
   // in `blocks`, each of its parameters in spec order, the parameter's piece
   // elements in ascending flat (row-major) index; see ist_piece_indices().
   std::optional<IstPiece> piece;
+  Phase phase = Phase::round_end;
 
   CommOp() = default;
   CommOp(OpKind k, Payload p, std::vector<int> r, std::vector<int> b, std::uint64_t m,
@@ -79,6 +94,10 @@ struct CommOp {
       : kind(k), payload(p), ranks(std::move(r)), blocks(std::move(b)), bytes(m), piece(std::move(pc)) {}
   int root() const { return ranks.front(); }
   bool involves(int rank) const;
+  // Whether `rank` holds the op's result afterwards: every participant of an
+  // all-reduce, broadcast or send (the source keeps what it sent), only the
+  // root of a reduce.
+  bool holds_result(int rank) const;
 };
 
 struct WorkerRound {
@@ -93,6 +112,8 @@ struct Round {
   int local_iters = 0;  // iterations every worker runs before the sync
   std::vector<WorkerRound> workers;
   std::vector<CommOp> sync;
+  bool evaluate = false;         // rank 0 evaluates the model after the sync (always after the last round)
+  bool reset_optimizer = false;  // every worker starts the round with a fresh optimizer
 };
 
 // IST synchronisation: decentralised exchange of disjoint pieces (with home
@@ -100,6 +121,17 @@ struct Round {
 enum class IstSync { decentralised, parameter_server };
 const char* to_string(IstSync s);
 IstSync parse_ist_sync(const std::string& s);  // throws UserError
+
+// Optimizer state across rounds: the protocol's choice (automatic: ResIST
+// and IST re-create it every round, the others keep it), or forced.
+enum class OptimizerState { automatic, reset, keep };
+const char* to_string(OptimizerState s);
+OptimizerState parse_optimizer_state(const std::string& s);  // throws UserError
+
+// What a worker stores between rounds: whole blocks (every ResNet protocol)
+// or neuron slices of every block (IST, schedule/ist.hpp).
+enum class Holding { blocks, slices };
+const char* to_string(Holding h);
 
 struct ScheduleConfig {
   Protocol protocol = Protocol::resist;
@@ -115,6 +147,7 @@ struct ScheduleConfig {
   int eval_every = 0;       // > 0: gather the full model at rank 0 every this many rounds
   int warmup_epochs = 0;    // ResIST: local-SGD rounds (every worker trains the whole model) first
   IstSync ist_sync = IstSync::decentralised;  // IST only
+  OptimizerState optimizer_state = OptimizerState::automatic;
 };
 
 struct Schedule {
@@ -123,6 +156,7 @@ struct Schedule {
   std::vector<double> eval_scale;  // per spec block: residual-branch scale at inference
   int iters_per_epoch = 0;         // per worker: ceil(train_size / (workers * batch))
   std::int64_t total_iters = 0;    // per worker, over the whole run
+  Holding holding = Holding::blocks;
   std::vector<Round> rounds;
 };
 
@@ -145,19 +179,48 @@ class ScheduleGenerator {
   const Schedule& header() const { return header_; }  // everything but rounds
   const ModelSpec& spec() const { return spec_; }
   // IST: the neuron partitions and pieces (schedule/ist.hpp); null otherwise.
-  const IstPlan* ist() const { return ist_.get(); }
+  const IstPlan* ist() const;
 
  private:
   ModelSpec spec_;
-  std::shared_ptr<const IstPlan> ist_;
+  std::shared_ptr<ProtocolRules> rules_;
   Schedule header_;
   int num_rounds_ = 0;
-  int k_ = 0;  // ResIST: partitionable blocks per sub-ResNet
   int warmup_rounds_ = 0;
-  void ist_round(Round& round) const;
 };
 
+// A schedule either generated round by round or read from a file: what both
+// backends walk.
+class RoundSource {
+ public:
+  RoundSource(const ModelSpec& spec, const ScheduleConfig& config);
+  RoundSource(const ModelSpec& spec, Schedule file);
+  const Schedule& header() const { return header_; }
+  int num_rounds() const { return rounds_; }
+  Round round(int r) const;
+  // The blocks `rank` keeps once round r's sync is done: the shared blocks
+  // plus what it trains in round r + 1; after the last round, rank 0 holds
+  // the whole model and the others the shared blocks.
+  std::vector<int> held_after(int r, int rank) const;
+  // When workers hold neuron slices (IST): the partitions; null otherwise.
+  const IstPlan* ist() const;
+
+ private:
+  ModelSpec spec_;
+  std::shared_ptr<ScheduleGenerator> gen_;
+  std::shared_ptr<const IstPlan> ist_;  // a file's IST plan
+  Schedule file_, header_;
+  int rounds_ = 0;
+};
+
+// The blocks `worker` trains in `round`: the schedule's shared blocks, then
+// its own (Round::workers), in that order.
+std::vector<int> trained_blocks(const Schedule& header, const Round& round, int worker);
+
 Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config);
+
+// The local iterations per round a config actually runs (data-parallel: 1).
+int effective_local_iters(const ScheduleConfig& config);
 
 // After the last round the final model is assembled at rank 0: rank 0 holds
 // every block that is not shared, the other ranks nothing besides the shared
@@ -173,7 +236,9 @@ int resist_blocks_per_worker(int partitionable, int workers, int min_depth);
 std::vector<std::vector<int>> resist_partition(int partitionable, int workers, int k,
                                                std::uint64_t seed, int round);
 
-// Serialisation: {"format": "resist-schedule", "version": 1, ...}.
+// Serialisation: {"format": "resist-schedule", "version": 2, ...}. Version-1
+// files (before rounds stated evaluate/reset_optimizer and ops their phase)
+// are rejected with a message saying to regenerate them.
 nlohmann::json to_json(const Schedule& s);
 Schedule schedule_from_json(const nlohmann::json& j);  // throws UserError naming the JSON path
 void write_schedule_file(const Schedule& s, const std::string& path);  // atomic

@@ -6,44 +6,14 @@
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
-#include "schedule/accounting.hpp"
-#include "schedule/cli.hpp"
+#include "tools/comm_table.hpp"
+#include "tools/cli.hpp"
 #include "sim/commands.hpp"
 
 namespace resist::sim {
 
-namespace {
-
-struct CommRow {
-  Protocol protocol;
-  int machines = 0, local_iters = 0, rounds_sampled = 0;
-  std::uint64_t bytes_per_round = 0, params_per_worker = 0, params_total = 0;
-  double wire_bytes_per_round = 0;        // mean over the sampled rounds
-  std::uint64_t wire_bytes_per_round_max = 0;
-  double wire_bytes_per_worker_max = 0;   // mean over rounds of the busiest worker's sends
-};
-
-// Averages over `sample` rounds; the run has one more round so that the final
-// gather of the model at rank 0 is not among them.
-CommRow comm_row(const ModelSpec& spec, ScheduleConfig c, int sample) {
-  c.rounds = sample + 1;
-  ScheduleGenerator gen(spec, c);
-  CommRow row{c.protocol, c.workers, gen.header().config.local_iters, sample};
-  row.params_total = spec.param_count();
-  for (int r = 0; r < sample; ++r) {
-    const auto a = account(spec, gen.header(), gen.round(r));
-    row.bytes_per_round = std::max(row.bytes_per_round, a.bytes_per_round);
-    for (auto p : a.params_per_worker) row.params_per_worker = std::max(row.params_per_worker, p);
-    row.wire_bytes_per_round += double(a.wire_bytes) / sample;
-    row.wire_bytes_per_round_max = std::max(row.wire_bytes_per_round_max, a.wire_bytes);
-    std::uint64_t busiest = 0;
-    for (auto s : a.wire_sent_per_worker) busiest = std::max(busiest, s);
-    row.wire_bytes_per_worker_max += double(busiest) / sample;
-  }
-  return row;
-}
-
-}  // namespace
+using tools::CommRow;
+using tools::comm_row;
 
 int cmd_comm(int argc, char** argv) {
   ModelOptions model;

@@ -11,7 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
+#include "tools/progress.hpp"
 #include "schedule/json_util.hpp"
 #include "sim/commands.hpp"
 #include "sim/run.hpp"
@@ -93,7 +94,7 @@ json summary_json(const ModelSpec& spec, const Platform& p, const RunOptions& o,
           {"model", spec.name},
           {"protocol", to_string(c.protocol)},
           {"machines", c.workers},
-          {"local_iters", c.protocol == Protocol::data_parallel ? 1 : c.local_iters},
+          {"local_iters", effective_local_iters(c)},
           {"epochs", c.epochs},
           {"batch_size", c.batch_size},
           {"platform", p.name},
@@ -239,13 +240,11 @@ int cmd_sweep(int argc, char** argv) {
   };
   std::vector<Row> rows;
   const int total = int(bw_list.size() * protocol_list.size() * machine_list.size() * ell_list.size());
-  const bool progress = ::isatty(2);
-  const auto t0 = std::chrono::steady_clock::now();
-  int done = 0;
+  tools::Progress progress("sweep", total, true);
   for (std::size_t b = 0; b < bw_list.size(); ++b)
     for (Protocol p : protocol_list)
       for (int m : machine_list) {
-        json dp_cache;  // data-parallel does not depend on ℓ
+        std::map<int, json> by_ell;  // a protocol with a fixed ℓ (data-parallel) runs once
         for (int ell : ell_list) {
           ScheduleConfig c = base;
           c.protocol = p;
@@ -255,26 +254,19 @@ int cmd_sweep(int argc, char** argv) {
           json summary;
           std::string name = std::string(to_string(p)) + "-m" + std::to_string(m) + "-l" + std::to_string(ell) +
                              (bw_list[b].empty() ? "" : "-" + bw_list[b]);
-          if (p == Protocol::data_parallel && !dp_cache.is_null()) {
-            summary = dp_cache;
+          const int eff = effective_local_iters(c);
+          if (auto it = by_ell.find(eff); it != by_ell.end()) {
+            summary = it->second;
           } else {
             const RunResult r = simulate_run(spec, platforms[b], o);
             summary = summary_json(spec, platforms[b], o, r);
             json_util::write_atomic(out + "/runs/" + name + ".csv", rounds_csv(r));
-            if (p == Protocol::data_parallel) dp_cache = summary;
+            by_ell[eff] = summary;
           }
           rows.push_back({bw_list[b], p, m, ell, summary});
-          ++done;
-          if (progress) {
-            const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            const int width = 30, filled = width * done / total;
-            std::fprintf(stderr, "\r[%s%s] %d/%d %-28s %.1fs", std::string(filled, '#').c_str(),
-                         std::string(width - filled, ' ').c_str(), done, total, name.c_str(), el);
-            std::fflush(stderr);
-          }
+          progress.step(name);
         }
       }
-  if (progress) std::fprintf(stderr, "\n");
 
   // Speedups over data-parallel at the same machines (and bandwidth).
   std::map<std::pair<std::string, int>, double> dp;

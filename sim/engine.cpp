@@ -182,6 +182,45 @@ struct Shared {
   EngineResult result;
 };
 
+// Compute with the plan's per-iteration gradient all-reduce overlapped (like
+// PyTorch DDP): forward, then backward producing gradient buckets evenly in
+// time (last layers first); each bucket's ring all-reduce starts when its
+// gradients exist and runs alongside the rest of backward.
+void compute_overlapped(Shared* sh, int w, int p, const CommOp& op) {
+  const RoundPlan& plan = (*sh->plans)[p];
+  auto& res = sh->result;
+  const double t0 = sg4::Engine::get_clock(), compute = plan.compute_s[w];
+  const std::uint64_t elements = op.bytes / 4;
+  const int buckets = chunk_count(elements, sh->options.bucket_bytes);
+  const double bwd = compute * plan.backward_fraction[w];
+  sg4::this_actor::sleep_for(compute - bwd);
+  std::vector<sg4::ActorPtr> helpers;
+  auto sent = std::make_shared<std::uint64_t>(0);
+  double comm_start = 0;
+  for (int b = 0; b < buckets; ++b) {
+    sg4::this_actor::sleep_for(bwd / buckets);
+    if (b == 0) comm_start = sg4::Engine::get_clock();
+    const std::uint64_t count = ring_chunk(elements, buckets, b).count;
+    helpers.push_back(sg4::Actor::create("bucket", sg4::this_actor::get_host(), [&op, count, w, b, sent] {
+      *sent += ring_allreduce(op.ranks, count, w, 1 + b);
+    }));
+  }
+  res.events.push_back({w, p, -1, -1, t0, sg4::Engine::get_clock(), 0});
+  for (auto& h : helpers) h->join();
+  res.events.push_back({w, p, 0, int(op.kind), comm_start, sg4::Engine::get_clock(), *sent});
+}
+
+// Whether worker w overlaps op 0 of the plan with its backward pass: with
+// --overlap, when that op is a per-iteration gradient all-reduce it takes part in.
+bool overlaps(const Shared* sh, const RoundPlan& plan, int w) {
+  if (!sh->options.overlap || plan.sync.empty()) return false;
+  const CommOp& op = plan.sync[0];
+  return op.phase == Phase::iteration && op.kind == OpKind::allreduce && op.involves(w);
+}
+
+// The worker actor: a plain loop over its rounds: compute, then its part of
+// every op that names it, in the schedule's order. It never asks which
+// protocol made the rounds.
 void worker(Shared* sh, int w) {
   const auto& plans = *sh->plans;
   auto& res = sh->result;
@@ -191,44 +230,21 @@ void worker(Shared* sh, int w) {
       sh->barrier->wait();
       if (w == 0) res.plan_start_s[p] = sg4::Engine::get_clock();
     }
-    const double t0 = sg4::Engine::get_clock();
-    const double compute = plan.compute_s[w];
-    const bool overlap = sh->options.overlap && plan.sync.size() == 1 && plan.sync[0].payload == Payload::gradients &&
-                         plan.sync[0].kind == OpKind::allreduce && plan.sync[0].involves(w);
-    if (overlap) {
-      // Forward, then backward producing gradient buckets evenly in time
-      // (last layers first); each bucket's ring all-reduce starts when its
-      // gradients exist and runs alongside the rest of backward.
-      const CommOp& op = plan.sync[0];
-      const std::uint64_t elements = op.bytes / 4;
-      const int buckets = chunk_count(elements, sh->options.bucket_bytes);
-      const double bwd = compute * plan.backward_fraction[w];
-      sg4::this_actor::sleep_for(compute - bwd);
-      std::vector<sg4::ActorPtr> helpers;
-      auto sent = std::make_shared<std::uint64_t>(0);
-      double comm_start = 0;
-      for (int b = 0; b < buckets; ++b) {
-        sg4::this_actor::sleep_for(bwd / buckets);
-        if (b == 0) comm_start = sg4::Engine::get_clock();
-        const std::uint64_t count = ring_chunk(elements, buckets, b).count;
-        helpers.push_back(sg4::Actor::create("bucket", sg4::this_actor::get_host(), [&op, count, w, b, sent] {
-          *sent += ring_allreduce(op.ranks, count, w, 1 + b);
-        }));
-      }
-      const double t1 = sg4::Engine::get_clock();
-      res.events.push_back({w, p, -1, -1, t0, t1, 0});
-      for (auto& h : helpers) h->join();
-      res.events.push_back({w, p, 0, int(op.kind), comm_start, sg4::Engine::get_clock(), *sent});
+    int first_op = 0;
+    if (overlaps(sh, plan, w)) {
+      compute_overlapped(sh, w, p, plan.sync[0]);
+      first_op = 1;
     } else {
-      sg4::this_actor::sleep_for(compute);
+      const double t0 = sg4::Engine::get_clock();
+      sg4::this_actor::sleep_for(plan.compute_s[w]);
       res.events.push_back({w, p, -1, -1, t0, sg4::Engine::get_clock(), 0});
-      for (int i = 0; i < int(plan.sync.size()); ++i) {
-        const CommOp& op = plan.sync[i];
-        if (!op.involves(w)) continue;
-        const double s = sg4::Engine::get_clock();
-        const std::uint64_t sent = run_op(op, w, sh->options, 0);
-        res.events.push_back({w, p, i, int(op.kind), s, sg4::Engine::get_clock(), sent});
-      }
+    }
+    for (int i = first_op; i < int(plan.sync.size()); ++i) {
+      const CommOp& op = plan.sync[i];
+      if (!op.involves(w)) continue;
+      const double s = sg4::Engine::get_clock();
+      const std::uint64_t sent = run_op(op, w, sh->options, 0);
+      res.events.push_back({w, p, i, int(op.kind), s, sg4::Engine::get_clock(), sent});
     }
     res.plan_end_s[p] = std::max(res.plan_end_s[p], sg4::Engine::get_clock());
   }

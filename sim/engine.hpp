@@ -34,8 +34,9 @@ struct RoundPlan {
 
 struct EngineOptions {
   std::uint64_t chunk_bytes = 4u << 20;     // broadcast / reduce pipelining
-  // Data-parallel only: start the gradient all-reduce in buckets during
-  // backward (like PyTorch DDP) instead of after it.
+  // Ops of Phase::iteration (per-iteration gradient all-reduce, e.g.
+  // data-parallel): start them in buckets during backward (like PyTorch DDP)
+  // instead of after it.
   bool overlap = false;
   std::uint64_t bucket_bytes = 25u << 20;
   // true: all workers wait for each other before every plan, so each plan's

@@ -1,9 +1,13 @@
 // resist-sim: predicts what distributed training of a residual network costs.
+// The subcommands are in cmd_comm.cpp (comm, schedule) and cmd_run.cpp (run,
+// sweep, collective). A simulated run: sim/run.cpp turns the schedule's
+// rounds into plans; the worker loop each simulated GPU runs is worker() in
+// sim/engine.cpp.
 #include <cstring>
 #include <iostream>
 #include <string>
 
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 #include "sim/commands.hpp"
 
 namespace {

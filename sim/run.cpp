@@ -61,129 +61,123 @@ std::vector<PlanStats> plan_stats(const EngineResult& r, int nplans) {
 
 const char* kind_name(int kind) { return kind < 0 ? "compute" : to_string(OpKind(kind)); }
 
-}  // namespace
+// Each round's plan: the per-worker compute time of the blocks it trains
+// (IST: of its subnet) and the round's sync ops.
+class Planner {
+ public:
+  Planner(const ModelSpec& spec, const Platform& platform, const RunOptions& o, const RoundSource& gen)
+      : gen_(gen), o_(o), cost_(spec, platform, gen.header().config.batch_size, o.backward_factor, o.profile) {}
 
-RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& o) {
-  ScheduleGenerator gen(spec, o.schedule);
-  const Schedule& header = gen.header();
-  const int S = header.config.workers;
-  check_ranks(platform, S, "--machines");
-  if (o.max_simulated_rounds < 0) throw UserError("--max-simulated-rounds: must be >= 0");
-  if (o.engine.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
-  if (o.engine.bucket_bytes < 4) throw UserError("--bucket-bytes: must be >= 4");
-  const ComputeModel cost(spec, platform, header.config.batch_size, o.backward_factor, o.profile);
-
-  const int R = gen.num_rounds();
-  RunResult res;
-  res.rounds = R;
-  res.total_iters = header.total_iters;
-  res.rows.resize(R);
-
-  // IST: every worker trains its subnet (IstPlan::subnet_options). Subnets
-  // depend only on the hidden sizes |n_l(w)|, which are the same every round,
-  // so their specs are built once per distinct size vector.
-  const IstPlan* ist = gen.ist();
-  std::map<std::vector<std::int64_t>, ModelSpec> subnets;
-  auto subnet_of = [&](const IstPartition& p, int w) -> const ModelSpec* {
-    ModelOptions opt = ist->subnet_options(p, w);
-    std::vector<std::int64_t> key(opt.hidden.begin(), opt.hidden.end());
-    auto it = subnets.find(key);
-    if (it == subnets.end()) it = subnets.emplace(key, build_model(opt)).first;
-    return &it->second;
-  };
-
-  auto make_plan = [&](const Round& round) {
+  RoundPlan plan(const Round& round) {
+    const Schedule& header = gen_.header();
     RoundPlan plan;
     plan.round = round.index;
     plan.local_iters = round.local_iters;
     plan.sync = round.sync;
+    // IST: every worker trains its subnet (IstPlan::subnet_options).
+    const IstPlan* ist = gen_.ist();
     std::optional<IstPartition> part;
     if (ist) part = ist->partition(round.index);
-    for (int w = 0; w < S; ++w) {
-      std::vector<int> blocks = header.shared_blocks;
-      blocks.insert(blocks.end(), round.workers[w].blocks.begin(), round.workers[w].blocks.end());
-      const ModelSpec* sub = part ? subnet_of(*part, w) : nullptr;
-      plan.compute_s.push_back(cost.round_s(blocks, w, round.index, round.local_iters, sub));
-      plan.backward_fraction.push_back(o.engine.overlap ? cost.backward_fraction(blocks, w, sub) : 0.0);
+    for (int w = 0; w < header.config.workers; ++w) {
+      const std::vector<int> blocks = trained_blocks(header, round, w);
+      const ModelSpec* sub = part ? subnet_of(*ist, *part, w) : nullptr;
+      plan.compute_s.push_back(cost_.round_s(blocks, w, round.index, round.local_iters, sub));
+      plan.backward_fraction.push_back(o_.engine.overlap ? cost_.backward_fraction(blocks, w, sub) : 0.0);
     }
     return plan;
-  };
+  }
 
-  // Which plan each round uses.
+ private:
+  // Subnets depend only on the hidden sizes |n_l(w)|, which are the same
+  // every round, so their specs are built once per distinct size vector.
+  const ModelSpec* subnet_of(const IstPlan& ist, const IstPartition& p, int w) {
+    ModelOptions opt = ist.subnet_options(p, w);
+    std::vector<std::int64_t> key(opt.hidden.begin(), opt.hidden.end());
+    auto it = subnets_.find(key);
+    if (it == subnets_.end()) it = subnets_.emplace(key, build_model(opt)).first;
+    return &it->second;
+  }
+
+  const RoundSource& gen_;
+  const RunOptions& o_;
+  const ComputeModel cost_;
+  std::map<std::vector<std::int64_t>, ModelSpec> subnets_;
+};
+
+// The distinct plans (every round's, with options.full) and which one each round uses.
+struct Plans {
   std::vector<RoundPlan> plans;
-  std::vector<int> plan_of(R);
-  std::vector<double> round_compute(R);
+  std::vector<int> plan_of;
+  std::vector<double> round_compute;  // per round: the slowest worker's compute
+};
+
+Plans make_plans(const ModelSpec& spec, const Platform& platform, const RunOptions& o, const RoundSource& gen,
+                 RunResult& res) {
+  Planner planner(spec, platform, o, gen);
+  const int R = gen.num_rounds();
+  Plans p;
+  p.plan_of.resize(R);
+  p.round_compute.resize(R);
   std::unordered_map<std::string, int> index;
   for (int r = 0; r < R; ++r) {
     const Round round = gen.round(r);
-    const auto acc = account(spec, header, round);
+    const auto acc = account(spec, gen.header(), round);
     res.rows[r].round = r;
     res.rows[r].local_iters = round.local_iters;
     res.rows[r].bytes_per_round = acc.bytes_per_round;
     res.rows[r].wire_bytes = acc.wire_bytes + acc.eval_wire_bytes;
     res.bytes_per_round = std::max(res.bytes_per_round, acc.bytes_per_round);
-    RoundPlan plan = make_plan(round);
-    round_compute[r] = *std::max_element(plan.compute_s.begin(), plan.compute_s.end());
+    RoundPlan plan = planner.plan(round);
+    p.round_compute[r] = *std::max_element(plan.compute_s.begin(), plan.compute_s.end());
     if (o.full) {
-      plan_of[r] = r;
-      plans.push_back(std::move(plan));
+      p.plan_of[r] = r;
+      p.plans.push_back(std::move(plan));
       continue;
     }
-    auto [it, fresh] = index.try_emplace(plan_key(plan), int(plans.size()));
-    if (fresh) plans.push_back(std::move(plan));
-    plan_of[r] = it->second;
+    auto [it, fresh] = index.try_emplace(plan_key(plan), int(p.plans.size()));
+    if (fresh) p.plans.push_back(std::move(plan));
+    p.plan_of[r] = it->second;
   }
-  res.distinct_rounds = int(plans.size());
+  return p;
+}
 
-  // Which plans to simulate: all, or an evenly spaced sample.
-  std::vector<int> chosen(plans.size());
-  for (std::size_t i = 0; i < plans.size(); ++i) chosen[i] = int(i);
-  if (!o.full && o.max_simulated_rounds > 0 && int(plans.size()) > o.max_simulated_rounds) {
+// Which plans to simulate: all, or an evenly spaced sample.
+std::vector<int> choose_plans(std::size_t n, const RunOptions& o) {
+  std::vector<int> chosen(n);
+  for (std::size_t i = 0; i < n; ++i) chosen[i] = int(i);
+  if (!o.full && o.max_simulated_rounds > 0 && int(n) > o.max_simulated_rounds) {
     chosen.clear();
     const int k = o.max_simulated_rounds;
-    for (int i = 0; i < k; ++i) chosen.push_back(int(std::llround(double(i) * (plans.size() - 1) / (k - 1 > 0 ? k - 1 : 1))));
+    for (int i = 0; i < k; ++i) chosen.push_back(int(std::llround(double(i) * (n - 1) / (k - 1 > 0 ? k - 1 : 1))));
     chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
   }
-  std::vector<RoundPlan> to_run;
-  std::vector<int> run_slot(plans.size(), -1);
-  for (int c : chosen) {
-    run_slot[c] = int(to_run.size());
-    to_run.push_back(plans[c]);
-  }
-  res.simulated_rounds = int(to_run.size());
+  return chosen;
+}
 
-  EngineOptions eo = o.engine;
-  eo.barrier = !o.full;
-  const EngineResult er = run_engine(platform, S, to_run, eo);
-  const auto stats = plan_stats(er, int(to_run.size()));
-
+// Every round's row from its simulated plan, or estimated from the sample.
+void fill_rows(const RunOptions& o, const Plans& p, const std::vector<int>& run_slot, const EngineResult& er,
+               const std::vector<PlanStats>& stats, RunResult& res) {
   // Estimates for plans outside the sample: mean exposed and busy communication.
   double mean_exposed = 0, mean_comm = 0;
   for (std::size_t i = 0; i < stats.size(); ++i) {
     mean_exposed += std::max(0.0, stats[i].duration_s - stats[i].compute_s) / stats.size();
     mean_comm += stats[i].communication_s / stats.size();
   }
-
   double clock = 0;
-  for (int r = 0; r < R; ++r) {
+  for (int r = 0; r < int(res.rows.size()); ++r) {
     RoundRow& row = res.rows[r];
-    const int slot = run_slot[plan_of[r]];
+    const int slot = run_slot[p.plan_of[r]];
     row.start_s = clock;
-    if (o.full) {
-      const double end = er.plan_end_s[r];
-      row.duration_s = end - clock;
-      row.compute_s = stats[r].compute_s;
-      row.communication_s = stats[r].communication_s;
-      row.wire_bytes = stats[r].bytes;
-    } else if (slot >= 0) {
-      row.duration_s = stats[slot].duration_s;
-      row.compute_s = stats[slot].compute_s;
-      row.communication_s = stats[slot].communication_s;
-      row.wire_bytes = stats[slot].bytes;
+    if (o.full || slot >= 0) {
+      const int i = o.full ? r : slot;
+      row.duration_s = o.full ? er.plan_end_s[r] - clock : stats[i].duration_s;
+      row.compute_s = stats[i].compute_s;
+      row.communication_s = stats[i].communication_s;
+      row.wire_bytes = stats[i].bytes;
     } else {
       row.simulated = false;
-      row.compute_s = round_compute[r];
-      row.duration_s = round_compute[r] + mean_exposed;
+      row.compute_s = p.round_compute[r];
+      row.duration_s = p.round_compute[r] + mean_exposed;
       row.communication_s = mean_comm;
     }
     row.exposed_communication_s = std::max(0.0, row.duration_s - row.compute_s);
@@ -194,33 +188,67 @@ RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const Ru
     res.wire_bytes_total += row.wire_bytes;
   }
   res.wall_clock_s = o.full ? er.end_s : clock;
+}
 
-  if (o.timeline) {
-    res.timeline.source = "sim";
-    res.timeline.workers = S;
-    if (o.full) {
-      for (const auto& e : er.events)
-        res.timeline.events.push_back({e.worker, e.plan, kind_name(e.kind), e.op, e.start_s, e.end_s, e.bytes,
-                                       e.op < 0 ? to_run[e.plan].local_iters : 0});
-    } else {
-      std::vector<std::vector<const EngineEvent*>> by_slot(to_run.size());
-      for (const auto& e : er.events) by_slot[e.plan].push_back(&e);
-      for (int r = 0; r < R; ++r) {
-        const int slot = run_slot[plan_of[r]];
-        if (slot < 0) {
-          const auto& plan = plans[plan_of[r]];
-          for (int w = 0; w < S; ++w)
-            res.timeline.events.push_back({w, r, "compute", -1, res.rows[r].start_s,
-                                           res.rows[r].start_s + plan.compute_s[w], 0, plan.local_iters});
-          continue;
-        }
-        const double shift = res.rows[r].start_s - er.plan_start_s[slot];
-        for (const EngineEvent* e : by_slot[slot])
-          res.timeline.events.push_back({e->worker, r, kind_name(e->kind), e->op, e->start_s + shift,
-                                         e->end_s + shift, e->bytes, e->op < 0 ? res.rows[r].local_iters : 0});
-      }
-    }
+// The run's timeline: simulated events, shifted to each round's start on the
+// fast path; compute spans alone for rounds outside the sample.
+void fill_timeline(const RunOptions& o, const Plans& p, const std::vector<RoundPlan>& to_run,
+                   const std::vector<int>& run_slot, const EngineResult& er, int S, RunResult& res) {
+  res.timeline.source = "sim";
+  res.timeline.workers = S;
+  if (o.full) {
+    for (const auto& e : er.events)
+      res.timeline.events.push_back({e.worker, e.plan, kind_name(e.kind), e.op, e.start_s, e.end_s, e.bytes,
+                                     e.op < 0 ? to_run[e.plan].local_iters : 0});
+    return;
   }
+  std::vector<std::vector<const EngineEvent*>> by_slot(to_run.size());
+  for (const auto& e : er.events) by_slot[e.plan].push_back(&e);
+  for (int r = 0; r < int(res.rows.size()); ++r) {
+    const int slot = run_slot[p.plan_of[r]];
+    if (slot < 0) {
+      const auto& plan = p.plans[p.plan_of[r]];
+      for (int w = 0; w < S; ++w)
+        res.timeline.events.push_back({w, r, "compute", -1, res.rows[r].start_s,
+                                       res.rows[r].start_s + plan.compute_s[w], 0, plan.local_iters});
+      continue;
+    }
+    const double shift = res.rows[r].start_s - er.plan_start_s[slot];
+    for (const EngineEvent* e : by_slot[slot])
+      res.timeline.events.push_back({e->worker, r, kind_name(e->kind), e->op, e->start_s + shift, e->end_s + shift,
+                                     e->bytes, e->op < 0 ? res.rows[r].local_iters : 0});
+  }
+}
+
+}  // namespace
+
+RunResult simulate_run(const ModelSpec& spec, const Platform& platform, const RunOptions& o) {
+  const RoundSource gen = o.file ? RoundSource(spec, *o.file) : RoundSource(spec, o.schedule);
+  const int S = gen.header().config.workers;
+  check_ranks(platform, S, "--machines");
+  if (o.max_simulated_rounds < 0) throw UserError("--max-simulated-rounds: must be >= 0");
+  if (o.engine.chunk_bytes < 4) throw UserError("--chunk-bytes: must be >= 4");
+  if (o.engine.bucket_bytes < 4) throw UserError("--bucket-bytes: must be >= 4");
+  RunResult res;
+  res.rounds = gen.num_rounds();
+  res.total_iters = gen.header().total_iters;
+  res.rows.resize(res.rounds);
+  const Plans p = make_plans(spec, platform, o, gen, res);
+  res.distinct_rounds = int(p.plans.size());
+
+  std::vector<RoundPlan> to_run;
+  std::vector<int> run_slot(p.plans.size(), -1);
+  for (int c : choose_plans(p.plans.size(), o)) {
+    run_slot[c] = int(to_run.size());
+    to_run.push_back(p.plans[c]);
+  }
+  res.simulated_rounds = int(to_run.size());
+  EngineOptions eo = o.engine;
+  eo.barrier = !o.full;
+  const EngineResult er = run_engine(platform, S, to_run, eo);
+  const auto stats = plan_stats(er, int(to_run.size()));
+  fill_rows(o, p, run_slot, er, stats, res);
+  if (o.timeline) fill_timeline(o, p, to_run, run_slot, er, S, res);
   return res;
 }
 

@@ -17,6 +17,7 @@
 // all-reduce over all ranks; otherwise it is an upper bound. `full = true`
 // simulates every round back to back without barriers (tests compare both).
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ namespace resist::sim {
 
 struct RunOptions {
   ScheduleConfig schedule;
+  // If set: simulate this schedule (e.g. read from a file) instead of
+  // generating one from `schedule`.
+  std::shared_ptr<const Schedule> file;
   double backward_factor = 2;
   std::optional<Profile> profile;
   EngineOptions engine;

@@ -41,7 +41,7 @@
 
 #include "models/error.hpp"
 #include "models/torch_model.hpp"
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/schedule.hpp"
 
@@ -265,17 +265,18 @@ int run(int argc, char** argv) {
   std::vector<int> held;
   int k = 0;
   if (o.resist_workers > 0) {
+    // Worker 0's sub-ResNet in round 0 of a ResIST schedule.
     resist::ScheduleConfig c;
+    c.protocol = resist::Protocol::resist;
     c.model = m;
     c.workers = o.resist_workers;
     c.min_depth = o.min_depth;
     c.seed = o.seed;
-    resist::validate(spec, c);
-    const int B = int(spec.partitionable.size());
-    k = resist::resist_blocks_per_worker(B, o.resist_workers, o.min_depth);
-    held = spec.shared;
-    const auto parts = resist::resist_partition(B, o.resist_workers, k, o.seed, 0);
-    for (int pos : parts.at(0)) held.push_back(spec.partitionable.at(pos));
+    c.rounds = 1;
+    const resist::ScheduleGenerator gen(spec, c);
+    const resist::Round round = gen.round(0);
+    k = int(round.workers.at(0).blocks.size());
+    held = resist::trained_blocks(gen.header(), round, 0);
     std::sort(held.begin(), held.end());
   } else {
     for (int i = 0; i < int(spec.blocks.size()); ++i) held.push_back(i);

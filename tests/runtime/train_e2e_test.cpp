@@ -268,6 +268,25 @@ TEST(RuntimeTrain, IstRejectsBadCombinationsInOneLine) {
   }
 }
 
+// Schedule files from before issue 11 (version 1) are refused in one line.
+TEST(RuntimeTrain, OldScheduleVersionIsRefusedInOneLine) {
+  TempDir dir;
+  const auto path = dir.path / "old.json";
+  resist::ScheduleConfig c;
+  c.protocol = resist::Protocol::local_sgd;
+  c.model.model = "mlp";
+  c.model.hidden = {16};
+  c.model.dataset = "fashion-mnist";
+  c.rounds = 1;
+  auto j = resist::to_json(resist::make_schedule(resist::build_model(c.model), c));
+  j["version"] = 1;
+  std::ofstream(path) << j.dump();
+  const auto r = run(train + " --quiet --schedule " + path.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("version-1 schedule"), std::string::npos) << r.err;
+}
+
 TEST(RuntimeTrain, KilledWorkerStopsTheRunAndResumeEqualsUninterrupted) {
   TempDir whole, broken, resumed;
   const std::string args = "--protocol resist --min-depth 1 --train-subset 512 --test-subset 128 --local-iters 2 "

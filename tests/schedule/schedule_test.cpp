@@ -211,8 +211,19 @@ TEST(Schedule, EvalGatherSendsMissingBlocksToRankZero) {
 TEST(Schedule, BadJsonNamesThePath) {
   const auto good = to_json(make_schedule(paper_model(), resist_config(4, 4, 1, 2)));
   auto j = good;
-  j["version"] = 2;
+  j["version"] = 3;
   EXPECT_NE(resist::test::schedule_read_error(j).find("version"), std::string::npos) << resist::test::schedule_read_error(j);
+  j["version"] = 1;  // before rounds stated evaluate / reset_optimizer and ops their phase
+  EXPECT_NE(resist::test::schedule_read_error(j).find("version-1 schedule"), std::string::npos)
+      << resist::test::schedule_read_error(j);
+  j = good;
+  j["rounds"][0].erase("evaluate");
+  EXPECT_NE(resist::test::schedule_read_error(j).find("rounds[0].evaluate: missing"), std::string::npos)
+      << resist::test::schedule_read_error(j);
+  j = good;
+  j["rounds"][0]["sync"][0]["phase"] = "sometimes";
+  EXPECT_NE(resist::test::schedule_read_error(j).find("rounds[0].sync[0].phase"), std::string::npos)
+      << resist::test::schedule_read_error(j);
   j = good;
   j["format"] = "something";
   EXPECT_NE(resist::test::schedule_read_error(j).find("format"), std::string::npos);
@@ -273,4 +284,69 @@ TEST(ResistSchedule, WarmupRoundsAreLocalSgd) {
   EXPECT_EQ(to_json(schedule_from_json(j)), j);
   c.protocol = Protocol::local_sgd;
   EXPECT_THROW(ScheduleGenerator(spec, c), UserError);
+}
+
+// Issue 11: the round states every decision a backend needs.
+TEST(Schedule, RoundsStateEvaluationOptimizerAndPhase) {
+  const auto spec = paper_model();
+  for (Protocol p : {Protocol::data_parallel, Protocol::local_sgd, Protocol::resist}) {
+    auto c = resist_config(4, 4, 1, 0);
+    c.protocol = p;
+    c.rounds = 7;
+    c.eval_every = 3;
+    const ScheduleGenerator gen(spec, c);
+    for (int r = 0; r < gen.num_rounds(); ++r) {
+      const Round round = gen.round(r);
+      EXPECT_EQ(round.evaluate, r == 2 || r == 5 || r == 6) << to_string(p) << " round " << r;
+      EXPECT_EQ(round.reset_optimizer, p == Protocol::resist) << to_string(p);
+      for (const auto& op : round.sync)
+        EXPECT_EQ(op.phase, p == Protocol::data_parallel ? Phase::iteration : Phase::round_end) << to_string(p);
+    }
+    c.optimizer_state = OptimizerState::reset;
+    EXPECT_TRUE(ScheduleGenerator(spec, c).round(0).reset_optimizer);
+    c.optimizer_state = OptimizerState::keep;
+    if (p == Protocol::resist)
+      EXPECT_THROW(ScheduleGenerator(spec, c), UserError);
+    else
+      EXPECT_FALSE(ScheduleGenerator(spec, c).round(0).reset_optimizer);
+  }
+}
+
+TEST(Schedule, WhoHoldsAnOpsResult) {
+  const CommOp reduce{OpKind::reduce, Payload::partitioned, {2, 0, 1}, {3}, 4};
+  EXPECT_TRUE(reduce.holds_result(2));
+  EXPECT_FALSE(reduce.holds_result(0));
+  EXPECT_FALSE(reduce.holds_result(3));
+  const CommOp send{OpKind::send, Payload::handoff, {1, 3}, {3}, 4};
+  EXPECT_TRUE(send.holds_result(1));
+  EXPECT_TRUE(send.holds_result(3));
+  EXPECT_FALSE(send.holds_result(0));
+  const CommOp all{OpKind::allreduce, Payload::shared, {0, 1}, {3}, 4};
+  EXPECT_TRUE(all.holds_result(0) && all.holds_result(1));
+}
+
+// trained_blocks and RoundSource::held_after: the one place "shared + this
+// worker's blocks" is computed, for both backends.
+TEST(Schedule, TrainedAndHeldBlocks) {
+  const auto spec = paper_model();
+  const auto c = resist_config(4, 4, 1, 0);
+  const RoundSource src(spec, c);
+  const Round r0 = src.round(0), r1 = src.round(1);
+  for (int w = 0; w < 4; ++w) {
+    auto trained = trained_blocks(src.header(), r0, w);
+    EXPECT_EQ(trained.size(), spec.shared.size() + r0.workers[w].blocks.size());
+    auto next = trained_blocks(src.header(), r1, w);
+    std::sort(next.begin(), next.end());
+    EXPECT_EQ(src.held_after(0, w), next);
+  }
+  // After the last round rank 0 holds the whole model.
+  EXPECT_EQ(src.held_after(src.num_rounds() - 1, 0).size(), spec.blocks.size());
+  EXPECT_EQ(src.held_after(src.num_rounds() - 1, 1), spec.shared);
+  // A schedule read back walks the same rounds.
+  const RoundSource file(spec, schedule_from_json(to_json(make_schedule(spec, c))));
+  EXPECT_EQ(to_json(make_schedule(spec, c)), [&] {
+    Schedule s = file.header();
+    for (int r = 0; r < file.num_rounds(); ++r) s.rounds.push_back(file.round(r));
+    return to_json(s);
+  }());
 }

@@ -1,4 +1,4 @@
-#include "schedule/cli.hpp"
+#include "tools/cli.hpp"
 
 #include <iostream>
 #include <sstream>

@@ -1,0 +1,27 @@
+// Local SGD: every worker trains the whole model for ℓ local iterations on its
+// shard; then the parameters are averaged with one all-reduce.
+#include "schedule/protocol.hpp"
+
+namespace resist {
+
+namespace {
+
+class LocalSgd : public ProtocolRules {
+ public:
+  void validate(const ModelSpec&, const ScheduleConfig& c) const override { reject_warmup(c); }
+  void init(const ModelSpec& spec, Schedule& header, int) override {
+    header.shared_blocks = all_indices(int(spec.blocks.size()));
+  }
+  void sync(const ProtocolContext& ctx, Round& round, const std::vector<std::vector<int>>&) const override {
+    const int S = ctx.header.config.workers;
+    if (S < 2) return;
+    const auto& blocks = ctx.header.shared_blocks;
+    round.sync.push_back({OpKind::allreduce, Payload::shared, all_indices(S), blocks, ctx.spec.bytes(blocks)});
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ProtocolRules> make_local_sgd(int, std::uint64_t) { return std::make_unique<LocalSgd>(); }
+
+}  // namespace resist

@@ -1,0 +1,46 @@
+// The registry of protocols: one line per protocol file in this folder.
+#include <algorithm>
+
+#include "models/error.hpp"
+#include "schedule/protocol.hpp"
+
+namespace resist {
+
+std::unique_ptr<ProtocolRules> make_data_parallel(int workers, std::uint64_t seed);
+std::unique_ptr<ProtocolRules> make_local_sgd(int workers, std::uint64_t seed);
+std::unique_ptr<ProtocolRules> make_resist(int workers, std::uint64_t seed);
+std::unique_ptr<ProtocolRules> make_ist(int workers, std::uint64_t seed);
+
+namespace {
+using Factory = std::unique_ptr<ProtocolRules> (*)(int, std::uint64_t);
+constexpr std::pair<Protocol, Factory> kRegistry[] = {
+    {Protocol::data_parallel, make_data_parallel},
+    {Protocol::local_sgd, make_local_sgd},
+    {Protocol::resist, make_resist},
+    {Protocol::ist, make_ist},
+};
+}  // namespace
+
+std::unique_ptr<ProtocolRules> make_protocol(Protocol p, int workers, std::uint64_t seed) {
+  for (const auto& [protocol, factory] : kRegistry)
+    if (protocol == p) return factory(workers, seed);
+  return nullptr;
+}
+
+std::vector<std::vector<int>> ProtocolRules::holdings(int) const { return {}; }
+
+void reject_warmup(const ScheduleConfig& c) {
+  if (c.warmup_epochs > 0)
+    throw UserError("--warmup-epochs: only with --protocol resist (got --protocol " + std::string(to_string(c.protocol)) +
+                    ")");
+}
+
+std::vector<int> all_indices(int n) {
+  std::vector<int> r(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) r[std::size_t(i)] = i;
+  return r;
+}
+
+bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+}  // namespace resist
