@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "models/error.hpp"
+#include "schedule/accounting.hpp"
 #include "schedule/layer_parallel.hpp"
+#include "schedule/schedule.hpp"
 #include "tests/support/models.hpp"
 
 using namespace resist;
@@ -150,4 +154,137 @@ TEST(LayerParallelBound, RhoFromPerBlockCosts) {
   // No speedup when the overheads exceed the network's own time.
   const auto slow = layer_parallel_times({1, 1}, {0, 3}, 0.0, 0.0);
   EXPECT_LT(layer_parallel_rho_limit(slow), 1.0);
+}
+
+// ------------------------------------------------------------ the protocol
+
+namespace {
+ScheduleConfig lp_config(int stages, int replicas) {
+  ScheduleConfig c;
+  c.protocol = Protocol::layer_parallel;
+  c.model.model = "preact-resnet18";
+  c.model.block = "basic";
+  c.model.dataset = "fashion-mnist";
+  c.model.base_width = 8;
+  c.stages = stages;
+  c.replicas = replicas;
+  c.workers = stages * replicas;
+  c.batch_size = 16;
+  c.train_size = 160;
+  c.epochs = 1;
+  c.local_iters = 3;
+  return c;
+}
+}  // namespace
+
+// One round per iteration; each worker trains its stage (and head); per
+// iteration two sends of batch × boundary tensor per boundary, after the
+// forward pass; the last round hands every stage to rank 0.
+TEST(LayerParallelProtocol, RoundsStateStagesAndExchanges) {
+  const auto c = lp_config(4, 1);
+  const ModelSpec spec = build_model(c.model);
+  ScheduleGenerator g(spec, c);
+  const auto& h = g.header();
+  const auto stages = layer_parallel_stages(spec, 4, 16);
+  EXPECT_EQ(h.stages, stages);
+  EXPECT_TRUE(h.shared_blocks.empty());
+  EXPECT_EQ(h.config.local_iters, 1);
+  EXPECT_EQ(h.iters_per_epoch, 10);  // one replica reads all 160 images
+  ASSERT_EQ(g.num_rounds(), 10);
+  for (int w = 0; w < 4; ++w) EXPECT_EQ(h.shard_of(w), 0);
+  const Round r0 = g.round(0);
+  std::uint64_t expected_wire = 0;
+  for (int w = 0; w < 4; ++w) {
+    ASSERT_FALSE(r0.workers[w].blocks.empty());
+    EXPECT_EQ(r0.workers[w].blocks.front(), stages[w].first);
+    EXPECT_EQ(r0.workers[w].blocks.back(), stages[w].last);
+    EXPECT_EQ(r0.workers[w].aux_target, w == 0 ? -1 : stages[w].first);
+  }
+  ASSERT_EQ(r0.sync.size(), 6u);
+  for (std::size_t i = 0; i < r0.sync.size(); ++i) {
+    const auto& op = r0.sync[i];
+    const int k = int(i) / 2 + 1, b = stages[k].first;
+    EXPECT_EQ(op.kind, OpKind::send);
+    EXPECT_EQ(op.payload, Payload::activations);
+    EXPECT_EQ(op.phase, Phase::forward);
+    EXPECT_EQ(op.ranks, (i % 2 == 0 ? std::vector<int>{k - 1, k} : std::vector<int>{k, k - 1}));
+    EXPECT_EQ(op.blocks, std::vector<int>{b});
+    EXPECT_EQ(op.bytes, 16 * block_input_bytes(spec, b));
+    expected_wire += op.bytes;
+  }
+  EXPECT_EQ(account(spec, h, r0).wire_bytes, expected_wire);  // the accounting counts them
+  // Last round: evaluate, hand stages 1..3 to rank 0, which then holds the model.
+  const Round last = g.round(9);
+  EXPECT_TRUE(last.evaluate);
+  ASSERT_EQ(last.sync.size(), 9u);
+  for (int k = 1; k < 4; ++k) {
+    const auto& op = last.sync[5 + std::size_t(k)];
+    EXPECT_EQ(op.payload, Payload::handoff);
+    EXPECT_EQ(op.ranks, (std::vector<int>{k, 0}));
+    EXPECT_EQ(op.blocks, r0.workers[k].blocks);
+  }
+  // The schedule file states all of it and reads back identically.
+  const Schedule s = make_schedule(spec, c);
+  const Schedule back = schedule_from_json(to_json(s));
+  EXPECT_EQ(to_json(back), to_json(s));
+  EXPECT_EQ(back.stages, stages);
+  EXPECT_EQ(back.rounds[0].workers[2].aux_target, stages[2].first);
+  EXPECT_EQ(back.rounds[0].sync[0].phase, Phase::forward);
+}
+
+// R replicas: the stages of a replica read one shard; every ℓ-th round (and
+// the last) the copies of each stage average their blocks and their head.
+TEST(LayerParallelProtocol, ReplicasAverageEachStageEveryEll) {
+  const auto c = lp_config(2, 2);
+  const ModelSpec spec = build_model(c.model);
+  ScheduleGenerator g(spec, c);
+  const auto& h = g.header();
+  EXPECT_EQ(h.data_shard, (std::vector<int>{0, 0, 1, 1}));
+  EXPECT_EQ(h.data_shards(), 2);
+  EXPECT_EQ(g.num_rounds(), 5);  // 160 images / (2 replicas × 16)
+  auto averaging = [&](const Round& r) {
+    std::vector<CommOp> v;
+    for (const auto& op : r.sync)
+      if (op.kind == OpKind::allreduce) v.push_back(op);
+    return v;
+  };
+  EXPECT_TRUE(averaging(g.round(0)).empty());
+  EXPECT_TRUE(averaging(g.round(1)).empty());
+  const auto ops = averaging(g.round(2));  // ℓ = 3
+  ASSERT_EQ(ops.size(), 3u);               // stage 0; stage 1 and its head
+  EXPECT_EQ(ops[0].ranks, (std::vector<int>{0, 2}));
+  EXPECT_EQ(ops[1].ranks, (std::vector<int>{1, 3}));
+  EXPECT_EQ(ops[2].payload, Payload::aux);
+  EXPECT_EQ(ops[2].bytes, aux_head(spec, h.stages[1].first, 16).bytes());
+  EXPECT_EQ(averaging(g.round(4)).size(), 3u);  // the last round
+  // Exchanges stay within a replica.
+  for (const auto& op : g.round(0).sync) EXPECT_EQ(op.ranks[0] / 2, op.ranks[1] / 2);
+}
+
+TEST(LayerParallelProtocol, BadConfigurations) {
+  auto message = [&](ScheduleConfig c) {
+    try {
+      validate(build_model(c.model), c);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(message(lp_config(2, 1)), "");
+  auto c = lp_config(2, 1);
+  c.workers = 3;
+  EXPECT_EQ(message(c).rfind("--machines:", 0), 0u) << message(c);
+  c = lp_config(2, 1);
+  c.stages = 0;  // from --machines
+  c.workers = 4;
+  EXPECT_EQ(message(c), "");
+  c.workers = 1;
+  EXPECT_EQ(message(c).rfind("--stages:", 0), 0u) << message(c);
+  c = lp_config(2, 1);
+  c.protocol = Protocol::resist;
+  EXPECT_EQ(message(c), "--stages: only with --protocol layer-parallel (got --protocol resist)");
+  c = lp_config(2, 1);
+  c.model.model = "mlp";
+  c.model.hidden = {32};
+  EXPECT_EQ(message(c).rfind("--model:", 0), 0u) << message(c);
 }
