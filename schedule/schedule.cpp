@@ -226,6 +226,15 @@ Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config) {
   return s;
 }
 
+ScheduleConfig for_protocol(ScheduleConfig c, Protocol p) {
+  c.protocol = p;
+  if (p != Protocol::layer_parallel) {
+    c.stages = 0;
+    c.replicas = 1;
+  }
+  return c;
+}
+
 int effective_local_iters(const ScheduleConfig& config) { return rules_for(config)->local_iters(config); }
 
 int Schedule::data_shards() const {

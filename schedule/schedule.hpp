@@ -239,6 +239,10 @@ std::vector<int> trained_blocks(const Schedule& header, const Round& round, int 
 
 Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config);
 
+// `c` for protocol `p`, without the layer-parallel-only settings when `p` is
+// another protocol (sweeps and studies share one base config).
+ScheduleConfig for_protocol(ScheduleConfig c, Protocol p);
+
 // The local iterations per round a config actually runs (data-parallel: 1).
 int effective_local_iters(const ScheduleConfig& config);
 

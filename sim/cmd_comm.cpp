@@ -23,7 +23,8 @@ int cmd_comm(int argc, char** argv) {
   cli::po::options_description d("resist-sim comm");
   d.add_options()("help", "this help")
       ("machines", cli::po::value(&machines)->default_value(machines), "comma-separated worker counts")
-      ("protocols", cli::po::value(&protocols)->default_value(protocols), "data-parallel,local-sgd,resist,ist")
+      ("protocols", cli::po::value(&protocols)->default_value(protocols),
+       "data-parallel,local-sgd,resist,ist,layer-parallel")
       ("local-iters", cli::po::value(&base.local_iters)->default_value(base.local_iters), "local iterations per round (ℓ)")
       ("sample-rounds", cli::po::value(&sample)->default_value(sample), "rounds averaged for the wire figures")
       ("format", cli::po::value(&format)->default_value(format), "table|json|csv");
@@ -49,8 +50,7 @@ int cmd_comm(int argc, char** argv) {
   std::vector<CommRow> rows;
   for (Protocol p : protocol_list)
     for (int m : machine_list) {
-      ScheduleConfig c = base;
-      c.protocol = p;
+      ScheduleConfig c = for_protocol(base, p);
       c.workers = m;
       rows.push_back(comm_row(spec, c, sample));
     }
@@ -94,7 +94,8 @@ int cmd_schedule(int argc, char** argv) {
   std::string hidden, protocol = "resist", out;
   cli::po::options_description d("resist-sim schedule");
   d.add_options()("help", "this help")
-      ("protocol", cli::po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
+      ("protocol", cli::po::value(&protocol)->default_value(protocol),
+       "data-parallel|local-sgd|resist|ist|layer-parallel")
       ("machines", cli::po::value(&c.workers)->default_value(4), "workers (S)")
       ("local-iters", cli::po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("out", cli::po::value(&out), "output file (default: stdout)");
@@ -107,6 +108,7 @@ int cmd_schedule(int argc, char** argv) {
     return 0;
   cli::finish_model_options(c.model, hidden);
   c.protocol = parse_protocol(protocol);
+  cli::reject_layer_parallel_flags(vm, c.protocol);
   const Schedule s = make_schedule(build_model(c.model), c);
   if (out.empty()) std::cout << to_json(s).dump(1) << "\n";
   else write_schedule_file(s, out);

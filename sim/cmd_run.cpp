@@ -140,7 +140,7 @@ int cmd_run(int argc, char** argv) {
   RunFlags flags;
   po::options_description d("resist-sim run");
   d.add_options()("help", "this help")
-      ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
+      ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist|layer-parallel")
       ("machines", po::value(&c.workers)->default_value(8), "workers (one per GPU)")
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")
@@ -158,6 +158,7 @@ int cmd_run(int argc, char** argv) {
   cli::finish_model_options(c.model, hidden);
   check_format(format, {"json", "table"});
   c.protocol = parse_protocol(protocol);
+  cli::reject_layer_parallel_flags(vm, c.protocol);
   const ModelSpec spec = build_model(c.model);
   const Platform platform = flags.platform.load();
   RunOptions o = flags.options(c);
@@ -224,10 +225,7 @@ int cmd_sweep(int argc, char** argv) {
   for (int m : machine_list) {
     ScheduleConfig c = base;
     c.workers = m;
-    for (Protocol p : protocol_list) {
-      c.protocol = p;
-      validate(spec, c);
-    }
+    for (Protocol p : protocol_list) validate(spec, for_protocol(c, p));
   }
   flags.options(base);  // checks --profile, --chunk-bytes, --bucket-bytes
   make_dir(out + "/runs");
@@ -246,8 +244,7 @@ int cmd_sweep(int argc, char** argv) {
       for (int m : machine_list) {
         std::map<int, json> by_ell;  // a protocol with a fixed ℓ (data-parallel) runs once
         for (int ell : ell_list) {
-          ScheduleConfig c = base;
-          c.protocol = p;
+          ScheduleConfig c = for_protocol(base, p);
           c.workers = m;
           c.local_iters = ell;
           RunOptions o = flags.options(c);

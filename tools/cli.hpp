@@ -27,7 +27,12 @@ void add_model_options(po::options_description& d, ModelOptions& m, std::string&
 void finish_model_options(ModelOptions& m, const std::string& hidden);
 
 // --min-depth --seed --batch-size --epochs --train-size --rounds --eval-every --ist-sync
+// --stages --replicas --aux-width
 void add_schedule_options(po::options_description& d, ScheduleConfig& c);
+
+// --stages, --replicas, --aux-width (and resist-train's --lp-beta) given with
+// a protocol other than layer-parallel: UserError naming the flag.
+void reject_layer_parallel_flags(const po::variables_map& vm, Protocol p);
 
 // Parses argv (argv[0] is the sub-command) into vm; returns false after
 // printing help when --help was given.
