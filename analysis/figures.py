@@ -22,6 +22,8 @@ PROTOCOL_STYLE = {
     "data-parallel": dict(color="#4c72b0", marker="s"),
     "local-sgd": dict(color="#dd8452", marker="o"),
     "resist": dict(color="#55a868", marker="^"),
+    "layer-parallel": dict(color="#c44e52", marker="D"),
+    "layer-serial": dict(color="#8172b2", marker="*", markersize=12),
 }
 KIND_COLOR = {
     "compute": "#8da0cb", "optimizer": "#b3b3b3", "eval": "#e5c494",
@@ -251,6 +253,9 @@ def main():
     elif kind == "validate":
         predicted_vs_measured(out, rows(os.path.join(out, "rounds.csv")))
         gantt(out, rows(os.path.join(out, "gantt.csv")), "One round: measured and predicted", panel_key="source")
+    elif kind == "layer-parallel":
+        line_plot(out, "time_per_epoch_vs_machines", rows(os.path.join(out, "results.csv")), "machines",
+                  "time_per_epoch_s", "devices (K)", "time per epoch (s)", "Predicted time per epoch", logx=True)
     else:
         sys.exit(f"figures.py: unknown study kind '{kind}'")
 

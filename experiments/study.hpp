@@ -14,7 +14,7 @@
 
 namespace resist::study {
 
-enum class Kind { table1, paper_cifar, what_if, scale, validate };
+enum class Kind { table1, paper_cifar, what_if, scale, validate, layer_parallel };
 const char* to_string(Kind k);
 
 struct Study {
