@@ -6,7 +6,8 @@
 //    "blocks": [{"name": "stem", "forward_s": ..., "backward_s": ...}, ...],
 //    "optimizer_step_s_per_param": ..., "iteration_overhead_s": ...}
 // Times are per iteration at `batch_size`; block names are the spec's. A
-// simulator scales linearly to other batch sizes.
+// profile is bound to what it measured: the simulator refuses it for another
+// model (depth, block, width, dataset) or another batch size.
 #include <cstdint>
 #include <string>
 #include <vector>

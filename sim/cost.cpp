@@ -12,14 +12,22 @@ ComputeModel::ComputeModel(const ModelSpec& spec, const Platform& platform, int 
   if (!(backward_factor >= 0))
     throw UserError("--backward-factor: must be >= 0 (got " + std::to_string(backward_factor) + ")");
   if (!profile_) return;
-  const double scale = double(batch_size) / profile_->batch_size;
+  // A profile is bound to what it measured: per-block times of another
+  // network (depth, block, width, dataset) or batch say nothing about this one.
+  const std::string measured = build_model(profile_->model).name;
+  if (measured != spec.name)
+    throw UserError("--profile: measured on model " + measured + ", but this run simulates " + spec.name +
+                    " (profile the same model, block, width and dataset)");
+  if (profile_->batch_size != batch_size)
+    throw UserError("--profile: measured at batch " + std::to_string(profile_->batch_size) +
+                    ", but this run uses batch " + std::to_string(batch_size) + " (profile at the run's batch size)");
   profile_fwd_s_.assign(spec.blocks.size(), -1);
   profile_bwd_s_.assign(spec.blocks.size(), -1);
   for (const auto& b : profile_->blocks) {
     const int i = spec.block_index(b.name);
     if (i < 0) throw UserError("--profile: block '" + b.name + "' is not in model " + spec.name);
-    profile_fwd_s_[i] = b.forward_s * scale;
-    profile_bwd_s_[i] = b.backward_s * scale;
+    profile_fwd_s_[i] = b.forward_s;
+    profile_bwd_s_[i] = b.backward_s;
   }
   for (std::size_t i = 0; i < spec.blocks.size(); ++i)
     if (profile_fwd_s_[i] < 0)

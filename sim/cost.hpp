@@ -9,7 +9,7 @@
 // (optimizer_step_per_param × parameters the worker holds).
 //
 // Measured: a resist-profile (schedule/profile.hpp) gives forward and backward
-// seconds per block at its batch size (scaled linearly to ours), its own
+// seconds per block at its batch size (which must be ours), its own
 // per-iteration overhead and optimizer step time per parameter; the rank's
 // speed factor still divides the block times.
 //

@@ -325,14 +325,14 @@ TEST(SimPlatform, ProfileReplacesTheAnalyticCosts) {
   const Platform p = flat();
   Profile prof;
   prof.model = spec.options;
-  prof.batch_size = 64;
+  prof.batch_size = 128;
   for (const auto& b : spec.blocks) prof.blocks.push_back({b.name, 0.001, 0.002});
   prof.optimizer_step_s_per_param = 0;
   prof.iteration_overhead_s = 0.01;
   const ComputeModel cost(spec, p, 128, 2, prof);
   std::vector<int> all(spec.blocks.size());
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = int(i);
-  EXPECT_NEAR(cost.iteration_s(all, 0), 2 * 0.003 * double(all.size()) + 0.01, 1e-12);
+  EXPECT_NEAR(cost.iteration_s(all, 0), 0.003 * double(all.size()) + 0.01, 1e-12);
   prof.blocks.pop_back();
   EXPECT_THROW(ComputeModel(spec, p, 128, 2, prof), UserError);
 }
@@ -380,4 +380,27 @@ TEST(SimLayerParallel, RoundComputeIsTheSlowestStagePlusItsHead) {
     EXPECT_LT(rel(r.rows[0].compute_s, slowest), 1e-9) << k;
     EXPECT_LT(r.rows[0].compute_s, 128.0 * 3 * double(spec.flops_fwd()) / p.gpu_flops) << k;  // < serial
   }
+
+TEST(SimPlatform, ProfileIsBoundToTheModelAndBatchItMeasured) {
+  const ModelSpec spec = paper_model();
+  Profile prof;
+  prof.model = spec.options;
+  prof.batch_size = 128;
+  for (const auto& b : spec.blocks) prof.blocks.push_back({b.name, 0.001, 0.002});
+  EXPECT_NO_THROW(ComputeModel(spec, flat(), 128, 2, prof));
+  const auto message = [&](const Profile& p, int batch) {
+    try {
+      ComputeModel(spec, flat(), batch, 2, p);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(prof, 64).find("measured at batch 128, but this run uses batch 64"), std::string::npos);
+  Profile narrow = prof;
+  narrow.model.base_width = 32;  // same block names, other network
+  EXPECT_NE(message(narrow, 128).find("measured on model preact-resnet101-basic-w32-cifar100"), std::string::npos);
+  Profile other_data = prof;
+  other_data.model.dataset = "cifar10";
+  EXPECT_NE(message(other_data, 128).find("cifar10,"), std::string::npos);
 }
