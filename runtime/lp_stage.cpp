@@ -1,66 +1,46 @@
 #include "runtime/lp_stage.hpp"
 
-#include <cassert>
+#include <stdexcept>
 
 namespace resist::runtime {
 
-namespace {
-std::vector<int> range_blocks(const Stage& s) {
-  std::vector<int> v;
-  for (int b = s.first; b <= s.last; ++b) v.push_back(b);
-  return v;
-}
-torch::Tensor mse(const torch::Tensor& a, const torch::Tensor& target) {
-  return torch::mse_loss(a, target.detach());
-}
-}  // namespace
-
-LayerParallelStage::LayerParallelStage(const ModelSpec& spec, Stage range, int aux_width, double beta,
-                                       std::uint64_t init_seed)
-    : range_(range), last_(range.last == int(spec.blocks.size()) - 1), beta_(beta) {
-  net_ = Net(spec, range_blocks(range), init_seed);
-  if (range.first > 0) aux_ = AuxHead(aux_head(spec, range.first, aux_width), init_seed);
+LocalStep::LocalStep(Net& net, AuxHead& aux, int rank, double beta) : net_(net), aux_(aux), rank_(rank), beta_(beta) {
+  const auto held = net_->held();
+  const int last = held.empty() ? -1 : held.back();
+  if (last + 1 < int(net_->spec().blocks.size())) out_boundary_ = last + 1;
+  if (!aux_.is_empty()) head_target_ = aux_->spec().target;
 }
 
-void LayerParallelStage::forward(const torch::Tensor& x) {
-  z_ = !aux_.is_empty() ? aux_->forward(x) : x;
-  y_ = net_->forward(z_.detach());
-  if (!aux_.is_empty()) {
-    out_first_ = z_.detach().contiguous();
-    in_prev_ = torch::empty_like(out_first_);
-  }
-  if (!last_) {
-    out_last_ = y_.detach().contiguous();
-    in_next_ = torch::empty_like(out_last_);
-  }
+torch::Tensor LocalStep::forward(const torch::Tensor& x) {
+  out_.clear();
+  in_.clear();
+  z_ = aux_.is_empty() ? x : aux_->forward(x);
+  y_ = net_->forward(aux_.is_empty() ? z_ : z_.detach());
+  if (head_target_ >= 0) out_[head_target_] = z_.detach().contiguous();
+  if (out_boundary_ >= 0) out_[out_boundary_] = y_.detach().contiguous();
+  return y_;
 }
 
-torch::Tensor& LayerParallelStage::outgoing(int boundary) {
-  if (boundary == range_.first && !aux_.is_empty()) return out_first_;
-  assert(boundary == range_.last + 1 && !last_);
-  return out_last_;
+torch::Tensor LocalStep::loss(const torch::Tensor& labels) {
+  torch::Tensor loss = holds_output() ? torch::nn::functional::cross_entropy(y_, labels)
+                                      : 0.5 * beta_ * torch::mse_loss(y_, incoming(out_boundary_));
+  if (head_target_ >= 0) loss = loss + torch::mse_loss(z_, incoming(head_target_));
+  return loss;
 }
 
-torch::Tensor& LayerParallelStage::incoming(int boundary) {
-  if (boundary == range_.first && !aux_.is_empty()) return in_prev_;
-  assert(boundary == range_.last + 1 && !last_);
-  return in_next_;
+std::int64_t LocalStep::count(const CommOp& op) {
+  const auto it = out_.find(op.blocks.at(0));
+  if (op.payload != Payload::activations || it == out_.end())
+    throw std::logic_error("activations op at a boundary this worker does not have");
+  return it->second.numel();
 }
 
-double LayerParallelStage::backward(const torch::Tensor& labels) {
-  torch::Tensor loss = last_ ? torch::nn::functional::cross_entropy(y_, labels) : 0.5 * beta_ * mse(y_, in_next_);
-  if (!aux_.is_empty()) loss = loss + mse(z_, in_prev_);
-  loss.backward();
-  return loss.item<double>();
-}
+torch::Tensor LocalStep::gather(const CommOp& op) { return out_.at(op.blocks.at(0)).flatten(); }
 
-std::vector<torch::Tensor> LayerParallelStage::parameters() {
-  std::vector<torch::Tensor> out;
-  for (int b = range_.first; b <= range_.last; ++b)
-    for (auto& p : net_->block_parameters(b)) out.push_back(p);
-  if (!aux_.is_empty())
-    for (auto& p : aux_->parameters()) out.push_back(p);
-  return out;
+void LocalStep::scatter(const CommOp& op, const torch::Tensor& values) {
+  if (op.root() == rank_) return;  // the source keeps what it sent; nothing arrived
+  const auto& shape = out_.at(op.blocks.at(0));
+  in_[op.blocks.at(0)] = values.view(shape.sizes()).to(shape.device());
 }
 
 }  // namespace resist::runtime

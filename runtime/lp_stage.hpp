@@ -1,62 +1,59 @@
 #pragma once
-// One stage of layer-parallel training (docs/layer-parallel.md): the
-// stage's consecutive blocks and, for every stage but the first, the
-// auxiliary head that computes the stage's input from the image.
+// One worker's iteration, for every protocol: the network it trains (all or
+// some of the spec's blocks, models/torch_model.hpp) and, in layer-parallel
+// training (docs/layer-parallel.md), the auxiliary head that computes the
+// network's input from the image. The schedule says which (Round::workers:
+// blocks and aux_target); nothing here knows the protocol.
 //
-// An iteration, on every stage at once:
-//   forward(x)       z = A(x) (stage 0: z = x); y = F(z.detach())
-//   exchange         boundary `first` (the stage's input): send A(x) back to
-//                    the previous stage, receive its output y_prev;
-//                    boundary `last + 1` (its output): send y forward,
-//                    receive the next stage's A_next(x)
-//   backward(labels) stage loss: β/2 · mse(y, A_next(x)), or the
-//                    cross-entropy of y on the last stage; head loss:
-//                    mse(A(x), y_prev); targets are received tensors, so
-//                    nothing flows back through them
-// The exchange buffers are addressed by boundary (a spec block index whose
-// input the tensor is), so a backend moves them op by op without knowing
-// which tensor is which.
+//   forward(x)   z = A(x) (no head: z = x); y = F(z), z detached when a head
+//                made it (the head learns from its own loss only)
+//   exchange     the round's Phase::forward ops (Payload::activations), run
+//                by the trainer on this object as OpValues: across boundary
+//                b (a block whose input the tensor is) a worker sends y when
+//                b is its output boundary, A(x) when b is its head's target,
+//                and receives the neighbour's tensor of the same shape
+//   loss(labels) the cross-entropy of y when the network ends with the
+//                model's output block; otherwise β/2 · mse(y, what arrived
+//                at its output boundary); plus mse(A(x), what arrived at the
+//                head's target) when there is a head. Targets are received
+//                tensors: nothing flows back through them.
 #include <cstdint>
-#include <vector>
+#include <map>
 
 #include <torch/torch.h>
 
 #include "models/torch_model.hpp"
-#include "schedule/layer_parallel.hpp"
+#include "runtime/param_store.hpp"
 
 namespace resist::runtime {
 
-class LayerParallelStage {
+class LocalStep : public OpValues {
  public:
-  LayerParallelStage(const ModelSpec& spec, Stage range, int aux_width, double beta, std::uint64_t init_seed);
+  // `aux` may be empty (no head). `rank`: this worker, to tell a send's source.
+  LocalStep(Net& net, AuxHead& aux, int rank, double beta);
 
-  void forward(const torch::Tensor& images);
-  // The tensor this stage sends across `boundary` (first or last + 1) after
-  // forward(): A(x) at `first`, y at `last + 1`. Contiguous fp32.
-  torch::Tensor& outgoing(int boundary);
-  // Where what arrives across `boundary` goes; shaped like outgoing(boundary).
-  torch::Tensor& incoming(int boundary);
-  // Losses, backward (gradients accumulate; the caller zeroes and steps).
-  // Returns the stage loss plus the head loss.
-  double backward(const torch::Tensor& labels);
+  torch::Tensor forward(const torch::Tensor& images);  // y: logits when holds_output()
+  torch::Tensor loss(const torch::Tensor& labels);
+  bool holds_output() const { return out_boundary_ < 0; }
 
-  const Stage& range() const { return range_; }
-  bool last() const { return last_; }
-  Net& net() { return net_; }
-  // The auxiliary head (null on stage 0).
-  AuxHead& aux() { return aux_; }
-  // Every trainable tensor: the blocks' (spec order), then the head's.
-  std::vector<torch::Tensor> parameters();
+  // OpValues over the activations exchanged after forward().
+  std::int64_t count(const CommOp& op) override;
+  torch::Tensor gather(const CommOp& op) override;
+  void scatter(const CommOp& op, const torch::Tensor& values) override;
+
+  // The tensor this worker sends across `boundary`, and what arrived there.
+  const torch::Tensor& outgoing(int boundary) const { return out_.at(boundary); }
+  const torch::Tensor& incoming(int boundary) const { return in_.at(boundary); }
 
  private:
-  Stage range_;
-  bool last_;
+  Net& net_;
+  AuxHead& aux_;
+  int rank_;
   double beta_;
-  Net net_{nullptr};
-  AuxHead aux_{nullptr};
-  torch::Tensor z_, y_;                  // A(x) (with its graph) and F(z)
-  torch::Tensor in_prev_, in_next_;      // y_prev, A_next(x) as received
-  torch::Tensor out_first_, out_last_;   // detached copies sent
+  int out_boundary_ = -1;  // the block after the network's last one; -1: it ends with the output
+  int head_target_ = -1;   // the auxiliary head's target block; -1: none
+  torch::Tensor z_, y_;
+  std::map<int, torch::Tensor> out_, in_;
 };
 
 }  // namespace resist::runtime

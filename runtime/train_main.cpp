@@ -14,12 +14,15 @@ int main(int argc, char** argv) {
     std::string hidden, protocol = "resist";
     po::options_description d("resist-train options");
     d.add_options()("help,h", "this help")
-        ("protocol", po::value(&protocol)->default_value(protocol), "resist|local-sgd|data-parallel|ist")
+        ("protocol", po::value(&protocol)->default_value(protocol),
+         "resist|local-sgd|data-parallel|ist|layer-parallel")
         ("local-iters", po::value(&o.schedule.local_iters)->default_value(o.schedule.local_iters),
          "local iterations per round (ℓ; data-parallel: 1)");
     resist::cli::add_model_options(d, o.schedule.model, hidden);
     resist::cli::add_schedule_options(d, o.schedule);
     d.add_options()
+        ("lp-beta", po::value(&o.lp_beta)->default_value(o.lp_beta),
+         "layer-parallel: weight β of each stage's penalty (docs/layer-parallel.md)")
         ("schedule", po::value(&o.schedule_file), "walk this schedule file instead of generating one")
         ("data-dir", po::value(&o.data_dir), "dataset directory (default: fashion-mnist from Debian's package, "
                                              "cifar10: data/cifar-10-batches-bin, cifar100: data/cifar-100-binary)")
@@ -54,6 +57,8 @@ int main(int argc, char** argv) {
       return 0;
     resist::cli::finish_model_options(o.schedule.model, hidden);
     o.schedule.protocol = resist::parse_protocol(protocol);
+    resist::cli::reject_layer_parallel_flags(vm, o.schedule.protocol);
+    if (!(o.lp_beta > 0)) throw resist::UserError("--lp-beta: must be > 0 (got " + std::to_string(o.lp_beta) + ")");
     if (o.fail_mode != "" && o.fail_mode != "kill" && o.fail_mode != "nan")
       throw resist::UserError("--fail-mode: unknown value '" + o.fail_mode + "' (accepted: kill, nan)");
     if (o.checkpoint_every < 0) throw resist::UserError("--checkpoint-every: must be >= 0");

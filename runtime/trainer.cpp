@@ -29,6 +29,7 @@
 #include "runtime/checkpoint.hpp"
 #include "runtime/context.hpp"
 #include "runtime/data.hpp"
+#include "runtime/lp_stage.hpp"
 #include "runtime/param_store.hpp"
 #include "runtime/report.hpp"
 #include "runtime/sampler.hpp"
@@ -66,6 +67,7 @@ class Trainer {
   void sync(const Round& round);
   void execute(const CommOp& op, int op_index, int round, OpValues& values);
   double evaluate(int round);
+  bool load_aux(const Round& round);
   void new_optimizer();
   double lr_at(std::int64_t iter) const;
   void finish(double test_acc);
@@ -80,6 +82,7 @@ class Trainer {
   std::unique_ptr<Sampler> sampler_;
   torch::Device device_{torch::kCPU};
   Net net_{nullptr};
+  AuxHead aux_{nullptr};  // layer-parallel: this worker's auxiliary head, if the round gives it one
   std::unique_ptr<torch::optim::SGD> optim_;
   SyncStats sync_stats_;
 };
@@ -93,7 +96,8 @@ int Trainer::run() {
   for (int r = first; r < N; ++r) {
     const Round round = sched_->round(r);
     const double round_start = seconds_since(ctx_.t0);
-    if (store_->load(round, net_) || round.reset_optimizer || !optim_) new_optimizer();
+    const bool new_head = load_aux(round);
+    if (store_->load(round, net_) || new_head || round.reset_optimizer || !optim_) new_optimizer();
     const std::uint64_t bytes_before = ctx_.comm->bytes_sent();
     RoundStats stats;
     train_round(round, stats);
@@ -135,14 +139,23 @@ void Trainer::train_round(const Round& round, RoundStats& stats) {
 // Forward and backward on this worker's next batch.
 void Trainer::train_step(const Round& round, std::int64_t t, RoundStats& stats) {
   const auto& c = sched_->header().config;
-  Rng aug(c.seed ^ 0xa06a06ull, std::uint64_t(t) * std::uint64_t(ctx_.world) + std::uint64_t(ctx_.rank));
-  const auto index = sampler_->batch(ctx_.rank, t);
+  // The worker's data shard (layer-parallel: the stages of a replica share one).
+  const auto& h = sched_->header();
+  const int shard = h.shard_of(ctx_.rank);
+  Rng aug(c.seed ^ 0xa06a06ull, std::uint64_t(t) * std::uint64_t(h.data_shards()) + std::uint64_t(shard));
+  const auto index = sampler_->batch(shard, t);
   auto x = make_batch(data_, data_.train, index, data_.augment, aug).to(device_);
   auto idx = torch::from_blob(const_cast<std::int64_t*>(index.data()), {std::int64_t(index.size())}, torch::kInt64);
   auto y = data_.train.labels.index_select(0, idx).to(device_);
   optim_->zero_grad();
-  auto logits = net_->forward(x);
-  auto loss = torch::nn::functional::cross_entropy(logits, y);
+  // Forward, the activations the round exchanges after it (layer-parallel
+  // stages; none otherwise), then this worker's loss (lp_stage.hpp).
+  LocalStep step(net_, aux_, ctx_.rank, opt_.lp_beta);
+  auto logits = step.forward(x);
+  for (std::size_t k = 0; k < round.sync.size(); ++k)
+    if (round.sync[k].phase == Phase::forward && round.sync[k].involves(ctx_.rank))
+      execute(round.sync[k], int(k), round.index, step);
+  auto loss = step.loss(y);
   if (round.index == opt_.fail_round && ctx_.rank == opt_.fail_rank && opt_.fail_mode == "nan")
     loss = loss * std::nan("");
   const double loss_v = loss.item<double>();
@@ -155,7 +168,7 @@ void Trainer::train_step(const Round& round, std::int64_t t, RoundStats& stats) 
   }
   loss.backward();
   stats.loss_sum += loss_v;
-  stats.correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
+  if (step.holds_output()) stats.correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
   stats.seen += std::int64_t(index.size());
   stats.iters += 1;
   ctx_.images += std::int64_t(index.size());
@@ -188,7 +201,7 @@ void Trainer::sync(const Round& round) {
   for (std::size_t k = 0; k < round.sync.size(); ++k) {
     const auto& op = round.sync[k];
     ctx_.comm->prepare(op.ranks);
-    if (op.phase == Phase::iteration || !op.involves(ctx_.rank)) continue;
+    if (op.phase != Phase::round_end || !op.involves(ctx_.rank)) continue;
     execute(op, int(k), round.index, *store_);
   }
   store_->end_sync([&] { return sched_->held_after(round.index, ctx_.rank); }, round.evaluate && ctx_.rank == 0);
@@ -256,9 +269,28 @@ double Trainer::evaluate(int round) {
   return n ? double(correct) / double(n) : 0.0;
 }
 
+// The auxiliary head the round gives this worker (Round::workers[].aux_target),
+// built once; true when it changed.
+bool Trainer::load_aux(const Round& round) {
+  const int target = round.workers.at(std::size_t(ctx_.rank)).aux_target;
+  if (target < 0) {
+    const bool had = !aux_.is_empty();
+    aux_ = AuxHead{nullptr};
+    return had;
+  }
+  if (!aux_.is_empty() && aux_->spec().target == target) return false;
+  const auto& c = sched_->header().config;
+  aux_ = AuxHead(aux_head(spec_, target, c.aux_width), c.seed);
+  aux_->to(device_);
+  return true;
+}
+
 void Trainer::new_optimizer() {
+  auto params = net_->parameters();
+  if (!aux_.is_empty())
+    for (auto& p : aux_->parameters()) params.push_back(p);
   optim_ = std::make_unique<torch::optim::SGD>(
-      net_->parameters(), torch::optim::SGDOptions(opt_.lr).momentum(opt_.momentum).weight_decay(opt_.weight_decay));
+      params, torch::optim::SGDOptions(opt_.lr).momentum(opt_.momentum).weight_decay(opt_.weight_decay));
 }
 
 double Trainer::lr_at(std::int64_t t) const {
@@ -322,7 +354,13 @@ void Trainer::load_schedule() {
   if (h.holding == Holding::slices && (opt_.checkpoint_every > 0 || !opt_.resume.empty()))
     throw UserError("--protocol " + std::string(to_string(c.protocol)) +
                     ": --checkpoint-every and --resume are not supported when workers hold neuron slices");
-  sampler_ = std::make_unique<Sampler>(data_.train.size(), ctx_.world, c.batch_size, h.iters_per_epoch, c.seed);
+  if (!h.stages.empty() && h.config.replicas > 1)
+    throw UserError("--replicas: the runtime trains one replica (got " + std::to_string(h.config.replicas) +
+                    "; replicas are simulated only)");
+  if (!h.stages.empty() && (opt_.checkpoint_every > 0 || !opt_.resume.empty()))
+    throw UserError("--checkpoint-every/--resume: not supported with --protocol layer-parallel "
+                    "(auxiliary heads are not checkpointed)");
+  sampler_ = std::make_unique<Sampler>(data_.train.size(), h.data_shards(), c.batch_size, h.iters_per_epoch, c.seed);
 }
 
 void Trainer::connect() {

@@ -35,6 +35,9 @@ struct TrainOptions {
   // kills itself mid-round ("kill") or produces a NaN loss ("nan").
   int fail_round = -1, fail_rank = 0;
   std::string fail_mode;
+
+  // Layer-parallel: weight β of the stage penalty (docs/layer-parallel.md).
+  double lp_beta = 1.0;
 };
 
 // Returns the process exit code. Throws UserError for bad input.
