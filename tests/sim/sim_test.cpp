@@ -380,6 +380,7 @@ TEST(SimLayerParallel, RoundComputeIsTheSlowestStagePlusItsHead) {
     EXPECT_LT(rel(r.rows[0].compute_s, slowest), 1e-9) << k;
     EXPECT_LT(r.rows[0].compute_s, 128.0 * 3 * double(spec.flops_fwd()) / p.gpu_flops) << k;  // < serial
   }
+}
 
 TEST(SimPlatform, ProfileIsBoundToTheModelAndBatchItMeasured) {
   const ModelSpec spec = paper_model();
