@@ -14,12 +14,13 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 void write_checkpoint(const std::string& out, int next_round, RunContext& ctx,
-                      const std::map<int, torch::Tensor>& held, torch::optim::SGD* optim) {
+                      const std::map<int, torch::Tensor>& held, torch::optim::SGD* optim, const torch::Tensor& aux) {
   const fs::path root = fs::path(out) / "checkpoints";
   const fs::path dir = root / ("round-" + std::to_string(next_round));
   fs::create_directories(dir);
   c10::Dict<std::string, torch::Tensor> d;
   for (const auto& [b, t] : held) d.insert(std::to_string(b), t.to(torch::kCPU));
+  if (aux.defined()) d.insert("aux", aux.to(torch::kCPU));
   d.insert("meta", torch::tensor({double(next_round), ctx.now(), double(ctx.bytes_offset + ctx.comm->bytes_sent()),
                                   double(ctx.images)},
                                  torch::kFloat64));
@@ -69,6 +70,8 @@ Resumed load_checkpoint(const std::string& resume, RunContext& ctx, torch::Devic
       ctx.wall_offset_s = m[1].item<double>();
       ctx.bytes_offset = std::uint64_t(m[2].item<double>());
       ctx.images = std::int64_t(m[3].item<double>());
+    } else if (key == "aux") {
+      res.aux = kv.value().toTensor().to(device);
     } else {
       res.held[std::stoi(key)] = kv.value().toTensor().to(device);
     }

@@ -11,13 +11,17 @@
 
 namespace resist::runtime {
 
-// Every rank writes what it holds before round `next_round`; `optim` may be null.
+// Every rank writes what it holds before round `next_round`; `optim` may be
+// null; `aux` (layer-parallel: its auxiliary head's parameters, flattened)
+// may be undefined.
 void write_checkpoint(const std::string& out, int next_round, RunContext& ctx,
-                      const std::map<int, torch::Tensor>& held, torch::optim::SGD* optim);
+                      const std::map<int, torch::Tensor>& held, torch::optim::SGD* optim,
+                      const torch::Tensor& aux = {});
 
 struct Resumed {
   int next_round = 0;
   std::map<int, torch::Tensor> held;
+  torch::Tensor aux;       // undefined: no auxiliary head
   std::string optim_file;  // empty: none written
 };
 // Reads the latest checkpoint of a previous --out directory; restores the

@@ -59,7 +59,8 @@ int cmd_comm(int argc, char** argv) {
   int sample = 10;
   cli::po::options_description d("resist-sim comm");
   d.add_options()("help,h", "this help")
-      ("protocols", cli::po::value(&protocols)->default_value(protocols), "data-parallel,local-sgd,resist,ist")
+      ("protocols", cli::po::value(&protocols)->default_value(protocols),
+       "data-parallel,local-sgd,resist,ist,layer-parallel")
       ("local-iters", cli::po::value(&base.local_iters)->default_value(base.local_iters), "local iterations per round (ℓ)")
       ("sample-rounds", cli::po::value(&sample)->default_value(sample), "rounds averaged for the wire figures")
       ("format", cli::po::value(&format)->default_value(format), "table|json|csv");
@@ -90,8 +91,7 @@ int cmd_comm(int argc, char** argv) {
   // before comm_row() replaces the run length by the sampled rounds.
   for (Protocol p : protocol_list)
     for (int m : machine_list) {
-      ScheduleConfig c = base;
-      c.protocol = p;
+      ScheduleConfig c = for_protocol(base, p);
       c.workers = m;
       validate(spec, c);
     }
@@ -99,8 +99,7 @@ int cmd_comm(int argc, char** argv) {
   std::vector<CommRow> rows;
   for (Protocol p : protocol_list)
     for (int m : machine_list) {
-      ScheduleConfig c = base;
-      c.protocol = p;
+      ScheduleConfig c = for_protocol(base, p);
       c.workers = m;
       rows.push_back(comm_row(spec, c, sample));
     }
@@ -114,7 +113,8 @@ int cmd_schedule(int argc, char** argv) {
   std::string hidden, protocol = "resist", out, check;
   cli::po::options_description d("resist-sim schedule");
   d.add_options()("help,h", "this help")
-      ("protocol", cli::po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
+      ("protocol", cli::po::value(&protocol)->default_value(protocol),
+       "data-parallel|local-sgd|resist|ist|layer-parallel")
       ("local-iters", cli::po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("out", cli::po::value(&out), "output file (default: stdout)")
       ("check", cli::po::value(&check), "read this schedule file, check it against its model and itself, print a "
@@ -138,6 +138,7 @@ int cmd_schedule(int argc, char** argv) {
   }
   cli::finish_model_options(c.model, hidden);
   c.protocol = parse_protocol(protocol);
+  cli::reject_layer_parallel_flags(vm, c.protocol);
   const ModelSpec spec = build_model(c.model);
   cli::cap_default_min_depth(vm, spec, c);
   const Schedule s = make_schedule(spec, c);

@@ -280,7 +280,7 @@ int cmd_run(int argc, char** argv) {
   bool trace_all = false;
   po::options_description d("resist-sim run");
   d.add_options()("help,h", "this help")
-      ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist")
+      ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist|layer-parallel")
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")
       ("bandwidth", po::value(&flags.platform.bandwidth), "shortcut for --set nic.bandwidth=VALUE")
@@ -303,6 +303,7 @@ int cmd_run(int argc, char** argv) {
   cli::finish_model_options(c.model, hidden);
   check_format(format, {"json", "table"});
   c.protocol = parse_protocol(protocol);
+  cli::reject_layer_parallel_flags(vm, c.protocol);
   const ModelSpec spec = build_model(c.model);
   cli::cap_default_min_depth(vm, spec, c);
   const Platform platform = flags.platform.load();
@@ -382,8 +383,8 @@ int cmd_sweep(int argc, char** argv) {
   for (int m : machine_list)
     for (Protocol p : protocol_list)
       for (int ell : ell_list) {
+        check.schedule = for_protocol(base, p);
         check.schedule.workers = m;
-        check.schedule.protocol = p;
         check.schedule.local_iters = ell;
         validate(spec, check.schedule);
         for (const auto& platform : platforms) check_scale(spec, platform, check);
@@ -398,8 +399,7 @@ int cmd_sweep(int argc, char** argv) {
       for (int m : machine_list) {
         std::map<int, json> by_ell;  // a protocol with a fixed ℓ (data-parallel) runs once
         for (int ell : ell_list) {
-          ScheduleConfig c = base;
-          c.protocol = p;
+          ScheduleConfig c = for_protocol(base, p);
           c.workers = m;
           c.local_iters = ell;
           RunOptions o = flags.options(c);
