@@ -2,6 +2,9 @@
 // results, a report and figures.
 //   resist-study run FILE.json [FILE.json ...] --out DIR
 //   resist-study run --all [--studies DIR] --out DIR
+// The study kinds are in study.cpp (validate, the real runs, in validate.cpp);
+// the simulated grid that paper-cifar, what-if and scale share with
+// `resist-sim sweep` is tools/grid.hpp.
 #include <unistd.h>
 
 #include <algorithm>

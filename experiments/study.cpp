@@ -25,6 +25,7 @@
 #include "sim/run.hpp"
 #include "sim/units.hpp"
 #include "tools/comm_table.hpp"
+#include "tools/grid.hpp"
 #include "tools/progress.hpp"
 
 namespace resist::study {
@@ -174,7 +175,7 @@ Study parse_study(const json& j, const std::string& path) {
   }
   if (root.has("protocols")) {
     s.protocols = strings(root.at("protocols"));
-    const std::vector<std::string> ok = {"data-parallel", "local-sgd", "resist", "ist", "layer-parallel"};
+    const std::vector<std::string>& ok = protocol_names();
     for (std::size_t i = 0; i < s.protocols.size(); ++i) root.at("protocols").at(i).choice(ok);
   }
   if (s.protocols.empty()) throw UserError("protocols: must not be empty");
@@ -386,86 +387,55 @@ Outcome run_table1(const Study& s, const std::string& out) {
 }
 
 // ---------------------------------------------------------------------------
-// Simulated grids: paper-cifar, what-if, scale
+// Simulated grids: paper-cifar, what-if, scale (the grid itself: tools/grid.hpp)
 
-struct SimRow {
-  std::string protocol;
-  int machines = 0, ell = 0, epochs = 0, rounds = 0, simulated_rounds = 0, iters_per_epoch = 0;
-  double bw_Bps = 0, wall_s = 0, compute_s = 0, comm_s = 0, exposed_s = 0;
-  std::uint64_t bytes_per_round = 0, wire_total = 0;
-  double vs_dp = 0, vs_local = 0;
-};
+using SimRow = tools::GridRow;
+using tools::GridPoint;
+using tools::row_from_json;
+using tools::row_json;
 
-// One grid point: bandwidth index, machines, protocol, ℓ; in the order the
-// tables list them.
-struct Point {
-  std::size_t bw = 0;
-  int machines = 0;
-  std::string protocol;
-  int ell = 0;
-};
-
-std::vector<Point> grid_points(const Study& s) {
-  const std::size_t nbw = s.bandwidths.empty() ? 1 : s.bandwidths.size();
-  std::vector<Point> points;
-  for (std::size_t b = 0; b < nbw; ++b)
-    for (int m : s.machines)
-      for (const auto& name : s.protocols)
-        for (int ell : parse_protocol(name) == Protocol::data_parallel ? std::vector<int>{1} : s.local_iters)
-          points.push_back({b, m, name, ell});
-  return points;
+// The grid's points, in the order the tables list them: bandwidth, workers,
+// protocol, ℓ.
+std::vector<GridPoint> grid_points(const Study& s) {
+  tools::GridAxes axes;
+  axes.bandwidths = s.bandwidths.empty() ? 1 : s.bandwidths.size();
+  for (const auto& name : s.protocols) axes.protocols.push_back(parse_protocol(name));
+  axes.workers = s.machines;
+  axes.local_iters = s.local_iters;
+  return tools::grid_points(axes, tools::GridOrder::workers_then_protocols);
 }
 
-SimRow simulate_point(const Study& s, const ModelSpec& spec, const sim::Platform& platform, const Point& pt,
-                      Progress& progress) {
-  sim::RunOptions o;
-  o.schedule = schedule_config(s, parse_protocol(pt.protocol), pt.machines, pt.ell);
-  o.max_simulated_rounds = s.max_simulated_rounds;
-  o.engine.collectives = s.collectives;
-  const auto t0 = std::chrono::steady_clock::now();
-  const sim::RunResult r = sim::simulate_run(spec, platform, o);
-  SimRow row{pt.protocol, pt.machines, pt.ell, s.epochs, r.rounds, r.simulated_rounds, 0, platform.nic.bandwidth_Bps,
-             r.wall_clock_s, r.compute_s, r.communication_s, r.exposed_communication_s, r.bytes_per_round,
-             r.wire_bytes_total};
-  const std::int64_t per_step = std::int64_t(pt.machines) * s.batch_size;
-  row.iters_per_epoch = int((s.train_size + per_step - 1) / per_step);
-  const double host = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const std::string bw = s.bandwidths.empty() ? "" : " " + s.bandwidths[pt.bw];
-  progress.step(pt.protocol + " m=" + std::to_string(pt.machines) + " ℓ=" + std::to_string(pt.ell) + bw +
-                fmt(": %.1f s predicted", r.wall_clock_s) + fmt(" (%.1f s to simulate)", host));
-  return row;
-}
-
-json row_json(const SimRow& r) {
-  return {{"protocol", r.protocol}, {"machines", r.machines}, {"ell", r.ell}, {"epochs", r.epochs},
-          {"rounds", r.rounds}, {"simulated_rounds", r.simulated_rounds}, {"iters_per_epoch", r.iters_per_epoch},
-          {"bw_Bps", r.bw_Bps}, {"wall_s", r.wall_s}, {"compute_s", r.compute_s}, {"comm_s", r.comm_s},
-          {"exposed_s", r.exposed_s}, {"bytes_per_round", r.bytes_per_round}, {"wire_total", r.wire_total}};
-}
-SimRow row_from_json(const json& j) {
-  SimRow r;
-  r.protocol = j.at("protocol").get<std::string>();
-  r.machines = j.at("machines"), r.ell = j.at("ell"), r.epochs = j.at("epochs"), r.rounds = j.at("rounds");
-  r.simulated_rounds = j.at("simulated_rounds"), r.iters_per_epoch = j.at("iters_per_epoch");
-  r.bw_Bps = j.at("bw_Bps"), r.wall_s = j.at("wall_s"), r.compute_s = j.at("compute_s"), r.comm_s = j.at("comm_s");
-  r.exposed_s = j.at("exposed_s"), r.bytes_per_round = j.at("bytes_per_round"), r.wire_total = j.at("wire_total");
-  return r;
+// Simulates the points `share` (indexes into `points`) here, one after the
+// other, naming each on stderr.
+std::map<int, SimRow> simulate_share(const Study& s, const std::vector<sim::Platform>& platforms,
+                                     const std::vector<GridPoint>& points, const std::vector<int>& share,
+                                     const std::string& title) {
+  sim::RunOptions base;
+  base.schedule = schedule_config(s, Protocol::resist, 1, 1);  // each point sets protocol, workers and ℓ
+  base.max_simulated_rounds = s.max_simulated_rounds;
+  base.engine.collectives = s.collectives;
+  std::vector<GridPoint> mine;
+  for (int i : share) mine.push_back(points[std::size_t(i)]);
+  Progress progress(title, int(share.size()));
+  auto done = [&](const GridPoint& pt, const sim::RunResult&, const SimRow& r, double host_s) {
+    const std::string bw = s.bandwidths.empty() ? "" : " " + s.bandwidths[pt.bw];
+    progress.step(r.protocol + " m=" + std::to_string(r.machines) + " ℓ=" + std::to_string(r.ell) + bw +
+                  fmt(": %.1f s predicted", r.wall_s) + fmt(" (%.1f s to simulate)", host_s));
+  };
+  const auto rows = tools::simulate_points(build_model(s.model), platforms, base, mine, done);
+  std::map<int, SimRow> by_index;
+  for (std::size_t k = 0; k < share.size(); ++k) by_index[share[k]] = rows[k];
+  return by_index;
 }
 
 // Simulates the points `mine` (indexes into `points`) in s.jobs processes;
 // each child writes its rows to a file in `scratch`. Rows are deterministic,
 // so the result does not depend on the number of processes.
 std::map<int, SimRow> run_points(const Study& s, const std::vector<sim::Platform>& platforms,
-                                 const std::vector<Point>& points, const std::vector<int>& mine,
+                                 const std::vector<GridPoint>& points, const std::vector<int>& mine,
                                  const std::string& scratch) {
-  const ModelSpec spec = build_model(s.model);
-  std::map<int, SimRow> rows;
   const int jobs = std::max(1, std::min<int>(s.jobs, int(mine.size())));
-  if (jobs == 1) {
-    Progress progress(s.name, int(mine.size()));
-    for (int i : mine) rows[i] = simulate_point(s, spec, platforms[points[i].bw], points[i], progress);
-    return rows;
-  }
+  if (jobs == 1) return simulate_share(s, platforms, points, mine, s.name);
   std::vector<pid_t> children;
   std::fflush(nullptr);
   for (int j = 0; j < jobs; ++j) {
@@ -479,9 +449,10 @@ std::map<int, SimRow> run_points(const Study& s, const std::vector<sim::Platform
     try {
       std::vector<int> share;
       for (std::size_t k = j; k < mine.size(); k += std::size_t(jobs)) share.push_back(mine[k]);
-      Progress progress(s.name + " job " + std::to_string(j + 1) + "/" + std::to_string(jobs), int(share.size()));
       json out = json::object();
-      for (int i : share) out[std::to_string(i)] = row_json(simulate_point(s, spec, platforms[points[i].bw], points[i], progress));
+      for (const auto& [i, r] : simulate_share(s, platforms, points, share,
+                                               s.name + " job " + std::to_string(j + 1) + "/" + std::to_string(jobs)))
+        out[std::to_string(i)] = row_json(r);
       json_util::write_atomic(scratch + "/.rows-job" + std::to_string(j) + ".json", out.dump());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "resist-study: job %d: %s\n", j + 1, e.what());
@@ -496,6 +467,7 @@ std::map<int, SimRow> run_points(const Study& s, const std::vector<sim::Platform
     ::waitpid(pid, &st, 0);
     failed = failed || !WIFEXITED(st) || WEXITSTATUS(st) != 0;
   }
+  std::map<int, SimRow> rows;
   for (int j = 0; j < jobs; ++j) {
     const std::string f = scratch + "/.rows-job" + std::to_string(j) + ".json";
     if (!failed) {
@@ -541,41 +513,12 @@ std::vector<SimRow> simulate_grid(const Study& s, std::vector<sim::Platform>& pl
   }
   std::vector<SimRow> rows;
   for (auto& [i, r] : by_index) rows.push_back(std::move(r));
-  // Speedups: over data-parallel at the same workers and bandwidth, over
-  // local SGD at the same workers, ℓ and bandwidth.
-  std::map<std::pair<double, int>, double> dp;
-  std::map<std::tuple<double, int, int>, double> local;
-  for (const auto& r : rows) {
-    if (r.protocol == "data-parallel") dp[{r.bw_Bps, r.machines}] = r.wall_s;
-    if (r.protocol == "local-sgd") local[{r.bw_Bps, r.machines, r.ell}] = r.wall_s;
-  }
-  for (auto& r : rows) {
-    if (auto it = dp.find({r.bw_Bps, r.machines}); it != dp.end() && r.wall_s > 0) r.vs_dp = it->second / r.wall_s;
-    if (auto it = local.find({r.bw_Bps, r.machines, r.ell});
-        it != local.end() && r.wall_s > 0 && r.protocol != "data-parallel")  // data-parallel has no ℓ
-      r.vs_local = it->second / r.wall_s;
-  }
+  tools::add_speedups(rows);
   return rows;
 }
 
 void write_rows(const std::string& path, const std::string& model, const std::vector<SimRow>& rows) {
-  std::ostringstream csv;
-  csv << "model,protocol,workers,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
-         "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
-         "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd\n";
-  for (const auto& r : rows) {
-    char line[640];
-    std::snprintf(line, sizeof line, "%s,%d,%d,%.6g,%d,%d,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%.9g,",
-                  r.protocol.c_str(), r.machines, r.ell, r.bw_Bps, r.epochs, r.iters_per_epoch, r.rounds,
-                  r.simulated_rounds, r.wall_s, r.wall_s / r.epochs, r.compute_s, r.comm_s, r.exposed_s,
-                  (unsigned long long)r.bytes_per_round, (unsigned long long)r.wire_total,
-                  r.rounds ? double(r.wire_total) / r.rounds : 0.0);
-    // Not applicable (no such baseline in the study; data-parallel has no ℓ
-    // to compare local SGD at): an empty cell, never 0.
-    auto ratio = [](double v) { return v > 0 ? fmt("%.6g", v) : std::string(); };
-    csv << model << "," << line << ratio(r.vs_dp) << "," << (r.protocol == "data-parallel" ? "" : ratio(r.vs_local)) << "\n";
-  }
-  write(path, csv.str());
+  write(path, tools::grid_csv(model, rows));
 }
 
 // One round (round 1: neither the first nor the final gather) per protocol,

@@ -119,6 +119,25 @@ std::vector<std::string> class_folders(const fs::path& dir) {
   return names;
 }
 
+// ImageNet (ILSVRC-2012) names its 1000 class folders by WordNet ID, 'n'
+// and eight digits (n01440764 ... n15075141); sorted, they give the usual
+// label numbering. Anything else is not ImageNet's layout.
+bool is_wordnet_id(const std::string& name) {
+  if (name.size() != 9 || name[0] != 'n') return false;
+  return std::all_of(name.begin() + 1, name.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+void check_imagenet_classes(const fs::path& dir, const std::vector<std::string>& classes) {
+  for (const auto& c : classes)
+    if (!is_wordnet_id(c))
+      throw UserError("--dataset imagenet: class folder " + (dir / c).string() +
+                      " is not an ImageNet WordNet ID (n + 8 digits, e.g. n01440764); "
+                      "--dataset imagefolder takes any class names");
+  if (classes.size() != 1000)
+    throw UserError("--dataset imagenet: " + dir.string() + " has " + std::to_string(classes.size()) +
+                    " class folders, ImageNet has 1000 (--dataset imagefolder takes any number)");
+}
+
 // Every image of every class, in class order then path order.
 DataSplit scan_split(const fs::path& dir, const std::vector<std::string>& classes) {
   DataSplit d;
@@ -186,9 +205,7 @@ Data load_image_folder(const DataOptions& o, const std::string& dir) {
   d.augment = true;
   const fs::path root(dir);
   d.classes = class_folders(root / "train");
-  if (o.name == "imagenet" && d.classes.size() != 1000)
-    throw UserError("--dataset imagenet: " + (root / "train").string() + " has " + std::to_string(d.classes.size()) +
-                    " class folders, ImageNet has 1000 (--dataset imagefolder takes any number)");
+  if (o.name == "imagenet") check_imagenet_classes(root / "train", d.classes);
   for (const auto& c : class_folders(root / "val"))
     if (!std::binary_search(d.classes.begin(), d.classes.end(), c))
       throw UserError("class folder " + (root / "val" / c).string() + " has no counterpart in " +

@@ -104,12 +104,65 @@ std::string describe(int status) {
   return "stopped";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The launcher's own flags, before `--`.
+struct LaunchArgs {
   int n = 0, port = 0, nnodes = 1, node_rank = 0;
   std::string master_addr = "127.0.0.1";
   double grace_s = 5;
+  int program = 0;  // argv index of PROGRAM
+};
+
+bool known_flag(const std::string& a) {
+  return a == "-n" || a == "--nproc" || a == "--nproc-per-node" || a == "--nnodes" || a == "--node-rank" ||
+         a == "--master-addr" || a == "--master-port" || a == "--grace";
+}
+
+// Sets flag `a` (known, dashes normalised) to `value`: "" or the error
+// message. Throws std::exception for a value std::stod cannot read.
+std::string set_flag(const std::string& a, const std::string& value, LaunchArgs& args) {
+  long number = 0;
+  if (a == "-n" || a == "--nproc" || a == "--nproc-per-node") {
+    if (!whole_number(value, 1, 4096, number)) return "-n: must be a whole number in 1..4096 (got '" + value + "')";
+    args.n = int(number);
+  } else if (a == "--nnodes") {
+    if (!whole_number(value, 1, 4096, number))
+      return "--nnodes: must be a whole number in 1..4096 (got '" + value + "')";
+    args.nnodes = int(number);
+  } else if (a == "--node-rank") {
+    if (!whole_number(value, 0, 4095, number)) return "--node-rank: must be a whole number (got '" + value + "')";
+    args.node_rank = int(number);
+  } else if (a == "--master-addr") {
+    args.master_addr = value;
+  } else if (a == "--master-port") {
+    if (!whole_number(value, 1, 65535, number))
+      return "--master-port: must be a port in 1..65535 (got '" + value + "')";
+    args.port = int(number);
+  } else if (a == "--grace") {
+    std::size_t used = 0;
+    args.grace_s = std::stod(value, &used);
+    if (used != value.size() || !(args.grace_s >= 0 && args.grace_s <= 3600))
+      return "--grace: must be seconds in 0..3600 (got '" + value + "')";
+  } else {
+    return "unknown argument '" + a + "' (put the program after --)";
+  }
+  return "";
+}
+
+// The flags taken together: "" or the error message.
+std::string check_args(const LaunchArgs& a, int argc) {
+  if (a.n < 1) return "-n: required, the number of workers (1..4096)";
+  if (a.nnodes < 1 || a.nnodes > 4096) return "--nnodes: must be in 1..4096 (got " + std::to_string(a.nnodes) + ")";
+  if (a.node_rank < 0 || a.node_rank >= a.nnodes)
+    return "--node-rank: must be in 0.." + std::to_string(a.nnodes - 1) + " (got " + std::to_string(a.node_rank) + ")";
+  if (a.master_addr.empty()) return "--master-addr: must not be empty";
+  if (a.nnodes > 1 && a.port <= 0) return "--master-port: needed with --nnodes > 1 (every node must use the same)";
+  if (a.program >= argc) return "no program given after --";
+  return "";
+}
+
+// Parses argv up to `--`. Returns -1 to go on, else the exit code (--help:
+// 0 with the usage on stdout; bad usage: 2 with one line on stderr).
+int parse_args(int argc, char** argv, LaunchArgs& args) {
   int i = 1;
   std::string bad;  // the value being parsed and its flag
   try {
@@ -128,141 +181,140 @@ int main(int argc, char** argv) {
         a.erase(a.find('='));
       }
       std::replace(a.begin() + std::min<std::size_t>(2, a.size()), a.end(), '_', '-');
-      const bool known = a == "-n" || a == "--nproc" || a == "--nproc-per-node" || a == "--nnodes" ||
-                         a == "--node-rank" || a == "--master-addr" || a == "--master-port" || a == "--grace";
-      if (!known) return usage(("unknown argument '" + a + "' (put the program after --)").c_str());
+      if (!known_flag(a)) return usage(("unknown argument '" + a + "' (put the program after --)").c_str());
       if (!has_inline && i + 1 >= argc) return usage((a + ": needs a value").c_str());
       const std::string value = has_inline ? inline_value : argv[++i];
       bad = "'" + value + "' for " + a;
-      long number = 0;
-      if (a == "-n" || a == "--nproc" || a == "--nproc-per-node") {
-        if (!whole_number(value, 1, 4096, number)) return usage(("-n: must be a whole number in 1..4096 (got '" + value + "')").c_str());
-        n = int(number);
-      } else if (a == "--nnodes") {
-        if (!whole_number(value, 1, 4096, number)) return usage(("--nnodes: must be a whole number in 1..4096 (got '" + value + "')").c_str());
-        nnodes = int(number);
-      } else if (a == "--node-rank") {
-        if (!whole_number(value, 0, 4095, number)) return usage(("--node-rank: must be a whole number (got '" + value + "')").c_str());
-        node_rank = int(number);
-      } else if (a == "--master-addr") {
-        master_addr = value;
-      } else if (a == "--master-port") {
-        if (!whole_number(value, 1, 65535, number)) return usage(("--master-port: must be a port in 1..65535 (got '" + value + "')").c_str());
-        port = int(number);
-      } else if (a == "--grace") {
-        std::size_t used = 0;
-        grace_s = std::stod(value, &used);
-        if (used != value.size() || !(grace_s >= 0 && grace_s <= 3600))
-          return usage(("--grace: must be seconds in 0..3600 (got '" + value + "')").c_str());
-      } else {
-        return usage(("unknown argument '" + a + "' (put the program after --)").c_str());
-      }
+      if (const std::string err = set_flag(a, value, args); !err.empty()) return usage(err.c_str());
     }
   } catch (const std::exception&) {
     return usage(("bad value " + bad).c_str());
   }
-  if (n < 1) return usage("-n: required, the number of workers (1..4096)");
-  if (nnodes < 1 || nnodes > 4096)
-    return usage(("--nnodes: must be in 1..4096 (got " + std::to_string(nnodes) + ")").c_str());
-  if (node_rank < 0 || node_rank >= nnodes)
-    return usage(("--node-rank: must be in 0.." + std::to_string(nnodes - 1) + " (got " + std::to_string(node_rank) +
-                  ")").c_str());
-  if (master_addr.empty()) return usage("--master-addr: must not be empty");
-  if (nnodes > 1 && port <= 0) return usage("--master-port: needed with --nnodes > 1 (every node must use the same)");
-  if (i >= argc) return usage("no program given after --");
-  if (port <= 0) port = free_port();
-  const int first_rank = node_rank * n, world = nnodes * n;
+  args.program = i;
+  if (const std::string err = check_args(args, argc); !err.empty()) return usage(err.c_str());
+  return -1;
+}
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGHUP, on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
-  const pid_t launcher = ::getpid();
-  // Tells this run's workers apart from another run's on the same port. The
-  // nodes of one multi-node run must agree on it: they share the rendezvous
-  // address (a second run there is still refused by the rank claims).
+// Tells this run's workers apart from another run's on the same port. The
+// nodes of one multi-node run must agree on it: they share the rendezvous
+// address (a second run there is still refused by the rank claims).
+std::string make_run_id(const LaunchArgs& a, pid_t launcher) {
   const char* given_id = std::getenv("RESIST_RUN_ID");
-  const std::string run_id =
-      given_id && *given_id ? std::string(given_id)
-      : nnodes > 1          ? "launch-nodes-" + master_addr + ":" + std::to_string(port)
-                            : "launch-" + std::to_string(launcher) + "-" +
-                         std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  if (given_id && *given_id) return given_id;
+  if (a.nnodes > 1) return "launch-nodes-" + a.master_addr + ":" + std::to_string(a.port);
+  return "launch-" + std::to_string(launcher) + "-" +
+         std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+}
 
-  std::vector<pid_t> pids(std::size_t(n), -1);
-  std::vector<bool> done(std::size_t(n), false);
-  std::vector<Stream> streams;
-  for (int r = 0; r < n; ++r) {
+// In the forked child: becomes local worker r, with torchrun's environment.
+[[noreturn]] void exec_worker(const LaunchArgs& a, int r, char** argv, const std::string& run_id, pid_t launcher,
+                              int out[2], int err[2]) {
+  // A worker dies with the launcher, even one killed by SIGKILL (the
+  // setting survives exec); getppid() covers a launcher gone already.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != launcher) ::_exit(1);
+  ::setpgid(0, 0);  // its own process group, so that stopping it stops its children too
+  ::dup2(out[1], 1);
+  ::dup2(err[1], 2);
+  ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGHUP, SIG_DFL);
+  std::signal(SIGPIPE, SIG_DFL);
+  ::setenv("MASTER_ADDR", a.master_addr.c_str(), 1);
+  ::setenv("MASTER_PORT", std::to_string(a.port).c_str(), 1);
+  ::setenv("RANK", std::to_string(a.node_rank * a.n + r).c_str(), 1);
+  ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+  ::setenv("WORLD_SIZE", std::to_string(a.nnodes * a.n).c_str(), 1);
+  ::setenv("LOCAL_WORLD_SIZE", std::to_string(a.n).c_str(), 1);
+  ::setenv("GROUP_RANK", std::to_string(a.node_rank).c_str(), 1);
+  ::setenv("GROUP_WORLD_SIZE", std::to_string(a.nnodes).c_str(), 1);
+  ::setenv("RESIST_RUN_ID", run_id.c_str(), 1);
+  ::execvp(argv[a.program], argv + a.program);
+  std::cerr << "resist-launch: cannot run '" << argv[a.program] << "': " << std::strerror(errno) << "\n";
+  ::_exit(127);
+}
+
+// The running workers: their pids and output streams, and what happens
+// when one fails or a signal arrives. run() is the launcher's loop.
+class Supervisor {
+ public:
+  explicit Supervisor(const LaunchArgs& a) : first_rank_(a.node_rank * a.n), grace_s_(a.grace_s) {}
+
+  // Forks and execs local worker r. False (with a message) if no pipe.
+  bool spawn(const LaunchArgs& a, int r, char** argv, const std::string& run_id, pid_t launcher) {
     int out[2], err[2];
     if (::pipe(out) != 0 || ::pipe(err) != 0) {
       std::cerr << "resist-launch: pipe: " << std::strerror(errno) << "\n";
-      return 1;
+      return false;
     }
     const pid_t pid = ::fork();
-    if (pid == 0) {
-      // A worker dies with the launcher, even one killed by SIGKILL (the
-      // setting survives exec); getppid() covers a launcher gone already.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != launcher) ::_exit(1);
-      ::setpgid(0, 0);  // its own process group, so that stopping it stops its children too
-      ::dup2(out[1], 1);
-      ::dup2(err[1], 2);
-      ::close(out[0]), ::close(out[1]), ::close(err[0]), ::close(err[1]);
-      std::signal(SIGINT, SIG_DFL);
-      std::signal(SIGTERM, SIG_DFL);
-      std::signal(SIGHUP, SIG_DFL);
-      std::signal(SIGPIPE, SIG_DFL);
-      ::setenv("MASTER_ADDR", master_addr.c_str(), 1);
-      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      ::setenv("RANK", std::to_string(first_rank + r).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
-      ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
-      ::setenv("LOCAL_WORLD_SIZE", std::to_string(n).c_str(), 1);
-      ::setenv("GROUP_RANK", std::to_string(node_rank).c_str(), 1);
-      ::setenv("GROUP_WORLD_SIZE", std::to_string(nnodes).c_str(), 1);
-      ::setenv("RESIST_RUN_ID", run_id.c_str(), 1);
-      ::execvp(argv[i], argv + i);
-      std::cerr << "resist-launch: cannot run '" << argv[i] << "': " << std::strerror(errno) << "\n";
-      ::_exit(127);
-    }
+    if (pid == 0) exec_worker(a, r, argv, run_id, launcher, out, err);
     ::setpgid(pid, pid);
     ::close(out[1]);
     ::close(err[1]);
-    pids[std::size_t(r)] = pid;
-    streams.push_back({out[0], first_rank + r, false, {}});
-    streams.push_back({err[0], first_rank + r, true, {}});
+    pids_.push_back(pid);
+    done_.push_back(false);
+    streams_.push_back({out[0], first_rank_ + r, false, {}});
+    streams_.push_back({err[0], first_rank_ + r, true, {}});
+    return true;
   }
 
-  int failed_rank = -1, exit_code = 0, alive = n;
-  bool stopping = false, forwarded = false;
-  auto stop_deadline = std::chrono::steady_clock::now();
-  auto signal_all = [&](int sig) {
-    for (int r = 0; r < n; ++r)
-      if (!done[std::size_t(r)]) ::kill(-pids[std::size_t(r)], sig);
-  };
-  std::vector<pollfd> fds;
-  // Once every worker has exited, drain their output for at most a second
-  // (a grandchild may still hold a pipe open).
-  auto drain_until = std::chrono::steady_clock::time_point::max();
-  while (alive > 0 || (std::any_of(streams.begin(), streams.end(), [](const Stream& s) { return s.fd >= 0; }) &&
-                       std::chrono::steady_clock::now() < drain_until)) {
-    if (alive == 0 && drain_until == std::chrono::steady_clock::time_point::max())
-      drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    if (g_signal && !forwarded) {
-      std::cerr << "resist-launch: got " << strsignal(g_signal) << ", passing it on to the workers\n";
-      signal_all(g_signal);
-      forwarded = true;
-      if (!stopping) {
-        stopping = true;
-        stop_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(long(grace_s * 1000));
-        exit_code = 128 + g_signal;
+  // Until every worker has exited and its output is drained (for at most a
+  // second after the last exit: a grandchild may still hold a pipe open).
+  int run() {
+    alive_ = int(pids_.size());
+    auto drain_until = Clock::time_point::max();
+    while (alive_ > 0 || (open_streams() && Clock::now() < drain_until)) {
+      if (alive_ == 0 && drain_until == Clock::time_point::max()) drain_until = Clock::now() + std::chrono::seconds(1);
+      forward_signal();
+      pump_output();
+      reap();
+      if (stopping_ && alive_ > 0 && Clock::now() > stop_deadline_) {
+        signal_all(SIGKILL);
+        stop_deadline_ = Clock::now() + std::chrono::hours(1);
       }
     }
-    fds.clear();
-    for (const auto& s : streams)
-      if (s.fd >= 0) fds.push_back({s.fd, POLLIN, 0});
-    if (!fds.empty()) ::poll(fds.data(), fds.size(), 100);
+    if (failed_rank_ >= 0)
+      std::cerr << "resist-launch: failed: rank " << failed_rank_ << " " << "(exit code " << exit_code_ << ")\n";
+    return exit_code_;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  bool open_streams() const {
+    return std::any_of(streams_.begin(), streams_.end(), [](const Stream& s) { return s.fd >= 0; });
+  }
+  void signal_all(int sig) {
+    for (std::size_t r = 0; r < pids_.size(); ++r)
+      if (!done_[r]) ::kill(-pids_[r], sig);
+  }
+  void start_stopping() {
+    stopping_ = true;
+    stop_deadline_ = Clock::now() + std::chrono::milliseconds(long(grace_s_ * 1000));
+  }
+
+  // Ctrl-C, SIGTERM or SIGHUP on the launcher: passed on once.
+  void forward_signal() {
+    if (!g_signal || forwarded_) return;
+    std::cerr << "resist-launch: got " << strsignal(g_signal) << ", passing it on to the workers\n";
+    signal_all(g_signal);
+    forwarded_ = true;
+    if (!stopping_) {
+      start_stopping();
+      exit_code_ = 128 + g_signal;
+    }
+  }
+
+  // Waits up to 0.1 s for output, then copies what arrived, line by line.
+  void pump_output() {
+    fds_.clear();
+    for (const auto& s : streams_)
+      if (s.fd >= 0) fds_.push_back({s.fd, POLLIN, 0});
+    if (!fds_.empty()) ::poll(fds_.data(), fds_.size(), 100);
     else ::usleep(100000);
-    for (auto& s : streams) {
+    for (auto& s : streams_) {
       if (s.fd < 0) continue;
       pollfd p{s.fd, POLLIN, 0};
       if (::poll(&p, 1, 0) <= 0) continue;
@@ -277,30 +329,55 @@ int main(int argc, char** argv) {
         s.fd = -1;
       }
     }
+  }
+
+  // Collects exited workers; the first failure stops the others.
+  void reap() {
     int status = 0;
     pid_t pid;
     while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      int r = 0;
-      while (r < n && pids[std::size_t(r)] != pid) ++r;
-      if (r == n) continue;
-      done[std::size_t(r)] = true;
-      --alive;
+      const auto it = std::find(pids_.begin(), pids_.end(), pid);
+      if (it == pids_.end()) continue;
+      const int r = int(it - pids_.begin());
+      done_[std::size_t(r)] = true;
+      --alive_;
       const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      if (!ok && failed_rank < 0 && !forwarded) {
-        failed_rank = first_rank + r;
-        exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        std::cerr << "resist-launch: rank " << first_rank + r << " (pid " << pid << ") " << describe(status)
+      if (!ok && failed_rank_ < 0 && !forwarded_) {
+        failed_rank_ = first_rank_ + r;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        std::cerr << "resist-launch: rank " << first_rank_ + r << " (pid " << pid << ") " << describe(status)
                   << "; stopping the other workers\n";
         signal_all(SIGTERM);
-        stopping = true;
-        stop_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(long(grace_s * 1000));
+        start_stopping();
       }
     }
-    if (stopping && alive > 0 && std::chrono::steady_clock::now() > stop_deadline) {
-      signal_all(SIGKILL);
-      stop_deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
-    }
   }
-  if (failed_rank >= 0) std::cerr << "resist-launch: failed: rank " << failed_rank << " " << "(exit code " << exit_code << ")\n";
-  return exit_code;
+
+  int first_rank_;
+  double grace_s_;
+  std::vector<pid_t> pids_;
+  std::vector<bool> done_;
+  std::vector<Stream> streams_;
+  std::vector<pollfd> fds_;
+  int failed_rank_ = -1, exit_code_ = 0, alive_ = 0;
+  bool stopping_ = false, forwarded_ = false;
+  Clock::time_point stop_deadline_ = Clock::now();
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  LaunchArgs args;
+  if (const int code = parse_args(argc, argv, args); code >= 0) return code;
+  if (args.port <= 0) args.port = free_port();
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGHUP, on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+  const pid_t launcher = ::getpid();
+  const std::string run_id = make_run_id(args, launcher);
+  Supervisor workers(args);
+  for (int r = 0; r < args.n; ++r)
+    if (!workers.spawn(args, r, argv, run_id, launcher)) return 1;
+  return workers.run();
 }

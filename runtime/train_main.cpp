@@ -52,8 +52,7 @@ void add_train_options(boost::program_options::options_description& d, resist::r
                        TextFlags& t) {
   namespace po = boost::program_options;
   d.add_options()("help,h", "this help")
-      ("protocol", po::value(&t.protocol)->default_value(t.protocol),
-       "resist|local-sgd|data-parallel|ist|layer-parallel")
+      ("protocol", po::value(&t.protocol)->default_value(t.protocol), resist::cli::protocol_choices().c_str())
       ("local-iters", po::value(&o.schedule.local_iters)->default_value(o.schedule.local_iters),
        "local iterations per round (ℓ; data-parallel: 1)");
   resist::cli::add_model_options(d, o.schedule.model, t.hidden);
@@ -96,7 +95,7 @@ void add_train_options(boost::program_options::options_description& d, resist::r
       ("threads", po::value(&o.threads)->default_value(0), "intra-op threads (0: cores / local workers)")
       ("device", po::value(&o.device)->default_value(o.device), "cpu | cuda")
       ("backend", po::value(&o.backend)->default_value(o.backend), "auto (cuda: nccl, cpu: gloo) | gloo | nccl")
-      ("allreduce", po::value(&t.allreduce)->default_value(t.allreduce), "gloo all-reduce: ring|tree|hd|hierarchical|auto")
+      ("allreduce", po::value(&t.allreduce)->default_value(t.allreduce), "gloo all-reduce: ring|tree|binomial|hd|hierarchical|auto")
       ("reduce", po::value(&t.reduce)->default_value(t.reduce), "gloo reduce: chain|tree|auto")
       ("broadcast", po::value(&t.broadcast)->default_value(t.broadcast), "gloo broadcast: chain|tree|auto")
       ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb),

@@ -51,13 +51,14 @@ const char* to_string(Algorithm a) {
     case Algorithm::hierarchical: return "hierarchical";
     case Algorithm::chain: return "chain";
     case Algorithm::direct: return "direct";
+    case Algorithm::binomial: return "binomial";
   }
   return "?";
 }
 
 const std::vector<Algorithm>& algorithms_for(Collective c) {
-  static const std::vector<Algorithm> allreduce = {Algorithm::ring, Algorithm::tree, Algorithm::hd,
-                                                   Algorithm::hierarchical};
+  static const std::vector<Algorithm> allreduce = {Algorithm::ring, Algorithm::tree, Algorithm::binomial,
+                                                   Algorithm::hd, Algorithm::hierarchical};
   static const std::vector<Algorithm> rooted = {Algorithm::chain, Algorithm::tree};
   static const std::vector<Algorithm> ring = {Algorithm::ring};
   static const std::vector<Algorithm> direct = {Algorithm::direct};
@@ -94,6 +95,20 @@ Chunk ring_chunk(std::uint64_t elements, int n, int c) {
 int chain_chunks(std::uint64_t elements, std::uint64_t chunk_bytes) {
   const std::uint64_t per = std::max<std::uint64_t>(1, chunk_bytes / 4);
   return int(std::max<std::uint64_t>(1, (elements + per - 1) / per));
+}
+
+int double_tree_chunks(std::uint64_t elements, std::uint64_t chunk_bytes) {
+  return chain_chunks(elements - elements / 2, chunk_bytes);
+}
+
+int double_tree_message_times(int n, int chunks) {
+  if (n < 2) return 0;
+  if (n == 2) return 2 * chunks;
+  int k = 0;
+  while ((2 << k) <= n) ++k;
+  const int R = 2 * k - 1 + ((n & (n + 1)) == 0 ? 1 : 0);
+  const int delta = chunks == 1 && k >= 3 && n <= (1 << k) + (1 << (k - 1)) - 2 ? 1 : 0;
+  return 4 * (chunks - 1) + 2 * R - 2 * delta;
 }
 
 namespace {
@@ -216,6 +231,76 @@ class Binomial : public StepSource {
   std::uint64_t e_;
   bool reduce_;
   int L_;
+};
+
+// Double binary tree: two binary trees over the n positions, tree t reducing
+// then broadcasting its half of the buffer (t = 0 the first ⌈e/2⌉ elements,
+// t = 1 the rest) in C chunks. Both are the heap of n nodes (node j's children
+// 2j+1 and 2j+2, root 0); position r is node r of tree 0 and node b(r) of
+// tree 1, b(r) = n-1-r for even n; for odd n b(0) = n-1, b(n-1) = n-2 and
+// b(r) = n-2-r otherwise. So no position is interior in both trees, and a
+// position is a left child (odd j) in one tree where it is a right child in the
+// other. Slots: left children send at even steps, right children at odd ones,
+// so no position sends or receives twice in one step. Node j sends chunk c up
+// at step off(j) + 2c, off(j) the least step of j's parity after its children's
+// (leaves: 0 or 1); the reduce takes H = 2(C-1) + max off + 1 steps. The
+// broadcast runs it backwards: its step H-1-s carries down what step s carried
+// up, chunk C-1-c for chunk c.
+class DoubleTree : public StepSource {
+ public:
+  DoubleTree(int n, std::uint64_t elements, int chunks) : n_(n), e_(elements), C_(chunks), off_(std::size_t(n), 0) {
+    int top = 0;
+    for (int j = n - 1; j >= 1; --j) {
+      int o = 0;
+      for (int c = 2 * j + 1; c <= 2 * j + 2 && c < n; ++c) o = std::max(o, off_[c] + 1);
+      if (o % 2 != slot(j)) ++o;
+      off_[j] = o;
+      top = std::max(top, o);
+    }
+    half_ = 2 * (C_ - 1) + top + 1;
+  }
+  int steps() const override { return 2 * half_; }
+  void at(int k, int pos, std::vector<Transfer>& out) const override {
+    const bool up = k < half_;
+    const int s = up ? k : 2 * half_ - 1 - k;  // the reduce step this one mirrors
+    for (int t = 0; t < 2; ++t) {
+      if (pos < 0) {
+        for (int j = 1; j < n_; ++j) emit(t, j, s, up, out);
+        continue;
+      }
+      const int j = node(t, pos);
+      if (j > 0) emit(t, j, s, up, out);
+      for (int c = 2 * j + 1; c <= 2 * j + 2 && c < n_; ++c) emit(t, c, s, up, out);
+    }
+  }
+
+ private:
+  static int slot(int j) { return j % 2 == 1 ? 0 : 1; }
+  int node(int t, int pos) const {
+    if (t == 0) return pos;
+    if (n_ % 2 == 0) return n_ - 1 - pos;
+    return pos == 0 ? n_ - 1 : pos == n_ - 1 ? n_ - 2 : n_ - 2 - pos;
+  }
+  int position(int t, int j) const {
+    if (t == 0) return j;
+    if (n_ % 2 == 0) return n_ - 1 - j;
+    return j == n_ - 1 ? 0 : j == n_ - 2 ? n_ - 1 : n_ - 2 - j;
+  }
+  // The message of node j's edge at reduce step s, if any: up (reduce) or down (broadcast).
+  void emit(int t, int j, int s, bool up, std::vector<Transfer>& out) const {
+    const int d = s - off_[j];
+    if (d < 0 || d % 2 != 0 || d / 2 >= C_) return;
+    const int c = up ? d / 2 : C_ - 1 - d / 2;
+    const std::uint64_t first = e_ - e_ / 2, base = t == 0 ? 0 : first;
+    const Chunk ch = ring_chunk(t == 0 ? first : e_ / 2, C_, c);
+    const int child = position(t, j), parent = position(t, (j - 1) / 2);
+    out.push_back({up ? child : parent, up ? parent : child, base + ch.offset, ch.count, up});
+  }
+  int n_;
+  std::uint64_t e_;
+  int C_;
+  std::vector<int> off_;  // per heap node
+  int half_ = 0;
 };
 
 // Recursive halving-doubling over p = 2^L ≤ n virtual ranks; positions 2j+1
@@ -391,7 +476,8 @@ Source make_source(Collective c, Algorithm a, const std::vector<int>& ranks, std
   if (n < 2) return std::make_shared<Empty>();
   switch (c) {
     case Collective::allreduce:
-      if (a == Algorithm::tree)
+      if (a == Algorithm::tree) return std::make_shared<DoubleTree>(n, e, double_tree_chunks(e, o.chunk_bytes));
+      if (a == Algorithm::binomial)
         return std::make_shared<Sequence>(
             std::vector<Source>{std::make_shared<Binomial>(n, e, true), std::make_shared<Binomial>(n, e, false)});
       if (a == Algorithm::hd) return std::make_shared<HalvingDoubling>(n, e);
@@ -492,7 +578,11 @@ double alpha_beta_s(Collective c, Algorithm a, int n, std::uint64_t bytes, doubl
   const int L = ceil_log2(n);
   switch (c) {
     case Collective::allreduce:
-      if (a == Algorithm::tree) return 2.0 * L * (alpha + M / B);
+      if (a == Algorithm::binomial) return 2.0 * L * (alpha + M / B);
+      if (a == Algorithm::tree) {
+        const int C = double_tree_chunks(bytes / 4, chunk_bytes);
+        return double_tree_message_times(n, C) * (alpha + M / (2.0 * C * B));
+      }
       if (a == Algorithm::hd) {
         int l = 0;
         while ((2 << l) <= n) ++l;

@@ -19,7 +19,12 @@
 //   allreduce  ring          reduce-scatter then all-gather, 2(n-1) steps; at
 //                            step s position i sends ring_chunk (i-s) mod n,
 //                            then (i+1-s) mod n, to i+1
-//              tree          binomial-tree reduce to position 0, then binomial
+//              tree          double binary tree (as NCCL's): two binary trees,
+//                            each position interior in at most one of them,
+//                            each tree reducing then broadcasting half of the
+//                            buffer in C = ⌈(M/2) / chunk_bytes⌉ pipelined chunks
+//                            (DoubleTree in collectives.cpp)
+//              binomial      binomial-tree reduce to position 0, then binomial
 //                            broadcast from it: 2⌈log2 n⌉ steps of M
 //              hd            recursive halving-doubling (Rabenseifner) over the
 //                            largest power of two p ≤ n; the other n-p ranks
@@ -52,7 +57,9 @@ const char* to_string(Collective c);
 Collective parse_collective(const std::string& s);  // throws UserError
 Collective collective_of(OpKind k);
 
-enum class Algorithm { automatic, ring, tree, hd, hierarchical, chain, direct };
+// `tree` is the double binary tree for an all-reduce and the binomial tree for
+// a reduce or broadcast; `binomial` the binomial all-reduce.
+enum class Algorithm { automatic, ring, tree, hd, hierarchical, chain, direct, binomial };
 const char* to_string(Algorithm a);
 // The algorithms `c` accepts (without "auto"); the first is the default.
 const std::vector<Algorithm>& algorithms_for(Collective c);
@@ -91,6 +98,16 @@ Chunk ring_chunk(std::uint64_t elements, int n, int c);
 std::vector<std::uint64_t> ring_allreduce_bytes_sent(std::uint64_t elements, int n);
 // C for a chain: ⌈elements / (chunk_bytes / 4)⌉, at least 1.
 int chain_chunks(std::uint64_t elements, std::uint64_t chunk_bytes);
+// C for each half of a double binary tree: chain_chunks(⌈elements / 2⌉, chunk_bytes).
+int double_tree_chunks(std::uint64_t elements, std::uint64_t chunk_bytes);
+// The double binary tree all-reduce's time on an idle α–β network, in
+// messages of one chunk (α + M/(2C·B) each): n = 2: 2C; otherwise, with
+// k = ⌊log2 n⌋, R = 2k - 1 (2k when n + 1 is a power of two) and
+// δ = 1 when C = 1, k ≥ 3 and n ≤ 2^k + 2^(k-1) - 2 (else 0):
+// 4(C - 1) + 2R - 2δ. (The plan has 2(2(C - 1) + R) steps. A message starts
+// when its two ends are ready, not at its step's turn; with one chunk and the
+// last heap level all under the root's left child, that gains two messages.)
+int double_tree_message_times(int n, int chunks);
 
 class StepSource;  // one algorithm's steps (collectives.cpp)
 

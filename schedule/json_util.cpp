@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -147,7 +148,8 @@ OutputDir::~OutputDir() {
 std::string OutputDir::staged(const std::string& name) {
   const std::filesystem::path p = std::filesystem::path(stage_) / name;
   make_dirs(p.parent_path().string(), flag_);
-  names_.push_back(name);
+  // A name staged twice is written twice (the last write stays) and moved once.
+  if (std::find(names_.begin(), names_.end(), name) == names_.end()) names_.push_back(name);
   return p.string();
 }
 

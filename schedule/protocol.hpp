@@ -56,6 +56,11 @@ class ProtocolRules {
 // The registry: a fresh rules object for `p` (schedule/protocols/registry.cpp).
 std::unique_ptr<ProtocolRules> make_protocol(const ScheduleConfig& config);
 
+// Whether `p` runs the local iterations it is given (--local-iters); false for
+// a protocol that fixes them itself (data-parallel), which a grid over ℓ
+// (tools/grid.hpp) therefore runs once. (schedule.cpp)
+bool takes_local_iters(Protocol p);
+
 // Helpers the protocols share.
 std::vector<int> all_indices(int n);  // 0..n-1
 bool contains(const std::vector<int>& v, int x);

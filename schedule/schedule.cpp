@@ -244,6 +244,17 @@ int Schedule::data_shards() const {
 }
 int Schedule::shard_of(int worker) const { return data_shard.empty() ? worker : data_shard.at(std::size_t(worker)); }
 
+bool takes_local_iters(Protocol p) {
+  ScheduleConfig c;
+  c.protocol = p;
+  const auto rules = rules_for(c);
+  for (int ell : {2, 3}) {
+    c.local_iters = ell;
+    if (rules->local_iters(c) != ell) return false;
+  }
+  return true;
+}
+
 std::vector<int> trained_blocks(const Schedule& header, const Round& round, int worker) {
   std::vector<int> blocks = header.shared_blocks;
   const auto& own = round.workers.at(std::size_t(worker)).blocks;

@@ -35,76 +35,38 @@ except ImportError:  # the caller (a test) may treat 77 as "skipped"
     print("bench_pytorch.py: PyTorch is not installed for " + sys.executable, file=sys.stderr)
     sys.exit(77)
 
-SECTIONS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+# The network is analysis/resist_model.py's (the spec's network, module for
+# module, with its parameter names): one PyTorch definition for the benchmark
+# and for loading a run's model.pt.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "analysis"))
+from resist_model import DEPTHS, build  # noqa: E402
+
+DATASET_OF_CLASSES = {10: "cifar10", 100: "cifar100"}
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride, hw_out):
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(cin, track_running_stats=False)
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout, track_running_stats=False)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.shortcut = None
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
-        # Forward FLOPs per sample, 2 per multiply-add.
-        self.flops = 2 * hw_out * hw_out * (9 * cin * cout + 9 * cout * cout + (cin * cout if self.shortcut else 0))
+def forward_flops(net, channels, hw):
+    """Forward FLOPs per sample as the spec counts them: 2 per multiply-add of convs and linear layers."""
+    total = [0]
 
-    def forward(self, x):
-        out = F.relu(self.bn1(x))
-        identity = self.shortcut(out) if self.shortcut is not None else x
-        out = self.conv1(out)
-        out = self.conv2(F.relu(self.bn2(out)))
-        return identity + out
+    def conv(m, _inp, out):
+        total[0] += 2 * out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear(m, _inp, out):
+        total[0] += 2 * out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear)
+             for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        net(torch.zeros(1, channels, hw, hw))
+    for h in hooks:
+        h.remove()
+    return total[0]
 
 
-class Stem(nn.Module):
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
-
-    def forward(self, x):
-        return self.conv(x)
-
-
-class Head(nn.Module):
-    def __init__(self, cin, classes):
-        super().__init__()
-        self.fc = nn.Linear(cin, classes)
-
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
-class PreActResNet(nn.Module):
-    def __init__(self, depth=101, width=64, classes=100, channels=3, hw=32):
-        super().__init__()
-        self.stem = Stem(channels, width)
-        self.flops_fwd = 2 * hw * hw * 9 * channels * width
-        cin = width
-        for s, n in enumerate(SECTIONS[depth], start=1):
-            cout = width * 2 ** (s - 1)
-            blocks = nn.Sequential()
-            for i in range(n):
-                stride = 2 if (i == 0 and s > 1) else 1
-                hw //= stride
-                b = BasicBlock(cin, cout, stride, hw)
-                self.flops_fwd += b.flops
-                blocks.add_module(str(i), b)
-                cin = cout
-            self.add_module("layer%d" % s, blocks)
-        self.head = Head(cin, classes)
-        self.flops_fwd += 2 * cin * classes
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x):
-        x = self.stem(x)
-        for s in range(1, 5):
-            x = getattr(self, "layer%d" % s)(x)
-        return self.head(x)
+def init_convs(net):
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
 def synchronize(device):
@@ -183,9 +145,10 @@ def blas_info():
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--depth", type=int, default=101, choices=sorted(SECTIONS))
+    p.add_argument("--depth", type=int, default=101, choices=sorted(DEPTHS))
     p.add_argument("--base-width", type=int, default=64)
-    p.add_argument("--classes", type=int, default=100)
+    p.add_argument("--classes", type=int, default=100, choices=sorted(DATASET_OF_CLASSES),
+                   help="10 (CIFAR-10) or 100 (CIFAR-100)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--mode", default="eager", choices=["eager", "compile"])
@@ -202,7 +165,7 @@ def main(argv=None):
     p.add_argument("--out", help="also write the JSON result here (atomically)")
     p.add_argument("--print-params", action="store_true", help="print the parameter count and exit")
     a = p.parse_args(argv)
-    for name in ("base_width", "classes", "batch", "iters"):
+    for name in ("base_width", "batch", "iters"):
         if getattr(a, name) < 1:
             p.error("--%s: must be >= 1 (got %d)" % (name.replace("_", "-"), getattr(a, name)))
     if a.warmup < 0:
@@ -212,12 +175,15 @@ def main(argv=None):
                 "0 to skip MFU or -1 for the device default (got %d)" % a.matmul_size)
 
     torch.manual_seed(a.seed)
-    model = PreActResNet(a.depth, a.base_width, a.classes)
+    dataset = DATASET_OF_CLASSES[a.classes]
+    model = build({"model": "preact-resnet%d" % a.depth, "block": "basic", "base_width": a.base_width,
+                   "dataset": dataset})
+    init_convs(model)
     params = sum(t.numel() for t in model.parameters())
     if a.print_params:
         print(params)
         return 0
-    dataset = {10: "cifar10", 100: "cifar100"}.get(a.classes, "c%d" % a.classes)
+    flops_fwd = forward_flops(model, 3, 32)
     name = "preact-resnet%d-basic-w%d-%s" % (a.depth, a.base_width, dataset)
     command = "bench_pytorch.py " + " ".join(sys.argv[1:] if argv is None else argv)
     result = {
@@ -289,7 +255,7 @@ def main(argv=None):
     matmul, conv, tf32 = measured_peak(device, a.precision, n) if n > 0 else (0.0, 0.0, False)
     peak = max(matmul, conv)
     step_s = elapsed / a.iters
-    train_flops = 3.0 * model.flops_fwd * a.batch
+    train_flops = 3.0 * flops_fwd * a.batch
     result.update({
         "device_name": device_name, "sgd": "torch.optim.SGD",
         "warmup_s": warmup_s, "elapsed_s": elapsed, "final_loss": last_loss.item(),
@@ -301,7 +267,7 @@ def main(argv=None):
         "threads": torch.get_num_threads(), "blas": blas_info(),
         "mfu": train_flops / step_s / peak if peak > 0 else 0.0,
         "peak_memory_bytes": peak_bytes, "memory_kind": memory_kind,
-        "resist_workers": 0, "blocks_per_worker": 0, "blocks_held": 2 + sum(SECTIONS[a.depth]),
+        "resist_workers": 0, "blocks_per_worker": 0, "blocks_held": len(model.blocks),
     })
     emit(result)
     if a.format == "table":

@@ -239,6 +239,7 @@ def e2e(a):
                "test_subset": a.test_subset}
         for name, rs in runs.items():
             row[name] = {"wall_s": statistics.median(r["wall_s"] for r in rs),
+                         "wall_s_runs": [r["wall_s"] for r in rs],
                          "process_s": statistics.median(r["process_s"] for r in rs),
                          "test_accuracy": [r["test_accuracy"] for r in rs]}
         row["speedup_resist_vs_pytorch_local_sgd"] = row["pytorch-local-sgd"]["wall_s"] / row["resist"]["wall_s"]

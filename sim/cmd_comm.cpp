@@ -60,7 +60,7 @@ int cmd_comm(int argc, char** argv) {
   cli::po::options_description d("resist-sim comm");
   d.add_options()("help,h", "this help")
       ("protocols", cli::po::value(&protocols)->default_value(protocols),
-       "data-parallel,local-sgd,resist,ist,layer-parallel")
+       ("comma-separated, of " + cli::protocol_choices()).c_str())
       ("local-iters", cli::po::value(&base.local_iters)->default_value(base.local_iters), "local iterations per round (ℓ)")
       ("sample-rounds", cli::po::value(&sample)->default_value(sample), "rounds averaged for the wire figures")
       ("format", cli::po::value(&format)->default_value(format), "table|json|csv");
@@ -113,8 +113,7 @@ int cmd_schedule(int argc, char** argv) {
   std::string hidden, protocol = "resist", out, check;
   cli::po::options_description d("resist-sim schedule");
   d.add_options()("help,h", "this help")
-      ("protocol", cli::po::value(&protocol)->default_value(protocol),
-       "data-parallel|local-sgd|resist|ist|layer-parallel")
+      ("protocol", cli::po::value(&protocol)->default_value(protocol), cli::protocol_choices().c_str())
       ("local-iters", cli::po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("out", cli::po::value(&out), "output file (default: stdout)")
       ("check", cli::po::value(&check), "read this schedule file, check it against its model and itself, print a "

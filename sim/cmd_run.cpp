@@ -17,8 +17,10 @@
 #include "models/error.hpp"
 #include "schedule/format.hpp"
 #include "tools/cli.hpp"
+#include "tools/grid.hpp"
 #include "tools/progress.hpp"
 #include "schedule/json_util.hpp"
+#include "schedule/protocol.hpp"
 #include "sim/commands.hpp"
 #include "sim/run.hpp"
 #include "sim/units.hpp"
@@ -46,7 +48,7 @@ struct PlatformFlags {
         ("platform", po::value(&path), "platform JSON (default: the embedded p3-8xlarge platform)")
         ("set", po::value(&set)->composing(), "override a platform field, e.g. --set nic.bandwidth=1Gbps (repeatable)")
         ("chunk-bytes", po::value(&chunk)->default_value(chunk), "pipelining chunk of broadcast/reduce chains (e.g. 4MiB)")
-        ("allreduce", po::value(&allreduce)->default_value(allreduce), "all-reduce algorithm: ring|tree|hd|hierarchical|auto")
+        ("allreduce", po::value(&allreduce)->default_value(allreduce), "all-reduce algorithm: ring|tree|binomial|hd|hierarchical|auto")
         ("reduce", po::value(&reduce)->default_value(reduce), "reduce algorithm: chain|tree|auto")
         ("broadcast", po::value(&broadcast)->default_value(broadcast), "broadcast algorithm: chain|tree|auto")
         ("engine", po::value(&engine)->default_value(engine),
@@ -169,12 +171,13 @@ std::string rounds_csv(const RunResult& r) {
   return out.str();
 }
 
-// One simulated configuration of a sweep.
+// One row of the sweep's printed tables: a grid row under the ℓ it is listed
+// at (a protocol that fixes ℓ, data-parallel, is listed under every ℓ).
 struct SweepRow {
   std::string bw;  // the --bandwidth item ("" : the platform's)
   Protocol protocol;
   int machines = 0, ell = 0;
-  json summary;
+  tools::GridRow row;
 };
 
 // The baselines a sweep's speedups are measured against: data-parallel and
@@ -190,46 +193,16 @@ std::vector<Protocol> baselines(const std::vector<Protocol>& protocols) {
 // Wall-clock of `p` in the configuration (bandwidth, workers, ℓ) of `r`; 0 if absent.
 double time_of(const std::vector<SweepRow>& rows, const SweepRow& r, Protocol p) {
   for (const auto& q : rows)
-    if (q.protocol == p && q.bw == r.bw && q.machines == r.machines && q.ell == r.ell)
-      return q.summary["wall_clock_s"].get<double>();
+    if (q.protocol == p && q.bw == r.bw && q.machines == r.machines && q.ell == r.ell) return q.row.wall_s;
   return 0;
 }
 
-// sweep.csv: the columns of the studies' results.csv, one row per simulated
-// run (data-parallel, which has no ℓ, once per bandwidth and workers);
-// a speedup that does not apply is an empty cell, never 0.
-std::string sweep_csv(const std::vector<SweepRow>& rows, const ScheduleConfig& base) {
-  std::ostringstream csv;
-  csv << "model,protocol,workers,local_iters,nic_bandwidth_Bps,epochs,iters_per_epoch,rounds,simulated_rounds,"
-         "wall_clock_s,time_per_epoch_s,compute_s,communication_s,exposed_communication_s,bytes_per_round,"
-         "wire_bytes_total,wire_bytes_per_round,speedup_vs_data_parallel,speedup_vs_local_sgd\n";
-  std::set<std::pair<std::string, int>> dp_written;
-  for (const auto& r : rows) {
-    if (r.protocol == Protocol::data_parallel && !dp_written.insert({r.bw, r.machines}).second) continue;
-    const auto& s = r.summary;
-    const double wall = s["wall_clock_s"].get<double>();
-    const int rounds = s["rounds"].get<int>();
-    const auto wire = s["wire_bytes_total"].get<std::uint64_t>();
-    const std::int64_t per_step = std::int64_t(r.machines) * base.batch_size;
-    char line[640];
-    std::snprintf(line, sizeof line, "%s,%s,%d,%d,%.6g,%d,%lld,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g,%llu,%llu,%.9g,",
-                  s["model"].get<std::string>().c_str(), to_string(r.protocol), r.machines,
-                  s["local_iters"].get<int>(), s["nic_bandwidth_Bps"].get<double>(), base.epochs,
-                  (long long)((base.train_size + per_step - 1) / per_step), rounds, s["simulated_rounds"].get<int>(),
-                  wall, wall / base.epochs, s["compute_s"].get<double>(), s["communication_s"].get<double>(),
-                  s["exposed_communication_s"].get<double>(),
-                  (unsigned long long)s["bytes_per_round"].get<std::uint64_t>(), (unsigned long long)wire,
-                  rounds ? double(wire) / rounds : 0.0);
-    auto ratio = [&](Protocol b) {
-      const double t = time_of(rows, r, b);
-      if (t <= 0 || wall <= 0 || (b == Protocol::local_sgd && r.protocol == Protocol::data_parallel)) return std::string();
-      char v[32];
-      std::snprintf(v, sizeof v, "%.6g", t / wall);
-      return std::string(v);
-    };
-    csv << line << ratio(Protocol::data_parallel) << "," << ratio(Protocol::local_sgd) << "\n";
-  }
-  return csv.str();
+// The header of one configuration's block.
+void print_sweep_header(const SweepRow& r, const std::vector<Protocol>& base) {
+  std::printf("\n%g Gbit/s NIC, %d workers, ℓ = %d\n  %-14s %14s %12s %14s %10s", r.row.bw_Bps * 8 / 1e9, r.machines,
+              r.ell, "protocol", "wall-clock (s)", "compute (s)", "exposed (s)", "wire (GB)");
+  for (Protocol b : base) std::printf(" %18s", ("vs " + std::string(to_string(b))).c_str());
+  std::printf("\n");
 }
 
 // stdout: one block per configuration (bandwidth, workers, ℓ), every protocol
@@ -243,32 +216,124 @@ void print_sweep(const std::vector<SweepRow>& rows, const std::vector<Protocol>&
   for (const auto& r : rows) order.push_back(&r);
   auto key = [&](const SweepRow* r) {
     const auto rank = std::find(protocols.begin(), protocols.end(), r->protocol) - protocols.begin();
-    return std::make_tuple(r->summary["nic_bandwidth_Bps"].get<double>(), r->machines, r->ell, rank);
+    return std::make_tuple(r->row.bw_Bps, r->machines, r->ell, rank);
   };
   std::stable_sort(order.begin(), order.end(), [&](const SweepRow* a, const SweepRow* b) { return key(a) < key(b); });
   const SweepRow* group = nullptr;
   for (const SweepRow* r : order) {
     if (!group || group->bw != r->bw || group->machines != r->machines || group->ell != r->ell) {
       group = r;
-      const double bw = r->summary["nic_bandwidth_Bps"].get<double>() * 8 / 1e9;
-      std::printf("\n%g Gbit/s NIC, %d workers, ℓ = %d\n  %-14s %14s %12s %14s %10s", bw, r->machines, r->ell,
-                  "protocol", "wall-clock (s)", "compute (s)", "exposed (s)", "wire (GB)");
-      for (Protocol b : base) std::printf(" %18s", ("vs " + std::string(to_string(b))).c_str());
-      std::printf("\n");
+      print_sweep_header(*r, base);
     }
-    const auto& s = r->summary;
-    const double wall = s["wall_clock_s"].get<double>();
-    std::printf("  %-14s %14.1f %12.1f %14.1f %10.2f", to_string(r->protocol), wall, s["compute_s"].get<double>(),
-                s["exposed_communication_s"].get<double>(), s["wire_bytes_total"].get<std::uint64_t>() / 1e9);
+    const auto& s = r->row;
+    std::printf("  %-14s %14.1f %12.1f %14.1f %10.2f", to_string(r->protocol), s.wall_s, s.compute_s, s.exposed_s,
+                s.wire_total / 1e9);
     for (Protocol b : base) {
       const double t = time_of(rows, *r, b);
       char cell[32] = "-";
-      if (t > 0 && wall > 0 && !(b == Protocol::local_sgd && r->protocol == Protocol::data_parallel))
-        std::snprintf(cell, sizeof cell, "%.2f×", t / wall);
+      if (t > 0 && s.wall_s > 0 && !(b == Protocol::local_sgd && !takes_local_iters(r->protocol)))
+        std::snprintf(cell, sizeof cell, "%.2f×", t / s.wall_s);
       std::printf(" %*s", 18 + (cell[0] == '-' ? 0 : 1), cell);  // × is two bytes, one column
     }
     std::printf("\n");
   }
+}
+
+// `resist-sim sweep`'s command line, checked.
+struct SweepArgs {
+  ScheduleConfig base;
+  RunFlags flags;
+  std::vector<Protocol> protocols;
+  std::vector<int> workers, ells;
+  std::vector<std::string> bandwidths;  // "" : the platform's own
+  std::string out;
+  ModelSpec spec;
+};
+
+// Parses the command line into `a`; false: --help was printed.
+bool parse_sweep_args(int argc, char** argv, SweepArgs& a) {
+  std::string hidden, protocols = "data-parallel,local-sgd,resist", machines = "2,4,8,16,32",  // workers
+                      local_iters = "10,25,50,100", bandwidths;
+  po::options_description d("resist-sim sweep");
+  d.add_options()("help,h", "this help")
+      ("protocols", po::value(&protocols)->default_value(protocols), "comma-separated protocols")
+      ("local-iters", po::value(&local_iters)->default_value(local_iters), "comma-separated ℓ values")
+      ("bandwidth", po::value(&bandwidths), "comma-separated NIC bandwidths, e.g. 1Gbps,10Gbps,100Gbps")
+      ("out", po::value(&a.out), "directory for sweep.csv and one rounds CSV per configuration (required)");
+  cli::add_workers_list_option(d, machines);
+  cli::add_model_options(d, a.base.model, hidden);
+  cli::add_schedule_options(d, a.base);
+  a.flags.add(d);
+  po::variables_map vm;
+  if (!cli::parse(argc, argv, d, vm,
+                  "usage: resist-sim sweep [--protocols data-parallel,local-sgd,resist] [--workers 2,4,8,16,32] "
+                  "[--local-iters 10,25,50,100] [--model preact-resnet101] [--block by depth|basic|bottleneck] "
+                  "[--epochs 1] [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR\n"
+                  "(defaults shown; the default model is preact-resnet101-bottleneck-w64-cifar100, the ResIST\n"
+                  "paper's network is --block basic)\n\n" +
+                      std::string(platform_keys_help())))
+    return false;
+  cli::finish_model_options(a.base.model, hidden);
+  if (a.out.empty()) throw UserError("--out: required (a directory for the CSV files)");
+  a.protocols = cli::parse_protocol_list("--protocols", protocols);
+  a.workers = cli::parse_int_list("--workers", machines);
+  a.ells = cli::parse_int_list("--local-iters", local_iters);
+  a.bandwidths = cli::parse_list(bandwidths);
+  if (vm.count("bandwidth") && a.bandwidths.empty())
+    throw UserError("--bandwidth: needs at least one value, e.g. 1Gbps,10Gbps (got '" + bandwidths + "')");
+  for (const auto& bw : a.bandwidths) check_bandwidth(bw, "--bandwidth");
+  if (a.bandwidths.empty()) a.bandwidths.push_back("");
+  a.spec = build_model(a.base.model);
+  cli::cap_default_min_depth(vm, a.spec, a.base);
+  return true;
+}
+
+// One platform per bandwidth, after checking every configuration of the
+// sweep against each: nothing is simulated before everything is valid.
+std::vector<Platform> sweep_platforms(const SweepArgs& a) {
+  std::vector<Platform> platforms;
+  for (const auto& bw : a.bandwidths) {
+    platforms.push_back(a.flags.platform.load(bw));
+    for (int m : a.workers) check_ranks(platforms.back(), m, "--workers");
+  }
+  RunOptions check = a.flags.options(a.base);  // checks --profile, --backward-factor, --chunk-bytes, --bucket-bytes
+  for (int m : a.workers)
+    for (Protocol p : a.protocols)
+      for (int ell : a.ells) {
+        check.schedule = for_protocol(a.base, p);
+        check.schedule.workers = m;
+        check.schedule.local_iters = ell;
+        validate(a.spec, check.schedule);
+        for (const auto& platform : platforms) check_scale(a.spec, platform, check);
+      }
+  return platforms;
+}
+
+// Simulates the sweep's grid (tools/grid.hpp), writing runs/NAME.csv per run
+// into `dir`; returns the grid's rows in order and the rows of the printed
+// tables.
+std::pair<std::vector<tools::GridRow>, std::vector<SweepRow>> simulate_sweep(const SweepArgs& a,
+                                                                             const std::vector<Platform>& platforms,
+                                                                             json_util::OutputDir& dir) {
+  const tools::GridAxes axes{a.bandwidths.size(), a.protocols, a.workers, a.ells};
+  const auto points = tools::grid_points(axes, tools::GridOrder::protocols_then_workers);
+  tools::Progress progress("sweep", int(points.size()), true);
+  auto done = [&](const tools::GridPoint& pt, const RunResult& r, const tools::GridRow&, double) {
+    const std::string& bw = a.bandwidths[pt.bw];
+    const std::string name = std::string(to_string(pt.protocol)) + "-m" + std::to_string(pt.workers) + "-l" +
+                             std::to_string(pt.ell) + (bw.empty() ? "" : "-" + bw);
+    dir.write("runs/" + name + ".csv", rounds_csv(r));
+    progress.step(name);
+  };
+  auto rows = tools::simulate_points(a.spec, platforms, a.flags.options(a.base), points, done);
+  tools::add_speedups(rows);
+  std::vector<SweepRow> listed;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const auto& pt = points[i];
+    for (int ell : takes_local_iters(pt.protocol) ? std::vector<int>{pt.ell} : a.ells)
+      listed.push_back({a.bandwidths[pt.bw], pt.protocol, pt.workers, ell, rows[i]});
+  }
+  return {std::move(rows), std::move(listed)};
 }
 
 }  // namespace
@@ -280,7 +345,7 @@ int cmd_run(int argc, char** argv) {
   bool trace_all = false;
   po::options_description d("resist-sim run");
   d.add_options()("help,h", "this help")
-      ("protocol", po::value(&protocol)->default_value(protocol), "data-parallel|local-sgd|resist|ist|layer-parallel")
+      ("protocol", po::value(&protocol)->default_value(protocol), cli::protocol_choices().c_str())
       ("local-iters", po::value(&c.local_iters)->default_value(c.local_iters), "local iterations per round (ℓ)")
       ("format", po::value(&format)->default_value(format), "json|table")
       ("bandwidth", po::value(&flags.platform.bandwidth), "shortcut for --set nic.bandwidth=VALUE")
@@ -338,91 +403,14 @@ int cmd_run(int argc, char** argv) {
 }
 
 int cmd_sweep(int argc, char** argv) {
-  ScheduleConfig base;
-  std::string hidden, protocols = "data-parallel,local-sgd,resist", machines = "2,4,8,16,32",  // workers
-                      local_iters = "10,25,50,100", bandwidths, out;
-  RunFlags flags;
-  po::options_description d("resist-sim sweep");
-  d.add_options()("help,h", "this help")
-      ("protocols", po::value(&protocols)->default_value(protocols), "comma-separated protocols")
-      ("local-iters", po::value(&local_iters)->default_value(local_iters), "comma-separated ℓ values")
-      ("bandwidth", po::value(&bandwidths), "comma-separated NIC bandwidths, e.g. 1Gbps,10Gbps,100Gbps")
-      ("out", po::value(&out), "directory for sweep.csv and one rounds CSV per configuration (required)");
-  cli::add_workers_list_option(d, machines);
-  cli::add_model_options(d, base.model, hidden);
-  cli::add_schedule_options(d, base);
-  flags.add(d);
-  po::variables_map vm;
-  if (!cli::parse(argc, argv, d, vm,
-                  "usage: resist-sim sweep [--protocols data-parallel,local-sgd,resist] [--workers 2,4,8,16,32] "
-                  "[--local-iters 10,25,50,100] [--model preact-resnet101] [--block by depth|basic|bottleneck] "
-                  "[--epochs 1] [--platform FILE] [--bandwidth 1Gbps,10Gbps] --out DIR\n"
-                  "(defaults shown; the default model is preact-resnet101-bottleneck-w64-cifar100, the ResIST\n"
-                  "paper's network is --block basic)\n\n" +
-                      std::string(platform_keys_help())))
-    return 0;
-  cli::finish_model_options(base.model, hidden);
-  if (out.empty()) throw UserError("--out: required (a directory for the CSV files)");
-  const auto protocol_list = cli::parse_protocol_list("--protocols", protocols);
-  const auto machine_list = cli::parse_int_list("--workers", machines);
-  const auto ell_list = cli::parse_int_list("--local-iters", local_iters);
-  std::vector<std::string> bw_list = cli::parse_list(bandwidths);
-  if (vm.count("bandwidth") && bw_list.empty())
-    throw UserError("--bandwidth: needs at least one value, e.g. 1Gbps,10Gbps (got '" + bandwidths + "')");
-  for (const auto& bw : bw_list) check_bandwidth(bw, "--bandwidth");
-  if (bw_list.empty()) bw_list.push_back("");
-  const ModelSpec spec = build_model(base.model);
-  cli::cap_default_min_depth(vm, spec, base);
-  // Validate everything before simulating anything.
-  std::vector<Platform> platforms;
-  for (const auto& bw : bw_list) {
-    platforms.push_back(flags.platform.load(bw));
-    for (int m : machine_list) check_ranks(platforms.back(), m, "--workers");
-  }
-  RunOptions check = flags.options(base);  // checks --profile, --backward-factor, --chunk-bytes, --bucket-bytes
-  for (int m : machine_list)
-    for (Protocol p : protocol_list)
-      for (int ell : ell_list) {
-        check.schedule = for_protocol(base, p);
-        check.schedule.workers = m;
-        check.schedule.local_iters = ell;
-        validate(spec, check.schedule);
-        for (const auto& platform : platforms) check_scale(spec, platform, check);
-      }
-  json_util::OutputDir dir(out);  // complete or absent: a failure half-way leaves no runs/
-
-  std::vector<SweepRow> rows;
-  const int total = int(bw_list.size() * protocol_list.size() * machine_list.size() * ell_list.size());
-  tools::Progress progress("sweep", total, true);
-  for (std::size_t b = 0; b < bw_list.size(); ++b)
-    for (Protocol p : protocol_list)
-      for (int m : machine_list) {
-        std::map<int, json> by_ell;  // a protocol with a fixed ℓ (data-parallel) runs once
-        for (int ell : ell_list) {
-          ScheduleConfig c = for_protocol(base, p);
-          c.workers = m;
-          c.local_iters = ell;
-          RunOptions o = flags.options(c);
-          json summary;
-          std::string name = std::string(to_string(p)) + "-m" + std::to_string(m) + "-l" + std::to_string(ell) +
-                             (bw_list[b].empty() ? "" : "-" + bw_list[b]);
-          const int eff = effective_local_iters(c);
-          if (auto it = by_ell.find(eff); it != by_ell.end()) {
-            summary = it->second;
-          } else {
-            const RunResult r = simulate_run(spec, platforms[b], o);
-            summary = summary_json(spec, platforms[b], o, r);
-            dir.write("runs/" + name + ".csv", rounds_csv(r));
-            by_ell[eff] = summary;
-          }
-          rows.push_back({bw_list[b], p, m, ell, summary});
-          progress.step(name);
-        }
-      }
-
-  dir.write("sweep.csv", sweep_csv(rows, base));
+  SweepArgs a;
+  if (!parse_sweep_args(argc, argv, a)) return 0;
+  const std::vector<Platform> platforms = sweep_platforms(a);
+  json_util::OutputDir dir(a.out);  // complete or absent: a failure half-way leaves no runs/
+  const auto [rows, listed] = simulate_sweep(a, platforms, dir);
+  dir.write("sweep.csv", tools::grid_csv(a.spec.name, rows));
   dir.commit();
-  print_sweep(rows, protocol_list, spec.name + ", " + std::to_string(base.epochs) + " epoch(s), platform " +
+  print_sweep(listed, a.protocols, a.spec.name + ", " + std::to_string(a.base.epochs) + " epoch(s), platform " +
                                        platforms[0].name);
   return 0;
 }

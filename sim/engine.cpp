@@ -1,3 +1,5 @@
+// The S4U executor (engine.hpp). Start reading at worker(): the loop every
+// simulated GPU runs over its rounds, asking nothing about the protocol.
 #include "sim/engine.hpp"
 
 #include <sys/prctl.h>

@@ -69,6 +69,12 @@ std::vector<int> parse_int_list(const std::string& flag, const std::string& text
   return out;
 }
 
+std::string protocol_choices() {
+  std::string s;
+  for (const auto& n : protocol_names()) s += (s.empty() ? "" : "|") + n;
+  return s;
+}
+
 std::vector<Protocol> parse_protocol_list(const std::string& flag, const std::string& text) {
   std::vector<Protocol> out;
   for (const auto& item : parse_list(text)) {

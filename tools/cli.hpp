@@ -25,6 +25,8 @@ std::string one_line(const std::string& text, std::size_t max_chars = 2000);
 std::vector<int> parse_int_list(const std::string& flag, const std::string& text);
 std::vector<std::string> parse_list(const std::string& text);
 std::vector<Protocol> parse_protocol_list(const std::string& flag, const std::string& text);
+// The protocols --protocol accepts, for help texts: "data-parallel|local-sgd|...".
+std::string protocol_choices();
 
 // --model --block --base-width --dataset (--input --hidden --classes for MLPs)
 void add_model_options(po::options_description& d, ModelOptions& m, std::string& hidden);

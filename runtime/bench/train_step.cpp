@@ -322,10 +322,16 @@ std::string command_line(int argc, char** argv) {
   return s;
 }
 
-int run(int argc, char** argv) {
+// The network resist-bench times: its spec and the blocks it holds.
+struct Network {
+  resist::ModelSpec spec;
+  std::vector<int> held;  // sorted
+  int blocks_per_worker = 0;  // --resist-workers: k, the partitionable blocks of the sub-ResNet
+};
+
+// Parses the command line into `o`, `m` and `vm`; false: --help was printed.
+bool parse_options(int argc, char** argv, Options& o, resist::ModelOptions& m, resist::cli::po::variables_map& vm) {
   namespace po = resist::cli::po;
-  Options o;
-  resist::ModelOptions m;
   m.model = "preact-resnet101";
   m.block = "basic";
   std::string hidden;
@@ -351,47 +357,53 @@ int run(int argc, char** argv) {
        "the peak is the faster of it and a fixed 3x3 convolution")
       ("format", po::value(&o.format)->default_value(o.format), "table|json on stdout")
       ("out", po::value(&o.out), "also write the JSON result to this file");
-  po::variables_map vm;
   if (!resist::cli::parse(argc, argv, d, vm,
                           "usage: resist-bench [options]\n"
                           "images/s, MFU and peak memory of forward + backward + SGD step"))
-    return 0;
+    return false;
   resist::cli::finish_model_options(m, hidden);
-  check(o);
-  const auto spec = resist::build_model(m);
-  if (m.model == "mlp") throw resist::UserError("--model: resist-bench times residual networks (got mlp)");
+  return true;
+}
 
-  // Which blocks the network holds.
-  std::vector<int> held;
-  int k = 0;
+// The whole model, or (--resist-workers S) worker 0's sub-ResNet in round 0
+// of a ResIST schedule for S workers; sets o.min_depth to the d_min used.
+Network network(Options& o, const resist::ModelOptions& m, const resist::cli::po::variables_map& vm) {
+  Network net{resist::build_model(m), {}, 0};
+  if (m.model == "mlp") throw resist::UserError("--model: resist-bench times residual networks (got mlp)");
   if (o.resist_workers > 0) {
-    // Worker 0's sub-ResNet in round 0 of a ResIST schedule.
     resist::ScheduleConfig c;
     c.protocol = resist::Protocol::resist;
     c.model = m;
     c.workers = o.resist_workers;
     c.min_depth = o.min_depth;
-    resist::cli::cap_default_min_depth(vm, spec, c);
+    resist::cli::cap_default_min_depth(vm, net.spec, c);
     o.min_depth = c.min_depth;
     c.seed = o.seed;
     c.rounds = 1;
-    const resist::ScheduleGenerator gen(spec, c);
+    const resist::ScheduleGenerator gen(net.spec, c);
     const resist::Round round = gen.round(0);
-    k = int(round.workers.at(0).blocks.size());
-    held = resist::trained_blocks(gen.header(), round, 0);
-    std::sort(held.begin(), held.end());
+    net.blocks_per_worker = int(round.workers.at(0).blocks.size());
+    net.held = resist::trained_blocks(gen.header(), round, 0);
+    std::sort(net.held.begin(), net.held.end());
   } else {
-    for (int i = 0; i < int(spec.blocks.size()); ++i) held.push_back(i);
+    for (int i = 0; i < int(net.spec.blocks.size()); ++i) net.held.push_back(i);
   }
-  std::uint64_t fwd_flops_per_sample = 0;
-  for (int b : held) fwd_flops_per_sample += spec.blocks.at(b).flops_fwd;
-  if (o.matmul_size < 0) o.matmul_size = on_cuda(o) ? 8192 : 1024;
-  check_memory(o, spec, held);
+  return net;
+}
 
+// What the timed steps measured.
+struct Timing {
+  double elapsed_s = 0, final_loss = 0;
+  std::uint64_t peak_bytes = 0;
+  std::string memory_kind = "peak-rss";
+};
+
+// Builds the network on the device and times o.iters steps after o.warmup.
+Timing time_steps(const Options& o, const Network& n, torch::Device device) {
+  const auto& spec = n.spec;
   torch::manual_seed(o.seed);
-  const torch::Device device(on_cuda(o) ? torch::kCUDA : torch::kCPU);
   if (on_cuda(o)) at::globalContext().setBenchmarkCuDNN(true);  // as torch.backends.cudnn.benchmark = True
-  resist::Net net(spec, held, o.seed);
+  resist::Net net(spec, n.held, o.seed);
   net->to(device);
   const auto memory_format = o.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   if (o.channels_last)
@@ -423,35 +435,36 @@ int run(int argc, char** argv) {
   const auto t0 = Clock::now();
   for (int i = 0; i < o.iters; ++i) step();
   synchronize(o);
-  const double elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
-
-  std::uint64_t peak_bytes = 0;
-  std::string memory_kind = "peak-rss";
+  Timing t;
+  t.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
 #ifdef RESIST_BENCH_CUDA
   if (on_cuda(o)) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
-    peak_bytes = std::uint64_t(stats.allocated_bytes[0].peak);  // [0]: StatType::AGGREGATE
-    memory_kind = "cuda-max-allocated";
+    t.peak_bytes = std::uint64_t(stats.allocated_bytes[0].peak);  // [0]: StatType::AGGREGATE
+    t.memory_kind = "cuda-max-allocated";
   }
 #endif
-  if (!on_cuda(o)) peak_bytes = peak_rss_bytes();
+  if (!on_cuda(o)) t.peak_bytes = peak_rss_bytes();
+  t.final_loss = last_loss.item<double>();  // after warmup + iters steps on the one batch
+  return t;
+}
 
-  const int n = o.matmul_size;  // the device default was filled in above
-  const Peak peak = n > 0 ? measure_peak(o, device, n) : Peak{};
+json result_json(const Options& o, const Network& n, const Timing& t, const Peak& peak, const std::string& command) {
+  std::uint64_t fwd_flops_per_sample = 0;
+  for (int b : n.held) fwd_flops_per_sample += n.spec.blocks.at(b).flops_fwd;
   const double peak_flops = peak.best();
-
-  const double step_s = elapsed_s / o.iters;
+  const double step_s = t.elapsed_s / o.iters;
   const double train_flops = 3.0 * double(fwd_flops_per_sample) * o.batch;
-  json r = {
+  return {
       {"format", "resist-bench"},
       {"version", 1},
       {"impl", "resist"},
       {"mode", "libtorch"},
-      {"model", spec.name},
-      {"params", spec.param_count(held)},
-      {"blocks_held", held.size()},
+      {"model", n.spec.name},
+      {"params", n.spec.param_count(n.held)},
+      {"blocks_held", n.held.size()},
       {"resist_workers", o.resist_workers},
-      {"blocks_per_worker", k},
+      {"blocks_per_worker", n.blocks_per_worker},
       {"device", o.device},
       {"device_name", device_name(o)},
       {"precision", o.precision},
@@ -460,44 +473,63 @@ int run(int argc, char** argv) {
       {"batch", o.batch},
       {"warmup", o.warmup},
       {"iters", o.iters},
-      {"elapsed_s", elapsed_s},
-      {"final_loss", last_loss.item<double>()},  // after warmup + iters steps on the one batch
+      {"elapsed_s", t.elapsed_s},
+      {"final_loss", t.final_loss},
       {"step_s", step_s},
       {"images_per_s", o.batch / step_s},
       {"train_flops_per_step", train_flops},
       {"achieved_flops_per_s", train_flops / step_s},
-      {"matmul_size", n},
+      {"matmul_size", o.matmul_size},
       {"matmul_tf32", peak.tf32},
       {"peak_matmul_flops_per_s", peak.matmul},
       {"peak_conv_flops_per_s", peak.conv},
       {"peak_flops_per_s", peak_flops},
-      {"peak_kind", n > 0 ? peak.kind() : "none"},
+      {"peak_kind", o.matmul_size > 0 ? peak.kind() : "none"},
       {"mfu", peak_flops > 0 ? train_flops / step_s / peak_flops : 0.0},
-      {"peak_memory_bytes", peak_bytes},
-      {"memory_kind", memory_kind},
+      {"peak_memory_bytes", t.peak_bytes},
+      {"memory_kind", t.memory_kind},
       {"threads", torch::get_num_threads()},
       {"blas", blas_json()},
       {"software", software_versions()},
-      {"command", command_line(argc, argv)},
+      {"command", command},
   };
+}
+
+// The one-line summary (and, on the CPU, the BLAS) on stdout.
+void print_table(const Options& o, const json& r) {
+  const double step_s = r["step_s"].get<double>();
+  std::ostringstream s;
+  s.setf(std::ios::fixed);
+  s.precision(1);
+  s << r["model"].get<std::string>() << (o.resist_workers ? " (ResIST S=" + std::to_string(o.resist_workers) + ")" : "")
+    << " on " << r["device_name"].get<std::string>() << ", " << o.precision << (o.channels_last ? ", channels-last" : "")
+    << ", batch " << o.batch << ": " << o.batch / step_s << " images/s, " << step_s * 1e3 << " ms/step, ";
+  s.precision(3);
+  s << "MFU " << r["mfu"].get<double>() << " (peak " << r["peak_flops_per_s"].get<double>() / 1e12 << " TFLOP/s, "
+    << r["peak_kind"].get<std::string>() << "), ";
+  s.precision(1);
+  s << "peak memory " << double(r["peak_memory_bytes"].get<std::uint64_t>()) / (1 << 20) << " MiB ("
+    << r["memory_kind"].get<std::string>() << ")\n";
+  if (!on_cuda(o)) s << "BLAS: " << resist::runtime::describe(resist::runtime::blas_info()) << "\n";
+  std::cout << s.str();
+}
+
+int run(int argc, char** argv) {
+  Options o;
+  resist::ModelOptions m;
+  resist::cli::po::variables_map vm;
+  if (!parse_options(argc, argv, o, m, vm)) return 0;
+  check(o);
+  const Network n = network(o, m, vm);
+  if (o.matmul_size < 0) o.matmul_size = on_cuda(o) ? 8192 : 1024;
+  check_memory(o, n.spec, n.held);
+  const torch::Device device(on_cuda(o) ? torch::kCUDA : torch::kCPU);
+  const Timing t = time_steps(o, n, device);
+  const Peak peak = o.matmul_size > 0 ? measure_peak(o, device, o.matmul_size) : Peak{};
+  const json r = result_json(o, n, t, peak, command_line(argc, argv));
   if (!o.out.empty()) resist::json_util::write_atomic(o.out, r.dump(2) + "\n", "--out");
-  if (o.format == "json") {
-    std::cout << r.dump(2) << "\n";
-  } else {
-    std::ostringstream s;
-    s.setf(std::ios::fixed);
-    s.precision(1);
-    s << spec.name << (o.resist_workers ? " (ResIST S=" + std::to_string(o.resist_workers) + ")" : "") << " on "
-      << r["device_name"].get<std::string>() << ", " << o.precision << (o.channels_last ? ", channels-last" : "")
-      << ", batch " << o.batch << ": " << o.batch / step_s << " images/s, " << step_s * 1e3 << " ms/step, ";
-    s.precision(3);
-    s << "MFU " << r["mfu"].get<double>() << " (peak " << peak_flops / 1e12 << " TFLOP/s, "
-      << r["peak_kind"].get<std::string>() << "), ";
-    s.precision(1);
-    s << "peak memory " << double(peak_bytes) / (1 << 20) << " MiB (" << memory_kind << ")\n";
-    if (!on_cuda(o)) s << "BLAS: " << resist::runtime::describe(resist::runtime::blas_info()) << "\n";
-    std::cout << s.str();
-  }
+  if (o.format == "json") std::cout << r.dump(2) << "\n";
+  else print_table(o, r);
   return 0;
 }
 

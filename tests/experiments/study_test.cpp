@@ -246,3 +246,32 @@ TEST(StudyRun, JobsAndShardsGiveTheSameResultsAsOneProcess) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
   }
 }
+
+// `resist-sim sweep` and a study simulate one grid (tools/grid.hpp): the same
+// configurations give the same rows, whichever program ran them.
+TEST(StudyRun, SweepAndStudyWriteTheSameRowsForTheSameGrid) {
+  TempDir dir;
+  const fs::path study = dir.path / "wi.json", out = dir.path / "study", sweep = dir.path / "sweep";
+  const std::string plat = std::string(RESIST_SOURCE_DIR) + "/experiments/platforms/p3-2xlarge.json";
+  write_file(study, tiny("what-if", R"(, "protocols": ["data-parallel", "local-sgd", "resist"], "machines": [2, 4],
+      "local_iters": [1, 8], "epochs": 1, "train_size": 2048, "bandwidths": ["1Gbps", "10Gbps"],
+      "max_simulated_rounds": 2, "platform": ")" + plat + "\""));
+  const auto s = run(kStudy + " run " + study.string() + " --out " + out.string());
+  ASSERT_EQ(s.code, 0) << s.err;
+  const auto w = run(resist::test::bin("sim/resist-sim") +
+                     " sweep --model preact-resnet34 --block basic --base-width 8 --dataset cifar10 --seed 3"
+                     " --min-depth 2 --batch-size 64 --protocols data-parallel,local-sgd,resist --workers 2,4"
+                     " --local-iters 1,8 --epochs 1 --train-size 2048 --bandwidth 1Gbps,10Gbps"
+                     " --max-simulated-rounds 2 --platform " + plat + " --out " + sweep.string());
+  ASSERT_EQ(w.code, 0) << w.err;
+  auto sorted_lines = [](const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    std::sort(lines.begin(), lines.end());
+    return lines;
+  };
+  const auto rows = sorted_lines(read_text(out / "results.csv"));
+  EXPECT_EQ(rows.size(), 1u + 2 * 2 * (1 + 2 + 2));  // data-parallel once per bandwidth and workers
+  EXPECT_EQ(sorted_lines(read_text(sweep / "sweep.csv")), rows);
+}

@@ -198,8 +198,15 @@ TEST(ImageFolder, BadLayoutsAndFilesAreOneLineNamingThePath) {
   DataOptions o;
   o.name = "imagenet";
   o.dir = dir.path.string();
+  msg = error_of([&] { load_data(o); });  // classes a, b: not WordNet IDs
+  EXPECT_NE(msg.find((dir.path / "train" / "a").string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find("WordNet ID"), std::string::npos) << msg;
+
+  TempDir wn;  // ImageNet-style names, but 2 classes instead of 1000
+  resist::test::write_image_folder(wn.path, {"n01440764", "n01443537"}, 2, 1, 40, 30);
+  o.dir = wn.path.string();
   msg = error_of([&] { load_data(o); });
-  EXPECT_NE(msg.find("1000"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("has 2 class folders, ImageNet has 1000"), std::string::npos) << msg;
 }
 
 TEST(Loader, BatchesAreTheSameForAnyThreadCountAndPrefetchAndDependOnTheSeed) {

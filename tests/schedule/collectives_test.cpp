@@ -156,6 +156,7 @@ TEST(Collectives, WireBytesPerAlgorithm) {
     while (2 * p <= n) p *= 2;
     EXPECT_EQ(total(Collective::allreduce, Algorithm::ring, n), 2ull * (n - 1) * M);
     EXPECT_EQ(total(Collective::allreduce, Algorithm::tree, n), 2ull * (n - 1) * M);
+    EXPECT_EQ(total(Collective::allreduce, Algorithm::binomial, n), 2ull * (n - 1) * M);
     EXPECT_EQ(total(Collective::allreduce, Algorithm::hd, n), 2ull * (p - 1) * M + 2ull * (n - p) * M);
     for (Collective c : {Collective::reduce, Collective::broadcast})
       for (Algorithm a : {Algorithm::chain, Algorithm::tree}) EXPECT_EQ(total(c, a, n), (n - 1) * M);
@@ -167,11 +168,52 @@ TEST(Collectives, WireBytesPerAlgorithm) {
 TEST(Collectives, AccountingFollowsTheChosenAlgorithm) {
   CommOp op{OpKind::allreduce, Payload::shared, {4, 0, 2, 1, 3}, {}, 4 * 1000};
   CollectiveOptions o;
-  o.allreduce = Algorithm::tree;
+  o.allreduce = Algorithm::binomial;
   // Binomial over positions 0..4 (ranks 4 0 2 1 3): reduce 1->0, 3->2, 2->0, 4->0; broadcast 0->4, 0->2, 0->1, 2->3.
   EXPECT_EQ(wire_sent(op, 5, o), (std::vector<std::uint64_t>{4000, 4000, 8000, 4000, 12000}));
+  o.allreduce = Algorithm::tree;
+  // Double binary tree, halves of 2000 bytes. Tree 0 over positions: 0 root,
+  // children 1 and 2, 1's children 3 and 4. Tree 1 (odd n: node n-2-r, 0 -> 4,
+  // 4 -> 3): 3 root, children 2 and 1, 2's children 4 and 0. Per position:
+  // up in each tree where it is not the root, down to each child.
+  // Positions 0..4 send 6000, 8000, 8000, 6000, 4000: ranks 4, 0, 2, 1, 3.
+  EXPECT_EQ(wire_sent(op, 5, o), (std::vector<std::uint64_t>{8000, 6000, 8000, 4000, 6000}));
   o.allreduce = Algorithm::ring;
   EXPECT_EQ(wire_total(op, o), 8u * 4000);
+}
+
+// The double binary tree over many rank counts (odd, powers of two and their
+// neighbours, lopsided last heap levels) and chunk counts: it computes the
+// all-reduce, its steps obey the plan rules, it has 2(2(C-1) + R) steps, and
+// no position is interior in both trees: each receives at most two halves in
+// the reduce and one per tree in the broadcast (a binomial root receives
+// ⌈log2 n⌉ whole buffers), and sends at most as much.
+TEST(Collectives, DoubleBinaryTreeOverManyRankCounts) {
+  CollectiveOptions o;
+  o.chunk_bytes = 4 * 5;
+  std::vector<int> counts;
+  for (int n = 2; n <= 40; ++n) counts.push_back(n);
+  for (int n : {63, 64, 65, 94, 95, 127, 128, 129}) counts.push_back(n);
+  for (int n : counts)
+    for (std::uint64_t e : {1ull, 9ull, 10ull, 64ull}) {
+      SCOPED_TRACE("n=" + std::to_string(n) + " e=" + std::to_string(e));
+      const CollectivePlan plan(Collective::allreduce, Algorithm::tree, ranks_of(n), e, o);
+      Buffers b = initial(n, e);
+      run(plan, b);
+      expect_result(Collective::allreduce, plan, b, e);
+      expect_consistent_views(plan);
+      int k = 0;
+      while ((2 << k) <= n) ++k;
+      const int C = int((e - e / 2 + 4) / 5), R = 2 * k - 1 + ((n & (n + 1)) == 0 ? 1 : 0);
+      EXPECT_EQ(double_tree_chunks(e, o.chunk_bytes), C);
+      EXPECT_EQ(plan.steps(), 2 * (2 * (C - 1) + R));
+      const std::uint64_t half = 4 * (e - e / 2);
+      const auto sent = plan.bytes_sent(), received = plan.bytes_received();
+      for (int p = 0; p < n; ++p) {
+        EXPECT_LE(received[p], 4 * half) << p;
+        EXPECT_LE(sent[p], 4 * half) << p;
+      }
+    }
 }
 
 TEST(Collectives, AutoPicksByMessageSizeRanksAndNodes) {
@@ -181,6 +223,9 @@ TEST(Collectives, AutoPicksByMessageSizeRanksAndNodes) {
   // Bandwidth-bound: the ring (halving-doubling ties it on bandwidth for powers of two, with less latency).
   EXPECT_EQ(choose_algorithm(Collective::allreduce, ranks_of(24), 1ull << 30, o), Algorithm::ring);
   EXPECT_EQ(choose_algorithm(Collective::allreduce, flat64, 1ull << 30, o), Algorithm::hd);
+  // 1,000 ranks, 100 MiB: the double binary tree (82 messages of M/26 against
+  // the ring's 1,998 latencies and halving-doubling's two extra whole buffers).
+  EXPECT_EQ(choose_algorithm(Collective::allreduce, ranks_of(1000), 100ull << 20, o), Algorithm::tree);
   EXPECT_EQ(choose_algorithm(Collective::broadcast, flat64, 1024, o), Algorithm::tree);
   EXPECT_EQ(choose_algorithm(Collective::broadcast, flat64, 1ull << 30, o), Algorithm::chain);
   o.ranks_per_node = 4;
@@ -190,7 +235,7 @@ TEST(Collectives, AutoPicksByMessageSizeRanksAndNodes) {
   for (std::uint64_t bytes : {64ull, 1ull << 16, 1ull << 24}) {
     o.ranks_per_node = 1;
     const Algorithm a = choose_algorithm(Collective::allreduce, ranks_of(24), bytes, o);
-    for (Algorithm b : {Algorithm::ring, Algorithm::tree, Algorithm::hd})
+    for (Algorithm b : {Algorithm::ring, Algorithm::tree, Algorithm::binomial, Algorithm::hd})
       EXPECT_LE(alpha_beta_s(Collective::allreduce, a, 24, bytes, o.inter_latency_s, o.inter_bandwidth_Bps, o.chunk_bytes),
                 alpha_beta_s(Collective::allreduce, b, 24, bytes, o.inter_latency_s, o.inter_bandwidth_Bps, o.chunk_bytes));
   }

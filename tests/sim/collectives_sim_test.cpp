@@ -35,13 +35,27 @@ int ceil_log2(int n) {
   return l;
 }
 
+// The double binary tree's time in messages of M/(2C) (collectives.hpp):
+// 4(C-1) + 2R - 2δ, R = 2⌊log2 n⌋ - 1 (+1 when n + 1 is a power of two),
+// δ = 1 for one chunk when the last heap level (n ≥ 8) lies under the root's
+// left child only; n = 2: 2C.
+int double_tree_messages(int n, int C) {
+  if (n == 2) return 2 * C;
+  const int k = ceil_log2(n + 1) - 1, last_level = n - ((1 << k) - 1);
+  const int R = 2 * k - 1 + (last_level == (1 << k) ? 1 : 0);
+  const bool left_only = k >= 3 && last_level < (1 << (k - 1));
+  return 4 * (C - 1) + 2 * R - (C == 1 && left_only ? 2 : 0);
+}
+
 // The closed forms, written out independently of schedule/collectives.cpp.
-// M divides evenly into n ring chunks, p halving chunks and C chain chunks.
+// M divides evenly into n ring chunks, p halving chunks and C chain chunks
+// (the double tree's halves into C/2 chunks: C is even).
 double closed_form(Collective c, Algorithm a, int n, double M, double alpha, double B, int C) {
   const int L = ceil_log2(n);
   switch (c) {
     case Collective::allreduce:
-      if (a == Algorithm::tree) return 2.0 * L * (alpha + M / B);
+      if (a == Algorithm::binomial) return 2.0 * L * (alpha + M / B);
+      if (a == Algorithm::tree) return double_tree_messages(n, C / 2) * (alpha + M / C / B);
       if (a == Algorithm::hd) {
         const int l = (1 << L) == n ? L : L - 1, p = 1 << l;
         return 2.0 * l * alpha + 2.0 * (p - 1) / p * M / B + (p < n ? 2.0 * (alpha + M / B) : 0.0);
@@ -94,6 +108,29 @@ TEST(SimCollectives, EveryAlgorithmMatchesItsAlphaBetaClosedFormOnFlat10g) {
           << to_string(k.c) << "/" << to_string(k.a) << " n=" << n << ": " << r.time_s << " vs " << expected;
       EXPECT_EQ(r.wire_bytes, plan_total(k.c, k.a, n, M, e)) << to_string(k.c) << "/" << to_string(k.a);
     }
+}
+
+// The double binary tree on rank counts whose heaps differ in shape (odd,
+// powers of two and their neighbours, a last level under the root's left child
+// only) with one and with three chunks per half: SimGrid where it is quick,
+// the α–β replay up to 1,024 ranks.
+TEST(SimCollectives, DoubleTreeMatchesItsClosedFormAtManyRankCounts) {
+  const Platform p = load_platform(kFlat, {});
+  const double alpha = p.route(0, 1).latency_s, B = p.nic.bandwidth_Bps;
+  const std::uint64_t M = 4ull * 6 * 10000;
+  auto check = [&](EngineKind kind, int n, int C) {
+    const EngineOptions e = engine(kind, M / (2 * C));
+    const auto r = simulate_collective(p, Collective::allreduce, Algorithm::tree, M, n, e);
+    const double expected = double_tree_messages(n, C) * (alpha + double(M) / (2 * C) / B);
+    EXPECT_LT(rel(r.time_s, expected), kind == EngineKind::simgrid ? 0.01 : 1e-9)
+        << "n=" << n << " C=" << C << ": " << r.time_s << " vs " << expected;
+    EXPECT_EQ(r.wire_bytes, 2ull * (n - 1) * M) << "n=" << n;
+    EXPECT_EQ(r.wire_bytes, plan_total(Collective::allreduce, Algorithm::tree, n, M, e));
+  };
+  for (int C : {1, 3}) {
+    for (int n : {2, 3, 4, 5, 8, 9, 10, 11, 13, 16, 17, 23}) check(EngineKind::simgrid, n, C);
+    for (int n : {64, 65, 94, 95, 127, 128, 129, 1000, 1023, 1024}) check(EngineKind::alpha_beta, n, C);
+  }
 }
 
 TEST(SimCollectives, ScheduleOpsMoveTheAccountedBytesUnderEveryAlgorithm) {
