@@ -26,6 +26,8 @@ PROTOCOL_STYLE = {
     "local-sgd": dict(color="#dd8452", marker="o"),
     "resist": dict(color="#55a868", marker="^"),
     "ist": dict(color="#c44e52", marker="D"),
+    "layer-parallel": dict(color="#937860", marker="P"),
+    "layer-serial": dict(color="#8172b2", marker="*", markersize=12),
 }
 
 
@@ -358,6 +360,10 @@ def main():
     elif kind == "validate":
         predicted_vs_measured(out, rows(os.path.join(out, "rounds.csv")))
         gantt(out, rows(os.path.join(out, "gantt.csv")), "One round: measured and predicted", panel_key="source")
+    elif kind == "layer-parallel":
+        data = rows(os.path.join(out, "results.csv"))
+        line_plot(out, "time_per_epoch_vs_machines", data, workers_key(data[0]),
+                  "time_per_epoch_s", "devices (K)", "time per epoch (s)", "Predicted time per epoch", logx=True)
     else:
         sys.exit(f"figures.py: unknown study kind '{kind}'")
 

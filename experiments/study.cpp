@@ -17,9 +17,11 @@
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
 #include "schedule/format.hpp"
+#include "schedule/layer_parallel.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/profile.hpp"
 #include "schedule/timeline.hpp"
+#include "sim/cost.hpp"
 #include "sim/run.hpp"
 #include "sim/units.hpp"
 #include "tools/comm_table.hpp"
@@ -40,6 +42,7 @@ const char* to_string(Kind k) {
     case Kind::scale: return "scale";
     case Kind::validate: return "validate";
     case Kind::protocol_grid: return "protocol-grid";
+    case Kind::layer_parallel: return "layer-parallel";
   }
   return "?";
 }
@@ -49,7 +52,8 @@ namespace {
 // ---------------------------------------------------------------------------
 // Reading a study file
 
-const std::vector<std::string> kKinds = {"table1", "paper-cifar", "what-if", "scale", "validate", "protocol-grid"};
+const std::vector<std::string> kKinds = {"table1", "paper-cifar", "what-if", "scale", "validate", "protocol-grid",
+                                         "layer-parallel"};
 
 Kind kind_from(const std::string& s) {
   for (std::size_t i = 0; i < kKinds.size(); ++i)
@@ -99,6 +103,12 @@ Study defaults(Kind k) {
       s.rounds = 6;
       s.train_subset = 4096;
       s.test_subset = 256;
+      break;
+    case Kind::layer_parallel:
+      s.protocols = {"layer-parallel", "data-parallel", "resist"};
+      s.machines = {2, 4, 8};
+      s.model.dataset = "cifar10";
+      s.epochs = 1;
       break;
   }
   return s;
@@ -170,6 +180,11 @@ Study parse_study(const json& j, const std::string& path) {
     for (std::size_t i = 0; i < s.protocols.size(); ++i) root.at("protocols").at(i).choice(ok);
   }
   if (s.protocols.empty()) throw UserError("protocols: must not be empty");
+  if (kind == Kind::layer_parallel)
+    for (const char* need : {"layer-parallel", "data-parallel", "resist"})
+      if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
+        throw UserError(std::string("protocols: this kind compares layer-parallel with data-parallel and ResIST; "
+                                    "must contain '") + need + "'");
   if (kind == Kind::what_if || kind == Kind::validate)
     for (const char* need : {"local-sgd", "resist"})
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
@@ -790,6 +805,94 @@ Outcome run_scale(const Study& s, const std::string& out) {
   return o;
 }
 
+// ---------------------------------------------------------------------------
+// layer-parallel: K stages on K devices against layer-serial training on one
+// device, and against data-parallel and ResIST on the same K devices; ρ(K)
+// of REFERENCE.md beside the simulated speedup.
+
+struct LpRow {
+  int k = 0;
+  double lp_s = 0, dp_s = 0, resist_s = 0, exchange_s = 0, rho = 0, rho_limit = 0;
+};
+
+// ρ(K) from the platform's per-block costs, the split's auxiliary heads and
+// the simulated exchange time per iteration (T_data = 0: no data loading is simulated).
+void add_bound(const ModelSpec& spec, const sim::Platform& platform, int batch, LpRow& row) {
+  const int width = ScheduleConfig{}.aux_width;
+  const sim::ComputeModel cost(spec, platform, batch, 2.0, std::nullopt);
+  const double overhead = cost.iteration_s({}, 0);
+  std::vector<double> block_s, aux_s;
+  for (int b = 0; b < int(spec.blocks.size()); ++b) block_s.push_back(cost.iteration_s({b}, 0) - overhead);
+  for (const auto& st : layer_parallel_stages(spec, row.k, width))
+    aux_s.push_back(st.first > 0 ? cost.aux_head_s(aux_head(spec, st.first, width), 0) : 0.0);
+  auto t = layer_parallel_times(block_s, aux_s, row.exchange_s, 0.0);
+  t.serial_s += overhead;
+  row.rho = layer_parallel_rho(t, row.k);
+  row.rho_limit = layer_parallel_rho_limit(t);
+}
+
+Outcome run_layer_parallel(const Study& s, const std::string& out) {
+  const ModelSpec spec = build_model(s.model);
+  const sim::Platform platform = study_platform(s, "");
+  const int ell = s.local_iters.front();
+  Progress progress(s.name, 1 + 3 * int(s.machines.size()));
+  auto simulate = [&](Protocol p, int machines) {
+    sim::RunOptions o;
+    o.schedule = schedule_config(s, p, machines, ell);
+    o.max_simulated_rounds = s.max_simulated_rounds;
+    o.engine.collectives = s.collectives;
+    const auto r = sim::simulate_run(spec, platform, o);
+    progress.step(std::string(to_string(p)) + " on " + std::to_string(machines));
+    return r;
+  };
+  const double serial_s = simulate(Protocol::data_parallel, 1).wall_clock_s / s.epochs;
+  std::vector<LpRow> rows;
+  for (int k : s.machines) {
+    LpRow row;
+    row.k = k;
+    const auto lp = simulate(Protocol::layer_parallel, k);
+    row.lp_s = lp.wall_clock_s / s.epochs;
+    row.exchange_s = lp.rounds ? lp.exposed_communication_s / lp.rounds : 0;
+    row.dp_s = simulate(Protocol::data_parallel, k).wall_clock_s / s.epochs;
+    row.resist_s = simulate(Protocol::resist, k).wall_clock_s / s.epochs;
+    add_bound(spec, platform, s.batch_size, row);
+    rows.push_back(row);
+  }
+  std::ostringstream csv;
+  csv << "protocol,workers,time_per_epoch_s\nlayer-serial,1," << fmt("%.9g", serial_s) << "\n";
+  std::ostringstream bound;
+  bound << "stages,speedup_simulated,rho_bound,rho_limit,exchange_s_per_iteration\n";
+  Table t{{"K (devices)", "layer-serial, 1 device (s/epoch)", "layer-parallel (s/epoch)", "data-parallel (s/epoch)",
+           "ResIST (s/epoch)", "layer-parallel speedup (simulated)", "ρ(K) bound", "ρ(∞)"},
+          {}};
+  for (const auto& r : rows) {
+    csv << "layer-parallel," << r.k << ',' << fmt("%.9g", r.lp_s) << "\ndata-parallel," << r.k << ','
+        << fmt("%.9g", r.dp_s) << "\nresist," << r.k << ',' << fmt("%.9g", r.resist_s) << '\n';
+    bound << r.k << ',' << fmt("%.6g", serial_s / r.lp_s) << ',' << fmt("%.6g", r.rho) << ','
+          << fmt("%.6g", r.rho_limit) << ',' << fmt("%.6g", r.exchange_s) << '\n';
+    t.rows.push_back({std::to_string(r.k), fmt("%.2f", serial_s), fmt("%.2f", r.lp_s), fmt("%.2f", r.dp_s),
+                      fmt("%.2f", r.resist_s), times(serial_s / r.lp_s), times(r.rho), times(r.rho_limit)});
+  }
+  write(out + "/results.csv", csv.str());
+  write(out + "/bound.csv", bound.str());
+  Outcome o;
+  o.tables.push_back({"Layer-parallel vs layer-serial, data-parallel and ResIST, " + spec.name + " (" +
+                          platform.name + ")",
+                      t.md()});
+  o.report_md =
+      "Model `" + spec.name + "`, batch " + std::to_string(s.batch_size) + " per device, " +
+      std::to_string(s.train_size) + " images per epoch, ResIST with ℓ = " + std::to_string(ell) + ", platform `" +
+      platform.name + "`. Layer-serial: one device trains the whole network. Layer-parallel: K stages on K devices, "
+      "one replica (docs/layer-parallel.md); data-parallel and ResIST use the same K devices, batch per device "
+      "unchanged, so an epoch is K times fewer iterations for them.\n\n" + t.md() +
+      "\n- **ρ(K) bound**: REFERENCE.md's ρ(K) = (T_data + T_fwd + T_bwd) / (T_data + t_aux + t_extra + "
+      "(T_fwd + T_bwd)/K) from the same per-block costs: T_data = 0 (no data loading is simulated), t_aux the "
+      "split's largest auxiliary head, t_extra the simulated exposed exchange per iteration. It assumes equal "
+      "stages; the simulated speedup is below it by the split's imbalance. **ρ(∞)**: its limit in K.\n\n" +
+      figure_md("time per epoch", "time_per_epoch_vs_machines");
+  return o;
+}
+
 }  // namespace
 
 ScheduleConfig schedule_config(const Study& s, Protocol p, int machines, int ell) {
@@ -872,6 +975,7 @@ Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
     case Kind::what_if: o = run_what_if(s, out); break;
     case Kind::scale: o = run_scale(s, out); break;
     case Kind::validate: o = run_validate(s, out, paths); break;
+    case Kind::layer_parallel: o = run_layer_parallel(s, out); break;
   }
   o.name = s.name;
   json meta = {{"format", "resist-study-result"}, {"version", 1}, {"name", s.name}, {"kind", to_string(s.kind)},

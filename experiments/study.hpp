@@ -19,7 +19,8 @@ namespace resist::study {
 // protocol_grid runs like paper_cifar (a protocols × workers × ℓ grid with
 // speedups, a breakdown and one round's Gantt chart) for any model, e.g. the
 // IST paper's speech MLPs; paper_cifar is that grid with the ResIST paper's set-up.
-enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid };
+// layer_parallel: K stages vs layer-serial, data-parallel and ResIST (docs/layer-parallel.md).
+enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid, layer_parallel };
 const char* to_string(Kind k);
 
 struct Study {

@@ -1,6 +1,7 @@
 #include "models/spec.hpp"
 
 #include <numeric>
+#include <stdexcept>
 
 #include "models/error.hpp"
 
@@ -214,6 +215,16 @@ ModelSpec build_mlp(const ModelOptions& o, const Dataset& ds) {
   return m;
 }
 
+// Copies what BlockBuilder accumulated into an auxiliary head.
+void take_costs(AuxHeadSpec& a, BlockSpec& scratch) {
+  a.params = std::move(scratch.params);
+  finish(scratch);
+  a.param_count = 0;
+  for (const auto& p : a.params) a.param_count += p.numel();
+  a.flops_fwd = scratch.flops_fwd;
+  a.activation_bytes = scratch.activation_bytes;
+}
+
 }  // namespace
 
 std::uint64_t ParamSpec::numel() const {
@@ -324,6 +335,61 @@ int ModelSpec::block_index(const std::string& name) const {
   for (int i = 0; i < int(blocks.size()); ++i)
     if (blocks[i].name == name) return i;
   return -1;
+}
+
+}  // namespace resist
+
+namespace resist {
+
+bool has_aux_heads(const ModelSpec& spec) {
+  return !spec.blocks.empty() && spec.blocks.front().kind == BlockKind::stem;
+}
+
+std::uint64_t block_input_bytes(const ModelSpec& spec, int b) {
+  const BlockSpec& blk = spec.blocks.at(b);
+  return 4ull * blk.in_channels * blk.in_hw * blk.in_hw;
+}
+
+AuxHeadSpec aux_head(const ModelSpec& spec, int target, int width) {
+  if (!has_aux_heads(spec)) {
+    std::vector<std::string> resnets = model_names();
+    resnets.pop_back();  // "mlp"
+    throw UserError("--model: layer-parallel training needs auxiliary heads, which only ResNets have (got '" +
+                    spec.options.model + "'; accepted: " + join(resnets) + ")");
+  }
+  if (width < 1 || width > 4096)
+    throw UserError("--aux-width: must be in 1..4096 (got " + std::to_string(width) + ")");
+  if (target < 1 || target >= int(spec.blocks.size()))
+    throw std::logic_error("aux_head: target block " + std::to_string(target) + " out of range");
+  const BlockSpec& t = spec.blocks[target];
+  const Dataset& ds = spec.dataset;
+  AuxHeadSpec a;
+  a.name = "aux." + t.name;
+  a.target = target;
+  a.in_channels = ds.channels;
+  a.width = width;
+  a.out_channels = t.in_channels;
+  a.in_hw = ds.height;
+  a.out_hw = t.in_hw;
+  BlockSpec scratch;
+  scratch.name = a.name;
+  BlockBuilder bb{scratch};
+  int hw = ds.height;
+  bb.conv("conv0", ds.channels, width, 3, hw);
+  int layer = 1;
+  for (; hw > t.in_hw; ++layer) {
+    const auto n = std::to_string(layer);
+    bb.bn("bn" + n, width, hw);  // BN-ReLU at the input size
+    hw = conv_out(hw, 3, 2, 1);
+    bb.conv("conv" + n, width, width, 3, hw);
+  }
+  if (hw != t.in_hw) throw std::logic_error("aux_head: cannot reach " + std::to_string(t.in_hw) + " by halving");
+  a.downsamples = layer - 1;
+  const auto n = std::to_string(layer);
+  bb.bn("bn" + n, width, hw);
+  bb.conv("conv" + n, width, t.in_channels, 3, hw);
+  take_costs(a, scratch);
+  return a;
 }
 
 }  // namespace resist

@@ -94,6 +94,40 @@ struct ModelSpec {
   int block_index(const std::string& name) const;  // -1 if absent
 };
 
+// Layer-parallel training (docs/layer-parallel.md): an auxiliary head maps the
+// input image to a tensor of the shape of block `target`'s input, so that the
+// stage starting at `target` can run without waiting for the stages before it.
+// A low-capacity network, `width` channels throughout:
+//   conv0            conv3x3/1, image channels -> width, at the image size
+//   bn{i}, conv{i}   BN-ReLU-conv3x3/2, width -> width, i = 1..downsamples,
+//                    one per halving from the image size to the target's
+//   bn{n+1}, conv{n+1}  BN-ReLU-conv3x3/1, width -> the target's channels
+// (n = downsamples). Parameter names are "aux.<target block name>.<layer>...",
+// e.g. "aux.layer3.0.conv1.weight". Costs follow BlockSpec's conventions.
+struct AuxHeadSpec {
+  std::string name;  // "aux.layer3.0"
+  int target = 0;    // spec block index whose input the head produces
+  int in_channels = 0, width = 0, out_channels = 0;
+  int in_hw = 0, out_hw = 0;
+  int downsamples = 0;
+  std::vector<ParamSpec> params;
+  std::uint64_t param_count = 0;
+  std::uint64_t flops_fwd = 0;
+  std::uint64_t activation_bytes = 0;
+  std::uint64_t bytes() const { return 4 * param_count; }  // fp32
+  // fp32 bytes per sample of the tensor it produces (= the target's input).
+  std::uint64_t output_bytes() const { return 4ull * out_channels * out_hw * out_hw; }
+};
+
+// Whether the architecture has auxiliary heads (ResNets do, MLPs do not).
+bool has_aux_heads(const ModelSpec& spec);
+// The head producing block `target`'s input, 1 <= target < blocks.size().
+// Throws UserError for a model without auxiliary heads or a width outside
+// 1..4096 (flag --aux-width).
+AuxHeadSpec aux_head(const ModelSpec& spec, int target, int width);
+// fp32 bytes per sample of block `b`'s input (= block b-1's output).
+std::uint64_t block_input_bytes(const ModelSpec& spec, int b);
+
 // Throws UserError for an unknown model, block type or dataset, or a bad width.
 ModelSpec build_model(const ModelOptions& options);
 const std::vector<std::string>& model_names();

@@ -164,6 +164,30 @@ void NetImpl::set_branch_scales(const std::vector<double>& per_block) {
     if (blocks_[i]) blocks_[i]->branch_scale = per_block.at(i);
 }
 
+AuxHeadImpl::AuxHeadImpl(const AuxHeadSpec& a, std::uint64_t init_seed) : spec_(a) {
+  // Seeds distinct from every block's (NetImpl uses init_seed * 1000003 + block).
+  torch::manual_seed(init_seed * 1000003ull + 500000ull + std::uint64_t(a.target));
+  convs_.push_back(register_module("conv0", conv(a.in_channels, a.width, 3, 1)));
+  for (int i = 1; i <= a.downsamples + 1; ++i) {
+    const bool last = i == a.downsamples + 1;
+    const auto n = std::to_string(i);
+    bns_.push_back(register_module("bn" + n, bn2d(a.width)));
+    convs_.push_back(register_module("conv" + n, conv(a.width, last ? a.out_channels : a.width, 3, last ? 1 : 2)));
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& c : convs_) nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+  for (auto& b : bns_) {
+    nn::init::ones_(b->weight);
+    nn::init::zeros_(b->bias);
+  }
+}
+
+torch::Tensor AuxHeadImpl::forward(torch::Tensor x) {
+  x = convs_[0](x);
+  for (std::size_t i = 0; i < bns_.size(); ++i) x = convs_[i + 1](torch::relu(bns_[i](x)));
+  return x;
+}
+
 Net make_full_net(const ModelSpec& spec, std::uint64_t init_seed) {
   std::vector<int> all(spec.blocks.size());
   for (int i = 0; i < int(all.size()); ++i) all[i] = i;

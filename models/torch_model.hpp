@@ -50,6 +50,23 @@ class NetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Net);
 
+// An auxiliary head of layer-parallel training (AuxHeadSpec): maps the image
+// to a tensor of its target block's input shape. Parameter names are the
+// spec's without the "aux.<block>." prefix ("conv1.weight"); parameters() is
+// in the spec's order. Initial weights depend only on (init_seed, target).
+class AuxHeadImpl : public torch::nn::Module {
+ public:
+  explicit AuxHeadImpl(const AuxHeadSpec& spec, std::uint64_t init_seed = 0);
+  torch::Tensor forward(torch::Tensor image);
+  const AuxHeadSpec& spec() const { return spec_; }
+
+ private:
+  AuxHeadSpec spec_;
+  std::vector<torch::nn::BatchNorm2d> bns_;   // bns_[i] precedes convs_[i + 1]
+  std::vector<torch::nn::Conv2d> convs_;
+};
+TORCH_MODULE(AuxHead);
+
 // Every block of the spec.
 Net make_full_net(const ModelSpec& spec, std::uint64_t init_seed = 0);
 

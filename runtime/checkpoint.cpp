@@ -24,12 +24,14 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 }  // namespace
 
 void write_checkpoint(const std::string& out, int next_round, RunContext& ctx,
-                      const std::map<int, torch::Tensor>& held, torch::optim::SGD* optim, const json& config) {
+                      const std::map<int, torch::Tensor>& held, torch::optim::SGD* optim, const json& config,
+                      const torch::Tensor& aux) {
   const fs::path root = fs::path(out) / "checkpoints";
   const fs::path dir = root / ("round-" + std::to_string(next_round));
   fs::create_directories(dir);
   c10::Dict<std::string, torch::Tensor> d;
   for (const auto& [b, t] : held) d.insert(std::to_string(b), t.to(torch::kCPU));
+  if (aux.defined()) d.insert("aux", aux.to(torch::kCPU));
   d.insert("meta", torch::tensor({double(next_round), ctx.now(), double(ctx.bytes_offset + ctx.comm->bytes_sent()),
                                   double(ctx.images)},
                                  torch::kFloat64));
@@ -69,7 +71,8 @@ std::string flag_of(const std::string& path) {
       {"train_size", "--train-subset"}, {"rounds", "--rounds"}, {"eval_every", "--eval-every"},
       {"warmup_epochs", "--warmup-epochs"}, {"ist_sync", "--ist-sync"}, {"optimizer_state", "--optimizer-state"},
       {"lr", "--lr"}, {"momentum", "--momentum"}, {"weight_decay", "--weight-decay"},
-      {"lr_schedule", "--lr-schedule"}, {"num_rounds", "--epochs/--rounds"}};
+      {"lr_schedule", "--lr-schedule"}, {"num_rounds", "--epochs/--rounds"}, {"stages", "--stages"},
+      {"replicas", "--replicas"}, {"aux_width", "--aux-width"}, {"lp_beta", "--lp-beta"}};
   const auto it = flags.find(path);
   return it == flags.end() ? path : it->second + " (" + path + ")";
 }
@@ -144,7 +147,8 @@ std::pair<int, std::string> read_latest(const json& j, const std::string& file, 
 
 // This rank's file: the blocks it holds before round `next`, each of its
 // model size, and the run's offsets (meta).
-std::map<int, torch::Tensor> read_blocks(const fs::path& file, int next, const ResumeCheck& check, RunContext& ctx,
+std::map<int, torch::Tensor> read_blocks(const fs::path& file, int next, const ResumeCheck& check, torch::Tensor* aux,
+                                         RunContext& ctx,
                                          torch::Device device) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw UserError("--resume: missing checkpoint file " + file.string());
@@ -159,6 +163,11 @@ std::map<int, torch::Tensor> read_blocks(const fs::path& file, int next, const R
       if (key == "meta") {
         const auto m = t.to(torch::kFloat64).contiguous();
         meta.assign(m.data_ptr<double>(), m.data_ptr<double>() + m.numel());
+        continue;
+      }
+      if (key == "aux") {  // layer-parallel: this rank's auxiliary head, flattened
+        if (t.dim() != 1 || t.scalar_type() != torch::kFloat32) throw UserError("entry 'aux' is not a flat fp32 tensor");
+        *aux = t.to(device);
         continue;
       }
       std::size_t used = 0;
@@ -197,7 +206,7 @@ Resumed load_checkpoint(const std::string& resume, const ResumeCheck& check, Run
   Resumed res;
   res.next_round = next;
   const fs::path dir = root / folder;
-  res.held = read_blocks(dir / ("rank-" + std::to_string(ctx.rank) + ".pt"), next, check, ctx, device);
+  res.held = read_blocks(dir / ("rank-" + std::to_string(ctx.rank) + ".pt"), next, check, &res.aux, ctx, device);
   const fs::path of = dir / ("optim-" + std::to_string(ctx.rank) + ".pt");
   if (fs::exists(of)) {
     try {  // read whole now, so that a damaged file stops this rank before the rendezvous

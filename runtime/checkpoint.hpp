@@ -17,10 +17,11 @@
 namespace resist::runtime {
 
 // Every rank writes what it holds before round `next_round`; `optim` may be
-// null; rank 0 records `config` in latest.json.
+// null; rank 0 records `config` in latest.json; `aux` (layer-parallel: its
+// auxiliary head's parameters, flattened) may be undefined.
 void write_checkpoint(const std::string& out, int next_round, RunContext& ctx,
                       const std::map<int, torch::Tensor>& held, torch::optim::SGD* optim,
-                      const nlohmann::json& config);
+                      const nlohmann::json& config, const torch::Tensor& aux = {});
 
 // What a checkpoint must agree with to continue this run.
 struct ResumeCheck {
@@ -33,6 +34,7 @@ struct ResumeCheck {
 struct Resumed {
   int next_round = 0;
   std::map<int, torch::Tensor> held;
+  torch::Tensor aux;       // undefined: no auxiliary head
   std::string optim_file;  // empty: none written
 };
 // Reads the latest checkpoint of a previous --out directory (before the

@@ -46,7 +46,7 @@ json run_record(const TrainOptions& o, const Schedule& header, const ModelSpec& 
                 const std::string& optimizer) {
   json schedule = to_json(header)["config"];
   const auto& dataset = header.config.model.dataset;
-  return {
+  json record = {
       {"command", shell_command(o.argv)},
       {"launch", {{"world_size", env.world_size}, {"local_world_size", env.local_world_size},
                   {"master_addr", env.master_addr}, {"master_port", env.master_port},
@@ -67,6 +67,9 @@ json run_record(const TrainOptions& o, const Schedule& header, const ModelSpec& 
       {"resumed_from", o.resume},
       {"software", software_record()},
   };
+  // Layer-parallel: the stage penalty's weight (the split is in "schedule").
+  if (!header.stages.empty()) record["layer_parallel"] = {{"beta", o.lp_beta}};
+  return record;
 }
 
 namespace {
@@ -95,6 +98,7 @@ json checkpoint_config(const TrainOptions& o, const RoundSource& schedule) {
   c["lr_schedule"] = o.lr_schedule;
   c["num_rounds"] = schedule.num_rounds();
   c["schedule_hash"] = hex;
+  if (!schedule.header().stages.empty()) c["lp_beta"] = o.lp_beta;  // layer-parallel's penalty weight
   return c;
 }
 

@@ -1,6 +1,7 @@
 // --check-sync: after every round's sync the ranks publish hashes of what
 // they hold through the control-plane store and rank 0 compares them; a
 // mismatch ends the run with a message naming the round and the ranks.
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -11,8 +12,14 @@ namespace resist::runtime {
 // Block store: every rank publishes a hash per block it holds; rank 0
 // compares the copies.
 void BlockStore::check(const Round& round, int, SyncStats& stats) {
+  // The blocks the round's ops synchronised (between two averagings,
+  // layer-parallel replicas of a stage hold different copies, as they should).
+  std::set<int> synced;
+  for (const auto& op : round.sync)
+    if (op.payload != Payload::activations && op.payload != Payload::aux) synced.insert(op.blocks.begin(), op.blocks.end());
   std::ostringstream s;
-  for (const auto& [b, t] : held_) s << b << ' ' << hash_tensor(t) << ' ';
+  for (const auto& [b, t] : held_)
+    if (synced.count(b)) s << b << ' ' << hash_tensor(t) << ' ';
   const std::string prefix = "hash/" + std::to_string(round.index) + "/";
   ctx_.kv->set(prefix + std::to_string(ctx_.rank), s.str());
   if (ctx_.rank != 0) return;

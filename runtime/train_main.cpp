@@ -58,6 +58,8 @@ void add_train_options(boost::program_options::options_description& d, resist::r
   resist::cli::add_model_options(d, o.schedule.model, t.hidden);
   resist::cli::add_schedule_options(d, o.schedule);
   d.add_options()
+      ("lp-beta", po::value(&o.lp_beta)->default_value(o.lp_beta),
+       "layer-parallel: weight β of each stage's penalty (docs/layer-parallel.md)")
       ("schedule", po::value(&o.schedule_file), "walk this schedule file instead of generating one")
       ("data-dir", po::value(&o.data_dir), "dataset directory (default: fashion-mnist from Debian's package, "
                                            "cifar10: data/cifar-10-batches-bin, cifar100: data/cifar-100-binary; "
@@ -117,6 +119,9 @@ void check_more_flags(const boost::program_options::variables_map& vm, resist::r
     throw resist::UserError("--image-size: must be in 16..2048 (got " + std::to_string(size) + ")");
   if (!(o.bucket_mb >= 0 && o.bucket_mb <= 65536))
     throw resist::UserError("--bucket-mb: must be in 0..65536 (got " + std::to_string(o.bucket_mb) + ")");
+  resist::cli::reject_layer_parallel_flags(vm, o.schedule.protocol);
+  if (!(o.lp_beta > 0 && o.lp_beta <= 1e6))
+    throw resist::UserError("--lp-beta: must be in (0, 1000000] (got " + num(o.lp_beta) + ")");
 }
 
 // The default --min-depth fits small models (preact-resnet18); an image

@@ -33,6 +33,7 @@
 #include "runtime/loader.hpp"
 #include "runtime/grad_buckets.hpp"
 #include "runtime/inference.hpp"
+#include "runtime/lp_stage.hpp"
 #include "runtime/param_store.hpp"
 #include "runtime/preflight.hpp"
 #include "runtime/report.hpp"
@@ -89,6 +90,7 @@ class Trainer {
   void sync(const Round& round);
   void execute(const CommOp& op, int op_index, int round, OpValues& values);
   double evaluate(int round);
+  bool load_aux(const Round& round);
   void new_optimizer();
   double lr_at(std::int64_t iter) const;
   void finish(double test_acc);
@@ -104,6 +106,7 @@ class Trainer {
   std::unique_ptr<Loader> loader_;  // [p18] training batches, built ahead by decoder threads
   torch::Device device_{torch::kCPU};
   Net net_{nullptr};
+  AuxHead aux_{nullptr};  // layer-parallel: this worker's auxiliary head, if the round gives it one
   std::unique_ptr<torch::optim::SGD> optim_;
   SyncStats sync_stats_;
   // Data-parallel on Gloo: the per-iteration all-reduce in buckets during backward.
@@ -125,8 +128,9 @@ int Trainer::run() {
   for (int r = first; r < N; ++r) {
     const Round round = sched_->round(r);
     const double round_start = seconds_since(ctx_.t0);
+    const bool new_head = load_aux(round);
     const bool new_net = store_->load(round, net_);
-    if (new_net || round.reset_optimizer || !optim_) new_optimizer();
+    if (new_net || new_head || round.reset_optimizer || !optim_) new_optimizer();
     prepare_buckets(round, new_net);
     const std::uint64_t bytes_before = ctx_.comm->bytes_sent();
     RoundStats stats;
@@ -141,7 +145,8 @@ int Trainer::run() {
                        acc, lr_at(std::int64_t(r) * sched_->header().config.local_iters));
     if (opt_.checkpoint_every > 0 && !opt_.out.empty() && (r + 1) % opt_.checkpoint_every == 0 && r + 1 < N)
       write_checkpoint(opt_.out, r + 1, ctx_, store_->snapshot(),
-                       sched_->round(r + 1).reset_optimizer ? nullptr : optim_.get(), ckpt_config_);
+                       sched_->round(r + 1).reset_optimizer ? nullptr : optim_.get(), ckpt_config_,
+                       aux_.is_empty() ? torch::Tensor() : flat_parameters(aux_));
   }
   finish(test_acc);
   return 0;
@@ -178,8 +183,14 @@ void Trainer::train_step(const Round& round, std::int64_t t, RoundStats& stats) 
   const auto& x = batch.x;
   const auto& y = batch.y;
   optim_->zero_grad();
-  auto logits = net_->forward(x);
-  auto loss = torch::nn::functional::cross_entropy(logits, y);
+  // Forward, the activations the round exchanges after it (layer-parallel
+  // stages; none otherwise), then this worker's loss (lp_stage.hpp).
+  LocalStep step(net_, aux_, ctx_.rank, opt_.lp_beta);
+  auto logits = step.forward(x);
+  for (std::size_t k = 0; k < round.sync.size(); ++k)
+    if (round.sync[k].phase == Phase::forward && round.sync[k].involves(ctx_.rank))
+      execute(round.sync[k], int(k), round.index, step);
+  auto loss = step.loss(y);
   if (round.index == opt_.fail_round && ctx_.rank == opt_.fail_rank && opt_.fail_mode == "nan")
     loss = loss * std::nan("");
   const double loss_v = loss.item<double>();
@@ -196,7 +207,7 @@ void Trainer::train_step(const Round& round, std::int64_t t, RoundStats& stats) 
   }
   loss.backward();
   stats.loss_sum += loss_v;
-  stats.correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
+  if (step.holds_output()) stats.correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
   stats.seen += std::int64_t(index.size());
   stats.iters += 1;
   ctx_.images += std::int64_t(index.size());
@@ -255,16 +266,19 @@ void Trainer::finish_buckets(const CommOp& op, int op_index, int round) {
                                   ctx_.comm->bytes_sent() - bucket_bytes_before_, 0});
 }
 
-// The end-of-round ops on the stored parameters, in the schedule's order;
-// every rank prepares every op (the communicator's tags stay in step).
+// The end-of-round ops on the stored parameters (an auxiliary head's, for
+// Payload::aux), in the schedule's order; every rank prepares every op (the
+// communicator's tags stay in step).
 void Trainer::sync(const Round& round) {
   store_->take(net_);
   if (opt_.check_sync) store_->before_check(round);
+  AuxValues head(aux_);
   for (std::size_t k = 0; k < round.sync.size(); ++k) {
     const auto& op = round.sync[k];
     ctx_.comm->prepare(op.ranks);
-    if (op.phase == Phase::iteration || !op.involves(ctx_.rank)) continue;
-    execute(op, int(k), round.index, *store_);
+    if (op.phase != Phase::round_end || !op.involves(ctx_.rank)) continue;
+    if (op.payload == Payload::aux) execute(op, int(k), round.index, head);
+    else execute(op, int(k), round.index, *store_);
   }
   store_->end_sync([&] { return sched_->held_after(round.index, ctx_.rank); }, round.evaluate && ctx_.rank == 0);
   if (opt_.check_sync) store_->check(round, sched_->num_rounds(), sync_stats_);
@@ -343,9 +357,28 @@ double Trainer::evaluate(int round) {
   return seen ? double(correct) / double(seen) : 0.0;
 }
 
+// The auxiliary head the round gives this worker (Round::workers[].aux_target),
+// built once; true when it changed.
+bool Trainer::load_aux(const Round& round) {
+  const int target = round.workers.at(std::size_t(ctx_.rank)).aux_target;
+  if (target < 0) {
+    const bool had = !aux_.is_empty();
+    aux_ = AuxHead{nullptr};
+    return had;
+  }
+  if (!aux_.is_empty() && aux_->spec().target == target) return false;
+  const auto& c = sched_->header().config;
+  aux_ = AuxHead(aux_head(spec_, target, c.aux_width), c.seed);
+  aux_->to(device_);
+  return true;
+}
+
 void Trainer::new_optimizer() {
+  auto params = net_->parameters();
+  if (!aux_.is_empty())
+    for (auto& p : aux_->parameters()) params.push_back(p);
   optim_ = std::make_unique<torch::optim::SGD>(
-      net_->parameters(), torch::optim::SGDOptions(opt_.lr).momentum(opt_.momentum).weight_decay(opt_.weight_decay));
+      params, torch::optim::SGDOptions(opt_.lr).momentum(opt_.momentum).weight_decay(opt_.weight_decay));
 }
 
 double Trainer::lr_at(std::int64_t t) const {
@@ -410,7 +443,8 @@ void Trainer::load_schedule() {
     sched_ = std::make_unique<RoundSource>(spec_, c);
   }
   const auto& h = sched_->header();
-  sampler_ = std::make_unique<Sampler>(data_.train.size(), ctx_.world, c.batch_size, h.iters_per_epoch, c.seed);
+  // One data shard per replica (layer-parallel: the stages of a replica read the same batches).
+  sampler_ = std::make_unique<Sampler>(data_.train.size(), h.data_shards(), c.batch_size, h.iters_per_epoch, c.seed);
 }
 
 // Everything a rank can check alone, before the rendezvous: bad input ends
@@ -465,14 +499,17 @@ LoaderOptions Trainer::loader_options() const {
   return o;
 }
 
-// Iteration t's batch: this worker's shard of the epoch's permutation; sample
-// j is augmented from its own generator keyed by (seed, rank, t, j).
+// Iteration t's batch: this worker's data shard of the epoch's permutation;
+// sample j is augmented from its own generator keyed by (seed, shard, t, j).
+// The shard is the schedule's (Schedule::shard_of): the rank itself, but the
+// stages of a layer-parallel replica share one, so they see the same images.
 Batch Trainer::next_train_batch(std::int64_t t) {
   if (!loader_) {
     const auto& h = sched_->header();
-    const std::uint64_t seed = Rng(h.config.seed ^ 0xa06a06ull, std::uint64_t(ctx_.rank)).next();
+    const int shard = h.shard_of(ctx_.rank);
+    const std::uint64_t seed = Rng(h.config.seed ^ 0xa06a06ull, std::uint64_t(shard)).next();
     loader_ = std::make_unique<Loader>(
-        data_, data_.train, data_.augment, [this](std::int64_t step) { return sampler_->batch(ctx_.rank, step); },
+        data_, data_.train, data_.augment, [this, shard](std::int64_t step) { return sampler_->batch(shard, step); },
         t, std::max({h.total_iters, std::int64_t(sched_->num_rounds()) * h.config.local_iters, t + 1}), seed,
         loader_options());
   }
@@ -516,13 +553,17 @@ int Trainer::resume() {
   Resumed res = std::move(*resumed_);
   resumed_.reset();
   store_->restore(std::move(res.held));
-  if (res.next_round < sched_->num_rounds() && !res.optim_file.empty()) {
-    const Round round = sched_->round(res.next_round);
-    if (!round.reset_optimizer) {
-      store_->load(round, net_);
-      new_optimizer();
-      torch::load(*optim_, res.optim_file);
-    }
+  if (res.next_round >= sched_->num_rounds()) return res.next_round;
+  const Round round = sched_->round(res.next_round);
+  if (res.aux.defined()) {  // layer-parallel: the auxiliary head as trained so far
+    load_aux(round);
+    if (aux_.is_empty()) throw UserError("--resume: the checkpoint has an auxiliary head this run does not train");
+    set_parameters(aux_, res.aux);
+  }
+  if (!res.optim_file.empty() && !round.reset_optimizer) {
+    store_->load(round, net_);
+    new_optimizer();
+    torch::load(*optim_, res.optim_file);
   }
   return res.next_round;
 }

@@ -50,6 +50,9 @@ struct TrainOptions {
 
   std::vector<std::string> argv;  // the command line, for report.json
   double bucket_mb = 4;  // data-parallel: gradient buckets all-reduced during backward (0: after it)
+
+  // Layer-parallel: weight β of the stage penalty (docs/layer-parallel.md).
+  double lp_beta = 1.0;
 };
 
 // Returns the process exit code. Throws UserError for bad input.

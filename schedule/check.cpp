@@ -96,15 +96,28 @@ struct Walk {
   Contributions sets;
   std::vector<std::vector<int>> state;     // [rank][block]: contribution id or kNone
   std::vector<std::vector<char>> complete;  // [rank][block]: holds the full average of the last round
+  std::vector<char> synced;                 // [block]: an op of the last round carried its parameters
 
   std::vector<int> trains(int r, int w) const { return trained_blocks(s, s.rounds[std::size_t(r)], w); }
+  // Layer-parallel replicas average a stage every ℓ rounds (one iteration
+  // each): in between, a copy no op carried continues on the rank that holds it.
+  bool local_periods() const { return !s.stages.empty(); }
 
-  // Training: every rank starts from the complete average and adds its update.
+  // Training: every rank starts from the complete average (or, between a
+  // layer-parallel stage's averagings, from its own copy) and adds its update.
   std::vector<int> train(int r) {
     std::vector<std::vector<int>> trainers{std::size_t(nblocks)};
     for (int w = 0; w < S; ++w) {
+      const std::vector<int> before = state[std::size_t(w)];
       std::fill(state[std::size_t(w)].begin(), state[std::size_t(w)].end(), Contributions::kNone);
       for (int b : trains(r, w)) {
+        const bool continues = r > 0 && local_periods() && !synced[std::size_t(b)] &&
+                               before[std::size_t(b)] != Contributions::kNone;
+        if (continues) {
+          state[std::size_t(w)][std::size_t(b)] = sets.merge({before[std::size_t(b)], sets.single(w)});
+          trainers[std::size_t(b)].push_back(state[std::size_t(w)][std::size_t(b)]);
+          continue;
+        }
         if (r > 0 && !complete[std::size_t(w)][std::size_t(b)]) {
           const bool shared = std::find(s.shared_blocks.begin(), s.shared_blocks.end(), b) != s.shared_blocks.end();
           throw UserError("rounds[" + std::to_string(r) + "].workers[" + std::to_string(w) + "]: " +
@@ -113,18 +126,22 @@ struct Walk {
                           std::to_string(r - 1) + "].sync brought it to rank " + std::to_string(w) + ")");
         }
         state[std::size_t(w)][std::size_t(b)] = sets.single(w);
-        trainers[std::size_t(b)].push_back(w);
+        trainers[std::size_t(b)].push_back(state[std::size_t(w)][std::size_t(b)]);
       }
     }
+    std::fill(synced.begin(), synced.end(), 0);
     std::vector<int> expected(std::size_t(nblocks), int(Contributions::kNone));
     for (int b = 0; b < nblocks; ++b)
-      if (!trainers[std::size_t(b)].empty()) expected[std::size_t(b)] = sets.intern(trainers[std::size_t(b)]);
+      if (!trainers[std::size_t(b)].empty()) expected[std::size_t(b)] = sets.merge(trainers[std::size_t(b)]);
     return expected;
   }
 
   void run_op(int r, std::size_t k) {
     const CommOp& op = s.rounds[std::size_t(r)].sync[k];
+    // Activations and auxiliary heads carry no block's parameters.
+    if (op.payload == Payload::activations || op.payload == Payload::aux) return;
     for (int b : op.blocks) {
+      if (op.payload != Payload::eval) synced[std::size_t(b)] = 1;
       const auto has = [&](std::size_t i) {
         const int rank = op.ranks[i];
         if (state[std::size_t(rank)][std::size_t(b)] == Contributions::kNone)
@@ -155,12 +172,13 @@ struct Walk {
 void check_schedule(const ModelSpec& spec, const Schedule& s) {
   check_structure(spec, s);
   if (s.holding == Holding::slices) return;  // IST: neuron pieces, checked as they are read
-  Walk walk{spec, s, s.config.workers, int(spec.blocks.size()), {}, {}, {}};
+  Walk walk{spec, s, s.config.workers, int(spec.blocks.size()), {}, {}, {}, {}};
   walk.state.assign(std::size_t(walk.S), std::vector<int>(std::size_t(walk.nblocks), Contributions::kNone));
   walk.complete.assign(std::size_t(walk.S), std::vector<char>(std::size_t(walk.nblocks), 0));
+  walk.synced.assign(std::size_t(walk.nblocks), 0);
   const int R = int(s.rounds.size());
   for (int r = 0; r < R; ++r) {
-    walk.sets.clear();
+    if (!walk.local_periods()) walk.sets.clear();  // a continuing copy keeps its id
     const std::vector<int> expected = walk.train(r);
     for (std::size_t k = 0; k < s.rounds[std::size_t(r)].sync.size(); ++k) walk.run_op(r, k);
     for (int w = 0; w < walk.S; ++w)

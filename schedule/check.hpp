@@ -17,6 +17,10 @@
 //   sends only read (rank 0 evaluates, its training copy is unchanged);
 // - after the last round rank 0 holds the complete average of every block
 //   (the final model is assembled there).
+// - layer-parallel (a schedule with stages): activation and auxiliary-head
+//   sends carry no block; between two averagings of a stage's replicas (no
+//   op of the last round carried the block) a rank continues from its own
+//   copy, as local SGD does within a round.
 // Plus structure: rounds numbered 0.., local iterations adding up to
 // total_iters, distinct ranks and blocks per op, shared blocks never dealt.
 // IST schedules (neuron pieces, docs/ist.md) get the structural part only.

@@ -28,6 +28,8 @@ class ProtocolRules {
   // Throws UserError for a configuration this protocol cannot run (the
   // protocol-independent checks have passed).
   virtual void validate(const ModelSpec& spec, const ScheduleConfig& config) const = 0;
+  // Training-data shards (data-parallel degree): workers unless stated.
+  virtual int data_shards(const ScheduleConfig& config) const { return config.workers; }
   // Local iterations per round actually used (data-parallel: 1).
   virtual int local_iters(const ScheduleConfig& config) const { return config.local_iters; }
   // Fills header.shared_blocks and header.eval_scale (preset to 1 per block);
@@ -52,7 +54,7 @@ class ProtocolRules {
 };
 
 // The registry: a fresh rules object for `p` (schedule/protocols/registry.cpp).
-std::unique_ptr<ProtocolRules> make_protocol(Protocol p, int workers, std::uint64_t seed);
+std::unique_ptr<ProtocolRules> make_protocol(const ScheduleConfig& config);
 
 // Whether `p` runs the local iterations it is given (--local-iters); false for
 // a protocol that fixes them itself (data-parallel), which a grid over ℓ

@@ -41,6 +41,7 @@ constexpr std::pair<Protocol, const char*> kProtocols[] = {
     {Protocol::local_sgd, "local-sgd"},
     {Protocol::resist, "resist"},
     {Protocol::ist, "ist"},
+    {Protocol::layer_parallel, "layer-parallel"},
 };
 constexpr std::pair<OpKind, const char*> kOps[] = {
     {OpKind::allreduce, "allreduce"},
@@ -51,11 +52,11 @@ constexpr std::pair<OpKind, const char*> kOps[] = {
 constexpr std::pair<Payload, const char*> kPayloads[] = {
     {Payload::gradients, "gradients"}, {Payload::shared, "shared"},
     {Payload::partitioned, "partitioned"}, {Payload::handoff, "handoff"},
-    {Payload::eval, "eval"},
+    {Payload::eval, "eval"}, {Payload::activations, "activations"}, {Payload::aux, "aux"},
 };
 
 constexpr std::pair<Phase, const char*> kPhases[] = {
-    {Phase::iteration, "iteration"}, {Phase::round_end, "round-end"},
+    {Phase::iteration, "iteration"}, {Phase::round_end, "round-end"}, {Phase::forward, "forward"},
 };
 constexpr std::pair<OptimizerState, const char*> kOptimizerStates[] = {
     {OptimizerState::automatic, "auto"}, {OptimizerState::reset, "reset"}, {OptimizerState::keep, "keep"},
@@ -73,9 +74,13 @@ constexpr std::pair<IstSetKind, const char*> kIstSets[] = {
     {IstSetKind::trained, "trained"}, {IstSetKind::held, "held"},
 };
 
-std::shared_ptr<ProtocolRules> rules_for(const ScheduleConfig& c) {
-  return make_protocol(c.protocol, c.workers, c.seed);
+// Layer-parallel's --stages defaults to workers / replicas.
+ScheduleConfig resolved(ScheduleConfig c) {
+  if (c.protocol == Protocol::layer_parallel && c.stages == 0 && c.replicas >= 1) c.stages = c.workers / c.replicas;
+  return c;
 }
+
+std::shared_ptr<ProtocolRules> rules_for(const ScheduleConfig& c) { return make_protocol(resolved(c)); }
 
 }  // namespace
 
@@ -151,17 +156,21 @@ void validate(const ModelSpec& spec, const ScheduleConfig& c) {
   if (c.warmup_epochs < 0)
     throw UserError("--warmup-epochs: must be >= 0 (got " + std::to_string(c.warmup_epochs) + ")");
   if (c.workers > 1 << 20) throw UserError("--workers: at most 1048576 (got " + std::to_string(c.workers) + ")");
+  if (c.protocol != Protocol::layer_parallel && c.stages != 0)
+    reject_layer_parallel_flag("--stages", to_string(c.protocol));
+  if (c.protocol != Protocol::layer_parallel && c.replicas != 1)
+    reject_layer_parallel_flag("--replicas", to_string(c.protocol));
   const auto rules = rules_for(c);
-  rules->validate(spec, c);
+  rules->validate(spec, resolved(c));
   if (c.optimizer_state == OptimizerState::keep) rules->check_keep_optimizer();
 }
 
 ScheduleGenerator::ScheduleGenerator(const ModelSpec& spec, const ScheduleConfig& config) : spec_(spec) {
   validate(spec, config);
   rules_ = rules_for(config);
-  header_.config = config;
+  header_.config = resolved(config);
   header_.config.local_iters = rules_->local_iters(config);
-  const int S = config.workers, ell = header_.config.local_iters;
+  const int S = rules_->data_shards(header_.config), ell = header_.config.local_iters;
   header_.iters_per_epoch = int((config.train_size + std::int64_t(S) * config.batch_size - 1) /
                                 (std::int64_t(S) * config.batch_size));
   header_.total_iters = config.rounds > 0 ? std::int64_t(config.rounds) * ell
@@ -218,7 +227,22 @@ Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config) {
   return s;
 }
 
+ScheduleConfig for_protocol(ScheduleConfig c, Protocol p) {
+  c.protocol = p;
+  if (p != Protocol::layer_parallel) {
+    c.stages = 0;
+    c.replicas = 1;
+  }
+  return c;
+}
+
 int effective_local_iters(const ScheduleConfig& config) { return rules_for(config)->local_iters(config); }
+
+int Schedule::data_shards() const {
+  if (data_shard.empty()) return config.workers;
+  return *std::max_element(data_shard.begin(), data_shard.end()) + 1;
+}
+int Schedule::shard_of(int worker) const { return data_shard.empty() ? worker : data_shard.at(std::size_t(worker)); }
 
 bool takes_local_iters(Protocol p) {
   ScheduleConfig c;
@@ -324,6 +348,15 @@ json config_to_json(const ScheduleConfig& c) {
           {"ist_sync", to_string(c.ist_sync)}, {"optimizer_state", to_string(c.optimizer_state)}};
 }
 
+// Layer-parallel's fields appear only in its schedules (other files are unchanged).
+json with_layer_parallel(json j, const ScheduleConfig& c) {
+  if (c.protocol != Protocol::layer_parallel) return j;
+  j["stages"] = c.stages;
+  j["replicas"] = c.replicas;
+  j["aux_width"] = c.aux_width;
+  return j;
+}
+
 ScheduleConfig config_from_json(const Reader& cfg) {
   ScheduleConfig c;
   c.protocol = read_enum(cfg.at("protocol"), kProtocols);
@@ -348,11 +381,26 @@ ScheduleConfig config_from_json(const Reader& cfg) {
   c.warmup_epochs = int(cfg.at("warmup_epochs").integer(0, kMaxInt));
   c.ist_sync = read_enum(cfg.at("ist_sync"), kIstSyncs);
   c.optimizer_state = read_enum(cfg.at("optimizer_state"), kOptimizerStates);
+  if (c.protocol == Protocol::layer_parallel) {
+    c.stages = int(cfg.at("stages").integer(2, 1 << 20));
+    c.replicas = int(cfg.at("replicas").integer(1, 1 << 20));
+    c.aux_width = int(cfg.at("aux_width").integer(1, 4096));
+  }
   return c;
 }
 
+// What an op without an IST piece must carry.
+std::uint64_t expected_bytes(const CommOp& op, const ModelSpec& spec, const ScheduleConfig& c) {
+  if (op.payload == Payload::activations && op.blocks.size() == 1 && op.blocks[0] > 0)
+    return std::uint64_t(c.batch_size) * block_input_bytes(spec, op.blocks[0]);
+  if (op.payload == Payload::aux && op.blocks.size() == 1 && op.blocks[0] > 0 && has_aux_heads(spec))
+    return aux_head(spec, op.blocks[0], c.aux_width).bytes();
+  return spec.bytes(op.blocks);
+}
+
 // One op of a round; `ist` is the IST plan when the schedule holds slices.
-CommOp op_from_json(const Reader& o, const ModelSpec& spec, const IstPlan* ist, int S) {
+CommOp op_from_json(const Reader& o, const ModelSpec& spec, const IstPlan* ist, const ScheduleConfig& c) {
+  const int S = c.workers;
   const int nblocks = int(spec.blocks.size());
   CommOp op;
   op.kind = read_enum(o.at("op"), kOps);
@@ -374,14 +422,16 @@ CommOp op_from_json(const Reader& o, const ModelSpec& spec, const IstPlan* ist, 
                          ", got " + std::to_string(op.bytes) + ")");
   } else if (ist) {
     o.fail("an IST op needs a \"piece\"");
-  } else if (op.bytes != spec.bytes(op.blocks)) {
-    o.at("bytes").fail("must equal the fp32 bytes of its blocks (" + std::to_string(spec.bytes(op.blocks)) +
-                       ", got " + std::to_string(op.bytes) + ")");
+  } else if (std::uint64_t expected = expected_bytes(op, spec, c); op.bytes != expected) {
+    o.at("bytes").fail("must equal the fp32 bytes of " + std::string(op.payload == Payload::activations ? "a batch of its block's input"
+                       : op.payload == Payload::aux ? "its block's auxiliary head" : "its blocks") + " (" +
+                       std::to_string(expected) + ", got " + std::to_string(op.bytes) + ")");
   }
   return op;
 }
 
-Round round_from_json(const Reader& rr, const ModelSpec& spec, const IstPlan* ist, int S) {
+Round round_from_json(const Reader& rr, const ModelSpec& spec, const IstPlan* ist, const ScheduleConfig& c) {
+  const int S = c.workers;
   const int nblocks = int(spec.blocks.size());
   Round r;
   r.index = int(rr.at("index").integer(0, kMaxInt));
@@ -392,8 +442,13 @@ Round round_from_json(const Reader& rr, const ModelSpec& spec, const IstPlan* is
   if (workers.size() != std::size_t(S))
     workers.fail("must have one entry per worker (" + std::to_string(S) + ", got " + std::to_string(workers.size()) + ")");
   for (std::size_t w = 0; w < workers.size(); ++w) r.workers.push_back({workers.at(w).ints(0, nblocks - 1)});
+  if (rr.has("aux_targets")) {
+    const auto targets = rr.at("aux_targets").ints(-1, nblocks - 1);
+    if (targets.size() != std::size_t(S)) rr.at("aux_targets").fail("must have one entry per worker");
+    for (int w = 0; w < S; ++w) r.workers[std::size_t(w)].aux_target = targets[std::size_t(w)];
+  }
   const Reader sync = rr.at("sync");
-  for (std::size_t k = 0; k < sync.size(); ++k) r.sync.push_back(op_from_json(sync.at(k), spec, ist, S));
+  for (std::size_t k = 0; k < sync.size(); ++k) r.sync.push_back(op_from_json(sync.at(k), spec, ist, c));
   return r;
 }
 
@@ -413,18 +468,29 @@ nlohmann::json to_json(const Schedule& s) {
     json workers = json::array(), sync = json::array();
     for (const auto& w : r.workers) workers.push_back(w.blocks);
     for (const auto& op : r.sync) sync.push_back(op_to_json(op));
-    rounds.push_back({{"index", r.index}, {"local_iters", r.local_iters}, {"evaluate", r.evaluate},
-                      {"reset_optimizer", r.reset_optimizer}, {"workers", workers}, {"sync", sync}});
+    json round = {{"index", r.index}, {"local_iters", r.local_iters}, {"evaluate", r.evaluate},
+                  {"reset_optimizer", r.reset_optimizer}, {"workers", workers}, {"sync", sync}};
+    std::vector<int> targets;
+    for (const auto& w : r.workers) targets.push_back(w.aux_target);
+    if (std::any_of(targets.begin(), targets.end(), [](int t) { return t >= 0; })) round["aux_targets"] = targets;
+    rounds.push_back(std::move(round));
   }
-  return {{"format", "resist-schedule"},
-          {"version", kScheduleVersion},
-          {"config", config_to_json(s.config)},
-          {"holding", to_string(s.holding)},
-          {"shared_blocks", s.shared_blocks},
-          {"eval_scale", s.eval_scale},
-          {"iters_per_epoch", s.iters_per_epoch},
-          {"total_iters", s.total_iters},
-          {"rounds", rounds}};
+  json j = {{"format", "resist-schedule"},
+            {"version", kScheduleVersion},
+            {"config", with_layer_parallel(config_to_json(s.config), s.config)},
+            {"holding", to_string(s.holding)},
+            {"shared_blocks", s.shared_blocks},
+            {"eval_scale", s.eval_scale},
+            {"iters_per_epoch", s.iters_per_epoch},
+            {"total_iters", s.total_iters},
+            {"rounds", rounds}};
+  if (!s.stages.empty()) {
+    json st = json::array();
+    for (const auto& x : s.stages) st.push_back({x.first, x.last});
+    j["stages"] = st;
+  }
+  if (!s.data_shard.empty()) j["data_shard"] = s.data_shard;
+  return j;
 }
 
 Schedule schedule_from_json(const nlohmann::json& j) {
@@ -456,9 +522,21 @@ Schedule schedule_from_json(const nlohmann::json& j) {
   for (std::size_t i = 0; i < scale.size(); ++i) s.eval_scale.push_back(scale.at(i).number());
   s.iters_per_epoch = int(root.at("iters_per_epoch").integer(1, kMaxInt));
   s.total_iters = root.at("total_iters").integer(0, std::int64_t(1) << 50);
+  if (root.has("stages")) {
+    const Reader st = root.at("stages");
+    for (std::size_t i = 0; i < st.size(); ++i) {
+      const auto fl = st.at(i).ints(0, nblocks - 1);
+      if (fl.size() != 2 || fl[0] > fl[1]) st.at(i).fail("must be [first, last] with first <= last");
+      s.stages.push_back({fl[0], fl[1]});
+    }
+  }
+  if (root.has("data_shard")) {
+    s.data_shard = root.at("data_shard").ints(0, c.workers - 1);
+    if (s.data_shard.size() != std::size_t(c.workers)) root.at("data_shard").fail("must have one entry per worker");
+  }
   const Reader rounds = root.at("rounds");
   for (std::size_t i = 0; i < rounds.size(); ++i)
-    s.rounds.push_back(round_from_json(rounds.at(i), spec, ist.get(), c.workers));
+    s.rounds.push_back(round_from_json(rounds.at(i), spec, ist.get(), c));
   check_schedule(spec, s);  // its meaning: every copy stays consistent (schedule/check.hpp)
   return s;
 }

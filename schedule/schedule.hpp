@@ -24,13 +24,14 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "models/spec.hpp"
+#include "schedule/layer_parallel.hpp"
 
 namespace resist {
 
 class IstPlan;
 class ProtocolRules;
 
-enum class Protocol { data_parallel, local_sgd, resist, ist };
+enum class Protocol { data_parallel, local_sgd, resist, ist, layer_parallel };
 const char* to_string(Protocol p);
 Protocol parse_protocol(const std::string& s);  // throws UserError
 const std::vector<std::string>& protocol_names();
@@ -46,7 +47,11 @@ const char* to_string(OpKind k);
 // What an op's tensors are: gradients (data-parallel), parameters of shared
 // blocks, parameters of a partitioned block being averaged, the aggregated
 // block going to its next owners, or pieces gathered for evaluation.
-enum class Payload { gradients, shared, partitioned, handoff, eval };
+// Layer-parallel training adds two: activations (a stage boundary's tensor,
+// per iteration: `blocks` = {the block whose input it is}, `bytes` = batch ×
+// that input's fp32 bytes per sample) and aux (an auxiliary head's
+// parameters: `blocks` = {its target block}, schedule/layer_parallel.hpp).
+enum class Payload { gradients, shared, partitioned, handoff, eval, activations, aux };
 const char* to_string(Payload p);
 
 // IST: a set of parameter elements of an MLP (see schedule/ist.hpp and
@@ -73,7 +78,9 @@ struct IstPiece {
 // When an op runs: after every local iteration's backward pass, on the
 // gradients, before the optimizer step (data-parallel), or once at the end of
 // the round on the parameters.
-enum class Phase { iteration, round_end };
+// Layer-parallel's activations are exchanged after the forward pass, before
+// the losses and the backward pass (forward).
+enum class Phase { iteration, round_end, forward };
 const char* to_string(Phase p);
 
 struct CommOp {
@@ -105,6 +112,9 @@ struct WorkerRound {
   // shared blocks (ResIST: its partitionable blocks, in dealing order; IST:
   // every block, of which it trains the slice ist_worker_slices() gives).
   std::vector<int> blocks;
+  // Layer-parallel: the block whose input this worker's auxiliary head
+  // produces from the image (models/spec.hpp, aux_head); -1: no head.
+  int aux_target = -1;
 };
 
 struct Round {
@@ -147,6 +157,9 @@ struct ScheduleConfig {
   int eval_every = 0;       // > 0: gather the full model at rank 0 every this many rounds
   int warmup_epochs = 0;    // ResIST: local-SGD rounds (every worker trains the whole model) first
   IstSync ist_sync = IstSync::decentralised;  // IST only
+  // Layer-parallel only (docs/layer-parallel.md): K stages × R replicas =
+  // workers; stages 0: workers / replicas. Auxiliary heads `aux_width` wide.
+  int stages = 0, replicas = 1, aux_width = 16;
   OptimizerState optimizer_state = OptimizerState::automatic;
 };
 
@@ -157,6 +170,13 @@ struct Schedule {
   int iters_per_epoch = 0;         // per worker: ceil(train_size / (workers * batch))
   std::int64_t total_iters = 0;    // per worker, over the whole run
   Holding holding = Holding::blocks;
+  // Layer-parallel: the split (consecutive blocks per stage).
+  std::vector<Stage> stages;
+  // Which training-data shard each worker reads (the stages of a replica
+  // read the same batches); empty: worker w reads shard w of `workers`.
+  std::vector<int> data_shard;
+  int data_shards() const;       // number of shards
+  int shard_of(int worker) const;
   std::vector<Round> rounds;
 };
 
@@ -218,6 +238,10 @@ class RoundSource {
 std::vector<int> trained_blocks(const Schedule& header, const Round& round, int worker);
 
 Schedule make_schedule(const ModelSpec& spec, const ScheduleConfig& config);
+
+// `c` for protocol `p`, without the layer-parallel-only settings when `p` is
+// another protocol (sweeps and studies share one base config).
+ScheduleConfig for_protocol(ScheduleConfig c, Protocol p);
 
 // The local iterations per round a config actually runs (data-parallel: 1).
 int effective_local_iters(const ScheduleConfig& config);

@@ -91,8 +91,7 @@ int cmd_comm(int argc, char** argv) {
   // before comm_row() replaces the run length by the sampled rounds.
   for (Protocol p : protocol_list)
     for (int m : machine_list) {
-      ScheduleConfig c = base;
-      c.protocol = p;
+      ScheduleConfig c = for_protocol(base, p);
       c.workers = m;
       validate(spec, c);
     }
@@ -100,8 +99,7 @@ int cmd_comm(int argc, char** argv) {
   std::vector<CommRow> rows;
   for (Protocol p : protocol_list)
     for (int m : machine_list) {
-      ScheduleConfig c = base;
-      c.protocol = p;
+      ScheduleConfig c = for_protocol(base, p);
       c.workers = m;
       rows.push_back(comm_row(spec, c, sample));
     }
@@ -139,6 +137,7 @@ int cmd_schedule(int argc, char** argv) {
   }
   cli::finish_model_options(c.model, hidden);
   c.protocol = parse_protocol(protocol);
+  cli::reject_layer_parallel_flags(vm, c.protocol);
   const ModelSpec spec = build_model(c.model);
   cli::cap_default_min_depth(vm, spec, c);
   const Schedule s = make_schedule(spec, c);

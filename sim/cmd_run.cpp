@@ -300,8 +300,8 @@ std::vector<Platform> sweep_platforms(const SweepArgs& a) {
   for (int m : a.workers)
     for (Protocol p : a.protocols)
       for (int ell : a.ells) {
+        check.schedule = for_protocol(a.base, p);
         check.schedule.workers = m;
-        check.schedule.protocol = p;
         check.schedule.local_iters = ell;
         validate(a.spec, check.schedule);
         for (const auto& platform : platforms) check_scale(a.spec, platform, check);
@@ -368,6 +368,7 @@ int cmd_run(int argc, char** argv) {
   cli::finish_model_options(c.model, hidden);
   check_format(format, {"json", "table"});
   c.protocol = parse_protocol(protocol);
+  cli::reject_layer_parallel_flags(vm, c.protocol);
   const ModelSpec spec = build_model(c.model);
   cli::cap_default_min_depth(vm, spec, c);
   const Platform platform = flags.platform.load();

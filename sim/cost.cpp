@@ -66,6 +66,22 @@ double ComputeModel::iteration_s(const std::vector<int>& blocks, int rank, const
   return t + overhead + step * double(params);
 }
 
+double ComputeModel::aux_head_s(const AuxHeadSpec& a, int rank) const {
+  const double flops = double(a.flops_fwd) * batch_size_;
+  double s_per_flop = 1.0 / (platform_.gpu_flops * platform_.speed_factor(rank));
+  double train = (1 + backward_factor_) * flops * s_per_flop;
+  if (profile_) {
+    double t = 0, f = 0;
+    for (std::size_t b = 0; b < spec_.blocks.size(); ++b) {
+      t += profile_fwd_s_[b] + profile_bwd_s_[b];
+      f += double(spec_.blocks[b].flops_fwd) * batch_size_;
+    }
+    train = f > 0 ? flops * t / f / platform_.speed_factor(rank) : 0;
+  }
+  const double step = profile_ ? profile_->optimizer_step_s_per_param : platform_.optimizer_s_per_param;
+  return train + step * double(a.param_count);
+}
+
 double ComputeModel::backward_fraction(const std::vector<int>& blocks, int rank, const ModelSpec* subnet) const {
   double bwd = 0;
   for (int b : blocks) bwd += block_bwd_s(b, rank, subnet);

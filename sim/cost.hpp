@@ -34,6 +34,10 @@ class ComputeModel {
   // the same order (IstPlan::subnet_options); its FLOPs and parameter counts
   // replace the full spec's (a profile's block times are scaled by the FLOP ratio).
   double iteration_s(const std::vector<int>& blocks, int rank, const ModelSpec* subnet = nullptr) const;
+  // One iteration's forward + backward of an auxiliary head (layer-parallel
+  // training) plus its optimizer step. Analytic as a block; with a profile,
+  // its FLOPs at the profile's mean seconds per FLOP (profiles time blocks only).
+  double aux_head_s(const AuxHeadSpec& head, int rank) const;
   // Fraction of an iteration spent in backward (for overlapping the gradient all-reduce).
   double backward_fraction(const std::vector<int>& blocks, int rank, const ModelSpec* subnet = nullptr) const;
   // The round's compute: local_iters iterations, times the straggler slowdown if it hits.

@@ -137,7 +137,11 @@ class Planner {
     for (int w = 0; w < header.config.workers; ++w) {
       const std::vector<int> blocks = trained_blocks(header, round, w);
       const ModelSpec* sub = part ? subnet_of(*ist, *part, w) : nullptr;
-      plan.compute_s.push_back(cost_.round_s(blocks, w, round.index, round.local_iters, sub));
+      double compute = cost_.round_s(blocks, w, round.index, round.local_iters, sub);
+      // Layer-parallel: the worker also trains an auxiliary head.
+      if (const int target = round.workers[std::size_t(w)].aux_target; target >= 0)
+        compute += round.local_iters * aux_s(target, w);
+      plan.compute_s.push_back(compute);
       plan.backward_fraction.push_back(o_.engine.overlap ? cost_.backward_fraction(blocks, w, sub) : 0.0);
     }
     return plan;
@@ -159,6 +163,15 @@ class Planner {
   const ModelSpec& spec_;
   const int gpus_per_node_;
   const ComputeModel cost_;
+  std::map<std::pair<int, int>, double> aux_s_;  // (target, rank) -> one iteration of the head
+
+  double aux_s(int target, int rank) {
+    auto it = aux_s_.find({target, rank});
+    if (it == aux_s_.end())
+      it = aux_s_.emplace(std::pair{target, rank},
+                          cost_.aux_head_s(aux_head(spec_, target, gen_.header().config.aux_width), rank)).first;
+    return it->second;
+  }
   std::map<std::vector<std::int64_t>, ModelSpec> subnets_;
 };
 

@@ -147,7 +147,19 @@ void add_schedule_options(po::options_description& d, ScheduleConfig& c) {
        "ResIST, IST: gather the full model at rank 0 every N rounds (0: only at the end)")
       ("ist-sync", po::value<std::string>()->default_value(to_string(c.ist_sync))
                        ->notifier([&c](const std::string& s) { c.ist_sync = parse_ist_sync(s); }),
-       "IST: decentralised|parameter-server (scatter/gather through rank 0)");
+       "IST: decentralised|parameter-server (scatter/gather through rank 0)")
+      ("stages", po::value(&c.stages)->default_value(c.stages),
+       "layer-parallel: stages K (2..blocks; 0: --workers / --replicas)")
+      ("replicas", po::value(&c.replicas)->default_value(c.replicas),
+       "layer-parallel: copies R of the K-stage group (K x R workers), averaged every --local-iters")
+      ("aux-width", po::value(&c.aux_width)->default_value(c.aux_width),
+       "layer-parallel: channels of the auxiliary heads");
+}
+
+void reject_layer_parallel_flags(const po::variables_map& vm, Protocol p) {
+  if (p == Protocol::layer_parallel) return;
+  for (const char* flag : {"stages", "replicas", "aux-width", "lp-beta"})
+    if (vm.count(flag) && !vm[flag].defaulted()) reject_layer_parallel_flag(std::string("--") + flag, to_string(p));
 }
 
 po::typed_value<std::string>* seed_value(std::uint64_t& target) {

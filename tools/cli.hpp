@@ -39,6 +39,7 @@ void add_workers_option(po::options_description& d, int& workers, int default_wo
 void add_workers_list_option(po::options_description& d, std::string& workers);
 
 // --min-depth --seed --batch-size --epochs --train-size --rounds --eval-every --ist-sync
+// --stages --replicas --aux-width
 void add_schedule_options(po::options_description& d, ScheduleConfig& c);
 
 // --seed as a whole number 0..2^64-1, strictly ("-1" is refused, not wrapped).
@@ -48,6 +49,10 @@ std::uint64_t parse_seed(const std::string& flag, const std::string& text);
 // The default --min-depth (4) is capped at the model's partitionable blocks
 // (preact-resnet18 has fewer); an explicit value is left for validate().
 void cap_default_min_depth(const po::variables_map& vm, const ModelSpec& spec, ScheduleConfig& c);
+
+// --stages, --replicas, --aux-width (and resist-train's --lp-beta) given with
+// a protocol other than layer-parallel: UserError naming the flag.
+void reject_layer_parallel_flags(const po::variables_map& vm, Protocol p);
 
 // Parses argv (argv[0] is the sub-command) into vm; returns false after
 // printing help when --help (or -h, where defined) was given. A positional

@@ -43,7 +43,7 @@ std::vector<GridPoint> grid_points(const GridAxes& axes, GridOrder order) {
 GridRow simulate_point(const ModelSpec& spec, const sim::Platform& platform, const sim::RunOptions& base,
                        const GridPoint& point, sim::RunResult* result) {
   sim::RunOptions o = base;
-  o.schedule.protocol = point.protocol;
+  o.schedule = for_protocol(o.schedule, point.protocol);  // no layer-parallel settings for the others
   o.schedule.workers = point.workers;
   o.schedule.local_iters = point.ell;
   const sim::RunResult r = sim::simulate_run(spec, platform, o);
@@ -51,8 +51,10 @@ GridRow simulate_point(const ModelSpec& spec, const sim::Platform& platform, con
   GridRow row{to_string(point.protocol), point.workers, effective_local_iters(c), c.epochs, r.rounds,
               r.simulated_rounds, 0, platform.nic.bandwidth_Bps, r.wall_clock_s, r.compute_s, r.communication_s,
               r.exposed_communication_s, r.bytes_per_round, r.wire_bytes_total};
+  // Per worker; the stages of a layer-parallel replica share one data shard.
   const std::int64_t per_step = std::int64_t(point.workers) * c.batch_size;
-  row.iters_per_epoch = int((c.train_size + per_step - 1) / per_step);
+  row.iters_per_epoch = c.rounds == 0 && c.epochs > 0 ? int(r.total_iters / c.epochs)
+                                                      : int((c.train_size + per_step - 1) / per_step);
   if (result) *result = r;
   return row;
 }

@@ -22,6 +22,6 @@ class DataParallel : public ProtocolRules {
 
 }  // namespace
 
-std::unique_ptr<ProtocolRules> make_data_parallel(int, std::uint64_t) { return std::make_unique<DataParallel>(); }
+std::unique_ptr<ProtocolRules> make_data_parallel(const ScheduleConfig&) { return std::make_unique<DataParallel>(); }
 
 }  // namespace resist

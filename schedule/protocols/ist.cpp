@@ -90,6 +90,6 @@ void Ist::sync(const ProtocolContext& ctx, Round& round, const std::vector<std::
 
 }  // namespace
 
-std::unique_ptr<ProtocolRules> make_ist(int workers, std::uint64_t seed) { return std::make_unique<Ist>(workers, seed); }
+std::unique_ptr<ProtocolRules> make_ist(const ScheduleConfig& c) { return std::make_unique<Ist>(c.workers, c.seed); }
 
 }  // namespace resist

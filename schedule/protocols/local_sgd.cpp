@@ -19,6 +19,6 @@ class LocalSgd : public ProtocolRules {
 
 }  // namespace
 
-std::unique_ptr<ProtocolRules> make_local_sgd(int, std::uint64_t) { return std::make_unique<LocalSgd>(); }
+std::unique_ptr<ProtocolRules> make_local_sgd(const ScheduleConfig&) { return std::make_unique<LocalSgd>(); }
 
 }  // namespace resist

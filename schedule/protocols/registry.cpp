@@ -6,24 +6,26 @@
 
 namespace resist {
 
-std::unique_ptr<ProtocolRules> make_data_parallel(int workers, std::uint64_t seed);
-std::unique_ptr<ProtocolRules> make_local_sgd(int workers, std::uint64_t seed);
-std::unique_ptr<ProtocolRules> make_resist(int workers, std::uint64_t seed);
-std::unique_ptr<ProtocolRules> make_ist(int workers, std::uint64_t seed);
+std::unique_ptr<ProtocolRules> make_data_parallel(const ScheduleConfig& config);
+std::unique_ptr<ProtocolRules> make_local_sgd(const ScheduleConfig& config);
+std::unique_ptr<ProtocolRules> make_resist(const ScheduleConfig& config);
+std::unique_ptr<ProtocolRules> make_ist(const ScheduleConfig& config);
+std::unique_ptr<ProtocolRules> make_layer_parallel(const ScheduleConfig& config);
 
 namespace {
-using Factory = std::unique_ptr<ProtocolRules> (*)(int, std::uint64_t);
+using Factory = std::unique_ptr<ProtocolRules> (*)(const ScheduleConfig&);
 constexpr std::pair<Protocol, Factory> kRegistry[] = {
     {Protocol::data_parallel, make_data_parallel},
     {Protocol::local_sgd, make_local_sgd},
     {Protocol::resist, make_resist},
     {Protocol::ist, make_ist},
+    {Protocol::layer_parallel, make_layer_parallel},
 };
 }  // namespace
 
-std::unique_ptr<ProtocolRules> make_protocol(Protocol p, int workers, std::uint64_t seed) {
+std::unique_ptr<ProtocolRules> make_protocol(const ScheduleConfig& c) {
   for (const auto& [protocol, factory] : kRegistry)
-    if (protocol == p) return factory(workers, seed);
+    if (protocol == c.protocol) return factory(c);
   return nullptr;
 }
 

@@ -117,8 +117,8 @@ class Resist : public ProtocolRules {
 
 }  // namespace
 
-std::unique_ptr<ProtocolRules> make_resist(int workers, std::uint64_t seed) {
-  return std::make_unique<Resist>(workers, seed);
+std::unique_ptr<ProtocolRules> make_resist(const ScheduleConfig& c) {
+  return std::make_unique<Resist>(c.workers, c.seed);
 }
 
 }  // namespace resist

@@ -7,7 +7,7 @@ set -uo pipefail
 root=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root"
 files=$(find runtime sim -name '*.cpp' -o -name '*.hpp' | grep -v -E '(_main|/main|/cmd_[a-z_]+)\.cpp$|^runtime/bench/' | sort)
-hits=$(grep -n -E 'Protocol::|"(data-parallel|local-sgd|resist|ist)"|protocol *[!=]= ' $files)
+hits=$(grep -n -E 'Protocol::|"(data-parallel|local-sgd|resist|ist|layer-parallel)"|protocol *[!=]= ' $files)
 if [[ -n $hits ]]; then
   echo "backends decide by protocol:"
   echo "$hits"

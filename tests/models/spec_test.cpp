@@ -191,3 +191,56 @@ TEST(Spec, ImageFolderTakesClassesAndInputSizeAndHasTheImageNetStem) {
   tiny.image_size = 8;
   EXPECT_NE(error(tiny).find("16..2048"), std::string::npos);
 }
+
+// Auxiliary heads (layer-parallel training): one per possible stage start,
+// producing exactly the target block's input shape, with hand-checked costs.
+TEST(Spec, AuxHeadsReachEveryBlockInputShape) {
+  for (const char* dataset : {"cifar10", "fashion-mnist", "imagenet"}) {
+    const auto m = resnet("preact-resnet18", "basic", dataset, 16);
+    for (int b = 1; b < int(m.blocks.size()); ++b) {
+      const AuxHeadSpec a = aux_head(m, b, 8);
+      EXPECT_EQ(a.out_channels, m.blocks[b].in_channels) << dataset << " " << b;
+      EXPECT_EQ(a.out_hw, m.blocks[b].in_hw) << dataset << " " << b;
+      EXPECT_EQ(a.output_bytes(), block_input_bytes(m, b));
+      EXPECT_EQ(a.name, "aux." + m.blocks[b].name);
+      EXPECT_EQ(a.params.size(), std::size_t(1 + 3 * (a.downsamples + 1)));
+    }
+  }
+}
+
+TEST(Spec, AuxHeadCostsByHand) {
+  // CIFAR, width 16: layer2.0's input is 16 x 32 x 32 (no halving), layer3.0's
+  // is 32 x 16 x 16 (one halving). Head width 4.
+  const auto m = resnet("preact-resnet18", "basic", "cifar10", 16);
+  const AuxHeadSpec a = aux_head(m, m.block_index("layer2.0"), 4);
+  EXPECT_EQ(a.downsamples, 0);
+  EXPECT_EQ(a.param_count, 3u * 4 * 9 + 2 * 4 + 4u * 16 * 9);
+  EXPECT_EQ(a.flops_fwd, 2ull * 9 * 3 * 4 * 1024 + 2ull * 9 * 4 * 16 * 1024);
+  EXPECT_EQ(a.activation_bytes, 4ull * 4 * 1024 + 2 * 4ull * 4 * 1024 + 4ull * 16 * 1024);
+  const AuxHeadSpec b = aux_head(m, m.block_index("layer3.0"), 4);
+  EXPECT_EQ(b.downsamples, 1);
+  EXPECT_EQ(b.param_count, 3u * 4 * 9 + 2 * 4 + 4u * 4 * 9 + 2 * 4 + 4u * 32 * 9);
+  EXPECT_EQ(b.flops_fwd, 2ull * 9 * 3 * 4 * 1024 + 2ull * 9 * 4 * 4 * 256 + 2ull * 9 * 4 * 32 * 256);
+  EXPECT_EQ(b.params[3].name, "aux.layer3.0.conv1.weight");
+  // Low capacity: far smaller than the network it feeds.
+  EXPECT_LT(aux_head(m, m.block_index("head"), 16).param_count, m.param_count() / 10);
+}
+
+TEST(Spec, AuxHeadBadInput) {
+  const auto m = resnet("preact-resnet18", "basic", "cifar10", 16);
+  EXPECT_THROW(aux_head(m, 1, 0), UserError);
+  EXPECT_THROW(aux_head(m, 1, 5000), UserError);
+  ModelOptions o;
+  o.model = "mlp";
+  o.dataset = "fashion-mnist";
+  const auto mlp = build_model(o);
+  EXPECT_FALSE(has_aux_heads(mlp));
+  EXPECT_TRUE(has_aux_heads(m));
+  try {
+    aux_head(mlp, 1, 8);
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("--model"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("preact-resnet18"), std::string::npos);
+  }
+}

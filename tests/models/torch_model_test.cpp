@@ -161,3 +161,27 @@ TEST(TorchModel, IstSubnetFromSlices) {
     }
   }
 }
+
+// Every auxiliary head of several models: LibTorch's parameters are the
+// spec's (count, names, shapes, order) and its output has the target block's
+// input shape.
+TEST(TorchModel, AuxHeadsMatchSpec) {
+  for (const char* dataset : {"cifar10", "fashion-mnist", "imagenet"}) {
+    const auto spec = resist::test::resnet("preact-resnet18", "basic", dataset, 8);
+    const auto& ds = spec.dataset;
+    for (int b = 1; b < int(spec.blocks.size()); ++b) {
+      const AuxHeadSpec a = aux_head(spec, b, 4);
+      AuxHead head(a, 3);
+      ASSERT_EQ(numel(*head), a.param_count) << a.name;
+      const auto params = head->named_parameters();
+      ASSERT_EQ(params.size(), a.params.size()) << a.name;
+      for (std::size_t i = 0; i < a.params.size(); ++i) {
+        EXPECT_EQ(a.name + "." + params[i].key(), a.params[i].name);
+        EXPECT_EQ(params[i].value().sizes().vec(), a.params[i].shape) << a.params[i].name;
+      }
+      torch::NoGradGuard no_grad;
+      auto z = head->forward(torch::randn({2, ds.channels, ds.height, ds.width}));
+      EXPECT_EQ(z.sizes().vec(), (std::vector<std::int64_t>{2, a.out_channels, a.out_hw, a.out_hw})) << a.name;
+    }
+  }
+}

@@ -347,6 +347,51 @@ TEST(SimPlatform, ProfileReplacesTheAnalyticCosts) {
   EXPECT_THROW(ComputeModel(spec, p, 128, 2, prof), UserError);
 }
 
+// ------------------------------------------------------------ layer-parallel
+
+namespace {
+RunOptions lp_options(int stages, int replicas, int rounds) {
+  RunOptions o;
+  o.schedule.protocol = Protocol::layer_parallel;
+  o.schedule.model = resist::test::resnet("preact-resnet18", "basic", "cifar10", 32).options;
+  o.schedule.stages = stages;
+  o.schedule.replicas = replicas;
+  o.schedule.workers = stages * replicas;
+  o.schedule.local_iters = 3;
+  o.schedule.rounds = rounds;
+  return o;
+}
+}  // namespace
+
+// Activation sends every iteration, replica averaging every ℓ, gathers at
+// rank 0: the simulator moves exactly what the accounting counts.
+TEST(SimLayerParallel, MovesExactlyTheAccountedBytes) {
+  const Platform p = flat();
+  for (auto [k, r] : {std::pair{4, 1}, std::pair{2, 2}}) {
+    RunOptions o = lp_options(k, r, 7);
+    o.schedule.eval_every = 3;
+    o.full = true;
+    const ModelSpec spec = build_model(o.schedule.model);
+    expect_moves_accounted_bytes(spec, p, o, "K=" + std::to_string(k) + " R=" + std::to_string(r));
+  }
+}
+
+// A round (one iteration) computes as long as the slowest stage: its blocks
+// plus its auxiliary head, forward and backward, all stages at once.
+TEST(SimLayerParallel, RoundComputeIsTheSlowestStagePlusItsHead) {
+  const Platform p = flat();
+  for (int k : {2, 4, 8}) {
+    const RunOptions o = lp_options(k, 1, 2);
+    const ModelSpec spec = build_model(o.schedule.model);
+    double slowest = 0;
+    for (const auto& st : layer_parallel_stages(spec, k, 16))
+      slowest = std::max(slowest, 128.0 * double(stage_train_flops(spec, st, 16)) / p.gpu_flops);
+    const RunResult r = simulate_run(spec, p, o);
+    EXPECT_LT(rel(r.rows[0].compute_s, slowest), 1e-9) << k;
+    EXPECT_LT(r.rows[0].compute_s, 128.0 * 3 * double(spec.flops_fwd()) / p.gpu_flops) << k;  // < serial
+  }
+}
+
 TEST(SimPlatform, ProfileIsBoundToTheModelAndBatchItMeasured) {
   const ModelSpec spec = paper_model();
   Profile prof;

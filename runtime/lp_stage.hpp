@@ -1,0 +1,79 @@
+#pragma once
+// One worker's iteration, for every protocol: the network it trains (all or
+// some of the spec's blocks, models/torch_model.hpp) and, in layer-parallel
+// training (docs/layer-parallel.md), the auxiliary head that computes the
+// network's input from the image. The schedule says which (Round::workers:
+// blocks and aux_target); nothing here knows the protocol.
+//
+//   forward(x)   z = A(x) (no head: z = x); y = F(z), z detached when a head
+//                made it (the head learns from its own loss only)
+//   exchange     the round's Phase::forward ops (Payload::activations), run
+//                by the trainer on this object as OpValues: across boundary
+//                b (a block whose input the tensor is) a worker sends y when
+//                b is its output boundary, A(x) when b is its head's target,
+//                and receives the neighbour's tensor of the same shape
+//   loss(labels) the cross-entropy of y when the network ends with the
+//                model's output block; otherwise β/2 · mse(y, what arrived
+//                at its output boundary); plus mse(A(x), what arrived at the
+//                head's target) when there is a head. Targets are received
+//                tensors: nothing flows back through them.
+#include <cstdint>
+#include <map>
+
+#include <torch/torch.h>
+
+#include "models/torch_model.hpp"
+#include "runtime/param_store.hpp"
+
+namespace resist::runtime {
+
+class LocalStep : public OpValues {
+ public:
+  // `aux` may be empty (no head). `rank`: this worker, to tell a send's source.
+  LocalStep(Net& net, AuxHead& aux, int rank, double beta);
+
+  torch::Tensor forward(const torch::Tensor& images);  // y: logits when holds_output()
+  torch::Tensor loss(const torch::Tensor& labels);
+  bool holds_output() const { return out_boundary_ < 0; }
+
+  // OpValues over the activations exchanged after forward().
+  std::int64_t count(const CommOp& op) override;
+  torch::Tensor gather(const CommOp& op) override;
+  void scatter(const CommOp& op, const torch::Tensor& values) override;
+
+  // The tensor this worker sends across `boundary`, and what arrived there.
+  const torch::Tensor& outgoing(int boundary) const { return out_.at(boundary); }
+  const torch::Tensor& incoming(int boundary) const { return in_.at(boundary); }
+
+ private:
+  Net& net_;
+  AuxHead& aux_;
+  int rank_;
+  double beta_;
+  int out_boundary_ = -1;  // the block after the network's last one; -1: it ends with the output
+  int head_target_ = -1;   // the auxiliary head's target block; -1: none
+  torch::Tensor z_, y_;
+  std::map<int, torch::Tensor> out_, in_;
+};
+
+// An auxiliary head's parameters as one flat fp32 tensor (in the module's
+// parameter order), and back: what an aux op carries and a checkpoint keeps.
+torch::Tensor flat_parameters(AuxHead& aux);
+void set_parameters(AuxHead& aux, const torch::Tensor& flat);
+
+// The parameters of this worker's auxiliary head as OpValues, for the ops of
+// Payload::aux (layer-parallel replicas averaging a stage's head): gather
+// flattens them in the head's parameter order, scatter copies the result back.
+class AuxValues : public OpValues {
+ public:
+  explicit AuxValues(AuxHead& aux) : aux_(aux) {}
+  std::int64_t count(const CommOp& op) override;
+  torch::Tensor gather(const CommOp& op) override;
+  void scatter(const CommOp& op, const torch::Tensor& values) override;
+
+ private:
+  AuxHead& aux_;
+  void check(const CommOp& op) const;
+};
+
+}  // namespace resist::runtime
