@@ -4,12 +4,11 @@
 // on this machine.
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/port.hpp"
 #include "tests/support/process.hpp"
 
 using resist::test::run;
@@ -27,18 +26,7 @@ const std::string tiny_run =
 
 json read_json(const fs::path& p) { return json::parse(resist::test::read_text(p)); }
 
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  const int port = ntohs(a.sin_port);
-  ::close(s);
-  return port;
-}
+using resist::test::free_port;
 
 }  // namespace
 

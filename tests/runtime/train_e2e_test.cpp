@@ -2,8 +2,6 @@
 // Narrow, deep models on Fashion-MNIST subsets keep this within a few minutes.
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <map>
@@ -15,6 +13,7 @@
 #include "schedule/accounting.hpp"
 #include "schedule/schedule.hpp"
 #include "schedule/timeline.hpp"
+#include "tests/support/port.hpp"
 #include "tests/support/process.hpp"
 
 using resist::test::run;
@@ -120,18 +119,7 @@ resist::ScheduleConfig config(resist::Protocol p, int workers, int local_iters, 
   return c;
 }
 
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  const int port = ntohs(a.sin_port);
-  ::close(s);
-  return port;
-}
+using resist::test::free_port;
 
 }  // namespace
 
