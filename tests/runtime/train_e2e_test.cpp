@@ -435,8 +435,9 @@ resist::ScheduleConfig lp_config(int stages, int batch, std::int64_t train, int 
 }
 double lp_accuracy(int stages, const std::string& data, const resist::ScheduleConfig& expected) {
   TempDir dir;
+  // --trace-all: the timeline keeps every round's events (by default a long run keeps a sample).
   const auto r = run(launch_cmd(stages, "--protocol layer-parallel --stages " + std::to_string(stages) + " " + data +
-                                            " --out " + dir.path.string()));
+                                            " --trace-all --out " + dir.path.string()));
   EXPECT_EQ(r.code, 0) << r.err;
   if (r.code != 0) return 0;
   expect_ops_match_schedule(dir.path, expected);
