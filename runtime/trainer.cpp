@@ -12,6 +12,7 @@
 // checkpoint.cpp, report.cpp (metrics, progress, report.json, model.pt),
 // sync_check.cpp (--check-sync), profiler.cpp (--profile), sampler.hpp.
 #include "runtime/trainer.hpp"
+#include "schedule/protocol.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -318,9 +319,7 @@ double Trainer::evaluate(int round) {
   // The inference model (branch scales folded into the last convs): what
   // model.pt holds, so that a user who loads it scores this accuracy.
   const auto values = fold_branch_scales(spec_, sched_->header().eval_scale, store_->model());
-  std::vector<int> all(spec_.blocks.size());
-  for (int b = 0; b < int(all.size()); ++b) all[std::size_t(b)] = b;
-  Net full(spec_, all, 0);
+  Net full(spec_, all_indices(int(spec_.blocks.size())), 0);
   full->to(device_);
   torch::NoGradGuard ng;
   for (int b = 0; b < int(spec_.blocks.size()); ++b) {
@@ -460,9 +459,7 @@ void Trainer::check_before_rendezvous() {
       check.block_numel.push_back(std::int64_t(spec_.param_count({b})));
     check.held = [this](int next) {
       if (sched_->header().holding != Holding::slices) return sched_->held_after(next - 1, ctx_.rank);
-      std::vector<int> all(spec_.blocks.size());
-      for (int b = 0; b < int(all.size()); ++b) all[std::size_t(b)] = b;
-      return all;
+      return all_indices(int(spec_.blocks.size()));
     };
     resumed_ = load_checkpoint(opt_.resume, check, ctx_, device_);
   }
