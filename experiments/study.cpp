@@ -1,4 +1,5 @@
 #include "experiments/study.hpp"
+#include "experiments/convergence.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@ const char* to_string(Kind k) {
     case Kind::validate: return "validate";
     case Kind::protocol_grid: return "protocol-grid";
     case Kind::layer_parallel: return "layer-parallel";
+    case Kind::convergence: return "convergence";
   }
   return "?";
 }
@@ -53,7 +55,7 @@ namespace {
 // Reading a study file
 
 const std::vector<std::string> kKinds = {"table1", "paper-cifar", "what-if", "scale", "validate", "protocol-grid",
-                                         "layer-parallel"};
+                                         "layer-parallel", "convergence"};
 
 Kind kind_from(const std::string& s) {
   for (std::size_t i = 0; i < kKinds.size(); ++i)
@@ -110,6 +112,7 @@ Study defaults(Kind k) {
       s.model.dataset = "cifar10";
       s.epochs = 1;
       break;
+    case Kind::convergence: convergence_defaults(s); break;
   }
   return s;
 }
@@ -141,6 +144,10 @@ Study parse_study(const json& j, const std::string& path) {
     allowed.erase("collectives");
     allowed.erase("platform");
     allowed.insert({"rounds", "train_subset", "test_subset", "threads", "warmup_rounds"});
+  }
+  if (kind == Kind::convergence) {
+    allowed.erase("train_size");  // the training subset is the epoch
+    allowed.insert({"train_subset", "test_subset", "threads", "seeds", "evals_per_epoch", "target_accuracies"});
   }
   for (const auto& [key, value] : j.items())
     if (!allowed.count(key)) {
@@ -242,6 +249,7 @@ Study parse_study(const json& j, const std::string& path) {
   if (root.has("warmup_rounds")) s.warmup_rounds = int(root.at("warmup_rounds").integer(0, 1000));
   if (kind == Kind::validate && s.warmup_rounds >= s.rounds)
     throw UserError("warmup_rounds: must be below rounds (" + std::to_string(s.rounds) + ")");
+  if (kind == Kind::convergence) parse_convergence_keys(root, s);
   return s;
 }
 
@@ -625,7 +633,7 @@ Outcome run_paper_cifar(const Study& s, const std::string& out) {
   const auto& p = platforms[0];
   Outcome o;
   o.tables.push_back({"Simulated training time, " + build_model(s.model).name + ", " + std::to_string(s.epochs) +
-                          " epoch(s) (" + p.name + ")",
+                          " epoch(s) (" + p.name + "); speedups for the same epochs, not to an accuracy",
                       t.md()});
   o.report_md = setup_md(s) + ", platform `" + p.name + "` (" + p.description +
                 "). Data-parallel all-reduces gradients every iteration (no overlap with backward).\n\n" + t.md() +
@@ -645,7 +653,7 @@ Outcome run_paper_cifar(const Study& s, const std::string& out) {
     Table cmp;
     o.report_md += as_run_section(s, rows, out, cmp);
     o.tables.push_back({"As run vs as designed, " + build_model(s.model).name + ", " + std::to_string(s.epochs) +
-                            " epoch(s) (" + p.name + ")",
+                            " epoch(s) (" + p.name + "); speedups for the same epochs, not to an accuracy",
                         cmp.md()});
   }
   return o;
@@ -701,7 +709,7 @@ Outcome run_what_if(const Study& s, const std::string& out) {
   std::string verdict = fmt("ResIST is faster than local SGD in %.0f", double(wins)) + " of " + std::to_string(cells) +
                         " configurations.";
   if (best)
-    verdict += " Largest speedup " + fmt("%.2f×", best->vs_local) + " (" + std::to_string(best->machines) +
+    verdict += " Largest speedup (same epochs, not to an accuracy) " + fmt("%.2f×", best->vs_local) + " (" + std::to_string(best->machines) +
                " workers, ℓ = " + std::to_string(best->ell) + ", " + bw_label(best->bw_Bps) + "); smallest " +
                fmt("%.2f×", worst->vs_local) + " (" + std::to_string(worst->machines) + " workers, ℓ = " +
                std::to_string(worst->ell) + ", " + bw_label(worst->bw_Bps) + ").";
@@ -787,7 +795,7 @@ Outcome run_scale(const Study& s, const std::string& out) {
   const auto rows = simulate_grid(s, platforms, out);
   write_rows(out + "/results.csv", build_model(s.model).name, rows);
   Table t{{"protocol", "workers", "iters/epoch", "time/epoch (s)", "compute/epoch (s)", "exposed comm./epoch (s)",
-           "bytes/round (GB)", "wire/round (GB)", "ResIST speedup vs local SGD"},
+           "bytes/round (GB)", "wire/round (GB)", "ResIST speedup vs local SGD (same epochs)"},
           {}};
   for (const auto& r : rows)
     t.rows.push_back({r.protocol, std::to_string(r.machines), std::to_string(r.iters_per_epoch),
@@ -863,7 +871,7 @@ Outcome run_layer_parallel(const Study& s, const std::string& out) {
   std::ostringstream bound;
   bound << "stages,speedup_simulated,rho_bound,rho_limit,exchange_s_per_iteration\n";
   Table t{{"K (devices)", "layer-serial, 1 device (s/epoch)", "layer-parallel (s/epoch)", "data-parallel (s/epoch)",
-           "ResIST (s/epoch)", "layer-parallel speedup (simulated)", "ρ(K) bound", "ρ(∞)"},
+           "ResIST (s/epoch)", "layer-parallel speedup per epoch (simulated)", "ρ(K) bound", "ρ(∞)"},
           {}};
   for (const auto& r : rows) {
     csv << "layer-parallel," << r.k << ',' << fmt("%.9g", r.lp_s) << "\ndata-parallel," << r.k << ','
@@ -928,6 +936,8 @@ bool runtime_available(const Paths& paths) {
   return fs::exists(paths.runtime_dir + "/resist-train") && fs::exists(paths.runtime_dir + "/resist-launch");
 }
 
+bool needs_runtime(Kind k) { return k == Kind::validate || k == Kind::convergence; }
+
 bool is_grid(Kind k) { return k == Kind::paper_cifar || k == Kind::what_if || k == Kind::scale; }
 
 namespace {
@@ -976,6 +986,7 @@ Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
     case Kind::scale: o = run_scale(s, out); break;
     case Kind::validate: o = run_validate(s, out, paths); break;
     case Kind::layer_parallel: o = run_layer_parallel(s, out); break;
+    case Kind::convergence: o = run_convergence(s, out, paths); break;
   }
   o.name = s.name;
   json meta = {{"format", "resist-study-result"}, {"version", 1}, {"name", s.name}, {"kind", to_string(s.kind)},

@@ -20,7 +20,8 @@ namespace resist::study {
 // speedups, a breakdown and one round's Gantt chart) for any model, e.g. the
 // IST paper's speech MLPs; paper_cifar is that grid with the ResIST paper's set-up.
 // layer_parallel: K stages vs layer-serial, data-parallel and ResIST (docs/layer-parallel.md).
-enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid, layer_parallel };
+// convergence: real runs' test accuracy against the simulator's wall-clock (experiments/convergence.hpp).
+enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid, layer_parallel, convergence };
 const char* to_string(Kind k);
 
 struct Study {
@@ -45,6 +46,11 @@ struct Study {
   // validate only
   int rounds = 0;                 // training rounds to measure
   int train_subset = 0, test_subset = 0, threads = 1, warmup_rounds = 1;
+  // convergence only (also train_subset, test_subset, threads): seeds seed ..
+  // seed + seeds - 1, test accuracy evaluated about evals_per_epoch times per
+  // epoch, targets in percent.
+  int seeds = 2, evals_per_epoch = 2;
+  std::vector<double> target_accuracies;
 
   // How a run is spread (resist-study run --jobs / --shard, resist-study
   // merge); set by the command line, not by the file. Simulated grids
@@ -83,5 +89,7 @@ ScheduleConfig schedule_config(const Study& s, Protocol p, int machines, int ell
 
 // Whether `validate` can run here (the runtime's programs exist).
 bool runtime_available(const Paths& paths);
+// Whether a kind runs the LibTorch runtime (validate, convergence).
+bool needs_runtime(Kind k);
 
 }  // namespace resist::study
