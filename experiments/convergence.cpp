@@ -170,7 +170,7 @@ Schedule run_schedule(const Study& s, const ModelSpec& spec, Protocol p, int m, 
 void train_run(const Study& s, const Paths& paths, const Schedule& sched, const std::string& tag,
                const std::string& runs) {
   const std::string dir = runs + "/" + tag, sched_path = runs + "/" + tag + "-schedule.json";
-  const std::string fresh = to_json(sched).dump(1) + "\n";
+  const std::string fresh = to_json(sched).dump() + "\n";
   const std::string cmd = quote(paths.runtime_dir + "/resist-launch") + " -n " + std::to_string(sched.config.workers) +
                           " -- " + quote(paths.runtime_dir + "/resist-train") + " --schedule " + quote(sched_path) +
                           " --train-subset " + std::to_string(s.train_subset) + " --test-subset " +

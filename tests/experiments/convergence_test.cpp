@@ -155,15 +155,15 @@ TEST(ConvergenceConfig, ShippedOptInStudyReads) {
 
 #ifdef RESIST_HAVE_RUNTIME
 // A tiny real study: 2 Gloo ranks train every protocol for 2 epochs of 128
-// images, 2 seeds; the curves are the runs' own metrics, placed at the
-// simulator's round ends.
+// images, one seed (the seed mean is unit-tested above); the curves are the
+// runs' own metrics, placed at the simulator's round ends.
 TEST(ConvergenceRun, TinyStudyRecordsCurvesAndTimesToTargets) {
   TempDir dir;
   const fs::path file = dir.path / "c.json", out = dir.path / "out";
   std::ofstream(file) << R"({"format": "resist-study", "version": 1, "kind": "convergence", "seed": 7,
     "model": {"model": "preact-resnet34", "block": "basic", "base_width": 4, "dataset": "fashion-mnist"},
     "protocols": ["data-parallel", "local-sgd", "resist"], "workers": [2], "local_iters": [2], "batch_size": 16,
-    "min_depth": 2, "epochs": 2, "train_subset": 128, "test_subset": 64, "threads": 1, "seeds": 2,
+    "min_depth": 2, "epochs": 2, "train_subset": 128, "test_subset": 64, "threads": 1, "seeds": 1,
     "evals_per_epoch": 2, "target_accuracies": [1, 100]})";
   const auto r = run(kStudy + " run " + file.string() + " --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
@@ -181,7 +181,7 @@ TEST(ConvergenceRun, TinyStudyRecordsCurvesAndTimesToTargets) {
   std::map<std::string, std::vector<std::map<std::string, std::string>>> by_run;
   for (const auto& c : curves)
     if (c.at("seed") != "mean") by_run[c.at("protocol") + "-m2-s" + c.at("seed")].push_back(c);
-  ASSERT_EQ(by_run.size(), 6u);
+  ASSERT_EQ(by_run.size(), 3u);
   for (const auto& [tag, pts] : by_run) {
     std::map<int, double> measured;
     std::istringstream metrics(read_text(out / "runs" / tag / "metrics.jsonl"));
@@ -202,7 +202,7 @@ TEST(ConvergenceRun, TinyStudyRecordsCurvesAndTimesToTargets) {
   // 1% is reached at the first evaluation by everyone; 100% by no one.
   for (const auto& t : csv_rows(read_text(out / "time_to_accuracy.csv"))) {
     if (t.at("target_accuracy") == "1") {
-      EXPECT_EQ(t.at("seeds_reaching"), "2");
+      EXPECT_EQ(t.at("seeds_reaching"), "1");
       EXPECT_FALSE(t.at("predicted_s").empty());
     } else {
       EXPECT_EQ(t.at("seeds_reaching"), "0");
