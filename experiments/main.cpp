@@ -179,7 +179,8 @@ void roll_back(const std::string& dir, bool existed, const std::set<std::string>
 void check_skip(const std::string& k) {
   std::string accepted;
   for (auto kind : {study::Kind::table1, study::Kind::paper_cifar, study::Kind::what_if, study::Kind::scale,
-                    study::Kind::validate, study::Kind::protocol_grid, study::Kind::layer_parallel}) {
+                    study::Kind::validate, study::Kind::protocol_grid, study::Kind::layer_parallel,
+                    study::Kind::validate_grid}) {
     if (k == study::to_string(kind)) return;
     accepted += (accepted.empty() ? "" : ", ") + std::string(study::to_string(kind));
   }
@@ -225,8 +226,9 @@ int run(int argc, char** argv) {
       if (studies[i].name == studies[j].name)
         throw UserError(studies[i].path + ": name: '" + studies[i].name + "' is also the name of " + studies[j].path);
   for (const auto& s : studies)
-    if (s.kind == study::Kind::validate && !all && !study::runtime_available(paths))
-      throw UserError(s.path + ": kind: validate needs the LibTorch runtime (resist-train, resist-launch in '" +
+    if ((s.kind == study::Kind::validate || s.kind == study::Kind::validate_grid) && !all &&
+        !study::runtime_available(paths))
+      throw UserError(s.path + ": kind: " + study::to_string(s.kind) + " needs the LibTorch runtime (resist-train, resist-launch in '" +
                       paths.runtime_dir + "'), which is not built");
 
   const bool existed = fs::exists(out);

@@ -43,9 +43,15 @@ const char* to_string(Kind k) {
     case Kind::validate: return "validate";
     case Kind::protocol_grid: return "protocol-grid";
     case Kind::layer_parallel: return "layer-parallel";
+    case Kind::validate_grid: return "validate-grid";
   }
   return "?";
 }
+
+// validate_grid.cpp
+void validate_grid_defaults(Study& s);
+void parse_validate_grid(const Reader& root, Study& s);
+void check_validate_grid(const Study& s);
 
 namespace {
 
@@ -53,7 +59,7 @@ namespace {
 // Reading a study file
 
 const std::vector<std::string> kKinds = {"table1", "paper-cifar", "what-if", "scale", "validate", "protocol-grid",
-                                         "layer-parallel"};
+                                         "layer-parallel", "validate-grid"};
 
 Kind kind_from(const std::string& s) {
   for (std::size_t i = 0; i < kKinds.size(); ++i)
@@ -104,6 +110,7 @@ Study defaults(Kind k) {
       s.train_subset = 4096;
       s.test_subset = 256;
       break;
+    case Kind::validate_grid: validate_grid_defaults(s); break;
     case Kind::layer_parallel:
       s.protocols = {"layer-parallel", "data-parallel", "resist"};
       s.machines = {2, 4, 8};
@@ -134,7 +141,8 @@ Study parse_study(const json& j, const std::string& path) {
     allowed.insert({"sample_rounds", "train_size"});
   if (kind == Kind::what_if) allowed.insert("bandwidths");
   if (kind == Kind::paper_cifar || kind == Kind::protocol_grid) allowed.insert("as_run");
-  if (kind == Kind::validate) {
+  if (kind == Kind::validate || kind == Kind::validate_grid) {
+    if (kind == Kind::validate_grid) allowed.insert({"repeats", "ist_model"});
     allowed.erase("epochs");
     allowed.erase("train_size");
     allowed.erase("max_simulated_rounds");
@@ -185,7 +193,7 @@ Study parse_study(const json& j, const std::string& path) {
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
         throw UserError(std::string("protocols: this kind compares layer-parallel with data-parallel and ResIST; "
                                     "must contain '") + need + "'");
-  if (kind == Kind::what_if || kind == Kind::validate)
+  if (kind == Kind::what_if || kind == Kind::validate || kind == Kind::validate_grid)
     for (const char* need : {"local-sgd", "resist"})
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
         throw UserError(std::string("protocols: this kind compares ResIST with local SGD; must contain '") + need + "'");
@@ -240,8 +248,9 @@ Study parse_study(const json& j, const std::string& path) {
   if (root.has("test_subset")) s.test_subset = int(root.at("test_subset").integer(0, 1 << 30));
   if (root.has("threads")) s.threads = int(root.at("threads").integer(1, 1024));
   if (root.has("warmup_rounds")) s.warmup_rounds = int(root.at("warmup_rounds").integer(0, 1000));
-  if (kind == Kind::validate && s.warmup_rounds >= s.rounds)
+  if ((kind == Kind::validate || kind == Kind::validate_grid) && s.warmup_rounds >= s.rounds)
     throw UserError("warmup_rounds: must be below rounds (" + std::to_string(s.rounds) + ")");
+  if (kind == Kind::validate_grid) parse_validate_grid(root, s);
   return s;
 }
 
@@ -264,6 +273,7 @@ void check_study(const Study& s) {
   } catch (const UserError& e) {
     throw UserError(std::string("model: ") + e.what());
   }
+  if (s.kind == Kind::validate_grid) return check_validate_grid(s);
   const int max_m = *std::max_element(s.machines.begin(), s.machines.end());
   if (s.kind != Kind::table1 && s.kind != Kind::validate) {
     std::vector<std::string> bws = s.bandwidths.empty() ? std::vector<std::string>{""} : s.bandwidths;
@@ -922,7 +932,8 @@ Study read_study(const std::string& path) {
   }
 }
 
-Outcome run_validate(const Study& s, const std::string& out, const Paths& paths);  // validate.cpp
+Outcome run_validate(const Study& s, const std::string& out, const Paths& paths);       // validate.cpp
+Outcome run_validate_grid(const Study& s, const std::string& out, const Paths& paths);  // validate_grid.cpp
 
 bool runtime_available(const Paths& paths) {
   return fs::exists(paths.runtime_dir + "/resist-train") && fs::exists(paths.runtime_dir + "/resist-launch");
@@ -976,6 +987,7 @@ Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
     case Kind::scale: o = run_scale(s, out); break;
     case Kind::validate: o = run_validate(s, out, paths); break;
     case Kind::layer_parallel: o = run_layer_parallel(s, out); break;
+    case Kind::validate_grid: o = run_validate_grid(s, out, paths); break;
   }
   o.name = s.name;
   json meta = {{"format", "resist-study-result"}, {"version", 1}, {"name", s.name}, {"kind", to_string(s.kind)},

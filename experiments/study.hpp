@@ -20,7 +20,8 @@ namespace resist::study {
 // speedups, a breakdown and one round's Gantt chart) for any model, e.g. the
 // IST paper's speech MLPs; paper_cifar is that grid with the ResIST paper's set-up.
 // layer_parallel: K stages vs layer-serial, data-parallel and ResIST (docs/layer-parallel.md).
-enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid, layer_parallel };
+// validate_grid: `validate` over a grid of held-out runs (validate_grid.cpp).
+enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid, layer_parallel, validate_grid };
 const char* to_string(Kind k);
 
 struct Study {
@@ -45,6 +46,9 @@ struct Study {
   // validate only
   int rounds = 0;                 // training rounds to measure
   int train_subset = 0, test_subset = 0, threads = 1, warmup_rounds = 1;
+  // validate-grid only: measured runs per configuration, and IST's model (an MLP)
+  int repeats = 1;
+  ModelOptions ist_model;
 
   // How a run is spread (resist-study run --jobs / --shard, resist-study
   // merge); set by the command line, not by the file. Simulated grids
