@@ -59,7 +59,10 @@ std::string model_flags(const Study& s) {
   if (!s.model.block.empty()) f += " --block " + s.model.block;
   if (s.model.model == "mlp") {  // validate-grid's IST runs
     std::string h;
-    for (int v : s.model.hidden) h += (h.empty() ? "" : ",") + std::to_string(v);
+    for (int v : s.model.hidden) {
+      if (!h.empty()) h += ',';
+      h += std::to_string(v);
+    }
     f += " --hidden " + h;
     if (s.model.input > 0) f += " --input " + std::to_string(s.model.input);
     if (s.model.classes > 0) f += " --classes " + std::to_string(s.model.classes);

@@ -80,8 +80,6 @@ void parse_validate_grid(const Reader& root, Study& s) {
 
 namespace {
 
-bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
-
 // The study as one model's runs: IST trains the MLP, the others the ResNet.
 Study for_protocol(const Study& s, const std::string& protocol) {
   Study t = s;
