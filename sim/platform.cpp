@@ -98,7 +98,8 @@ void read_placement(const Reader& root, Platform& p) {
   if (root.has("ranks_per_node") && root.has("gpus_per_node"))
     root.at("ranks_per_node").fail("give either gpus_per_node or ranks_per_node (its name for CPU nodes), not both");
   if (root.has("ranks_per_node")) p.gpus_per_node = int(root.at("ranks_per_node").integer(1, 1024));
-  else p.gpus_per_node = int(required(root, "gpus_per_node", "GPUs per node, e.g. 8 (or ranks_per_node)").integer(1, 1024));
+  else
+    p.gpus_per_node = int(required(root, "gpus_per_node", "GPUs per node, e.g. 8 (or ranks_per_node)").integer(1, 1024));
   if (root.has("cores_per_node")) p.cores_per_node = int(root.at("cores_per_node").integer(0, 1 << 20));
 }
 
