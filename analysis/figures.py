@@ -346,6 +346,29 @@ def accuracy_curves(out, data, x, xlabel, stem, title):
     save(fig, out, stem)
 
 
+def predicted_vs_measured_grid(out, data):
+    """validate-grid: one point per configuration, the repeats' min..max as a bar."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for proto, rs in by_protocol(data).items():
+        x = [float(r["measured_round_s"]) for r in rs]
+        y = [float(r["predicted_round_s"]) for r in rs]
+        err = [[xi - float(r["measured_min_s"]) for xi, r in zip(x, rs)],
+               [float(r["measured_max_s"]) - xi for xi, r in zip(x, rs)]]
+        ax.errorbar(x, y, xerr=err, fmt=style(proto)["marker"], color=style(proto).get("color"), label=proto,
+                    markersize=5, capsize=2, linestyle="none")
+    vals = [float(r[k]) for r in data for k in ("measured_round_s", "predicted_round_s")]
+    lo, hi = min(vals), max(vals)
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, linestyle="--", label="y = x")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured time per round (s), median of the repeats")
+    ax.set_ylabel("predicted time per round (s)")
+    ax.set_title("Held-out runs on this machine", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, out, "predicted_vs_measured_grid")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -385,6 +408,8 @@ def main():
     elif kind == "validate":
         predicted_vs_measured(out, rows(os.path.join(out, "rounds.csv")))
         gantt(out, rows(os.path.join(out, "gantt.csv")), "One round: measured and predicted", panel_key="source")
+    elif kind == "validate-grid":
+        predicted_vs_measured_grid(out, rows(os.path.join(out, "results.csv")))
     elif kind == "layer-parallel":
         data = rows(os.path.join(out, "results.csv"))
         line_plot(out, "time_per_epoch_vs_machines", data, workers_key(data[0]),

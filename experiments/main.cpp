@@ -180,7 +180,7 @@ void check_skip(const std::string& k) {
   std::string accepted;
   for (auto kind : {study::Kind::table1, study::Kind::paper_cifar, study::Kind::what_if, study::Kind::scale,
                     study::Kind::validate, study::Kind::protocol_grid, study::Kind::layer_parallel,
-                    study::Kind::convergence}) {
+                    study::Kind::convergence, study::Kind::validate_grid}) {
     if (k == study::to_string(kind)) return;
     accepted += (accepted.empty() ? "" : ", ") + std::string(study::to_string(kind));
   }

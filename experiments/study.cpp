@@ -45,9 +45,15 @@ const char* to_string(Kind k) {
     case Kind::protocol_grid: return "protocol-grid";
     case Kind::layer_parallel: return "layer-parallel";
     case Kind::convergence: return "convergence";
+    case Kind::validate_grid: return "validate-grid";
   }
   return "?";
 }
+
+// validate_grid.cpp
+void validate_grid_defaults(Study& s);
+void parse_validate_grid(const Reader& root, Study& s);
+void check_validate_grid(const Study& s);
 
 namespace {
 
@@ -55,7 +61,8 @@ namespace {
 // Reading a study file
 
 const std::vector<std::string> kKinds = {"table1", "paper-cifar", "what-if", "scale", "validate", "protocol-grid",
-                                         "layer-parallel", "convergence"};
+                                         "layer-parallel", "convergence",
+                                         "validate-grid"};
 
 Kind kind_from(const std::string& s) {
   for (std::size_t i = 0; i < kKinds.size(); ++i)
@@ -106,6 +113,7 @@ Study defaults(Kind k) {
       s.train_subset = 4096;
       s.test_subset = 256;
       break;
+    case Kind::validate_grid: validate_grid_defaults(s); break;
     case Kind::layer_parallel:
       s.protocols = {"layer-parallel", "data-parallel", "resist"};
       s.machines = {2, 4, 8};
@@ -138,7 +146,8 @@ Study parse_study(const json& j, const std::string& path) {
   if (kind == Kind::what_if) allowed.insert("bandwidths");
   if (kind == Kind::paper_cifar || kind == Kind::protocol_grid) allowed.insert("as_run");
   if (kind == Kind::layer_parallel) allowed.insert("measure_here");
-  if (kind == Kind::validate) {
+  if (kind == Kind::validate || kind == Kind::validate_grid) {
+    if (kind == Kind::validate_grid) allowed.insert({"repeats", "ist_model"});
     allowed.erase("epochs");
     allowed.erase("train_size");
     allowed.erase("max_simulated_rounds");
@@ -193,7 +202,7 @@ Study parse_study(const json& j, const std::string& path) {
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
         throw UserError(std::string("protocols: this kind compares layer-parallel with data-parallel and ResIST; "
                                     "must contain '") + need + "'");
-  if (kind == Kind::what_if || kind == Kind::validate)
+  if (kind == Kind::what_if || kind == Kind::validate || kind == Kind::validate_grid)
     for (const char* need : {"local-sgd", "resist"})
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
         throw UserError(std::string("protocols: this kind compares ResIST with local SGD; must contain '") + need + "'");
@@ -249,9 +258,10 @@ Study parse_study(const json& j, const std::string& path) {
   if (root.has("test_subset")) s.test_subset = int(root.at("test_subset").integer(0, 1 << 30));
   if (root.has("threads")) s.threads = int(root.at("threads").integer(1, 1024));
   if (root.has("warmup_rounds")) s.warmup_rounds = int(root.at("warmup_rounds").integer(0, 1000));
-  if (kind == Kind::validate && s.warmup_rounds >= s.rounds)
+  if ((kind == Kind::validate || kind == Kind::validate_grid) && s.warmup_rounds >= s.rounds)
     throw UserError("warmup_rounds: must be below rounds (" + std::to_string(s.rounds) + ")");
   if (kind == Kind::convergence) parse_convergence_keys(root, s);
+  if (kind == Kind::validate_grid) parse_validate_grid(root, s);
   return s;
 }
 
@@ -274,6 +284,7 @@ void check_study(const Study& s) {
   } catch (const UserError& e) {
     throw UserError(std::string("model: ") + e.what());
   }
+  if (s.kind == Kind::validate_grid) return check_validate_grid(s);
   const int max_m = *std::max_element(s.machines.begin(), s.machines.end());
   if (s.kind != Kind::table1 && s.kind != Kind::validate) {
     std::vector<std::string> bws = s.bandwidths.empty() ? std::vector<std::string>{""} : s.bandwidths;
@@ -933,13 +944,14 @@ Study read_study(const std::string& path) {
   }
 }
 
-Outcome run_validate(const Study& s, const std::string& out, const Paths& paths);  // validate.cpp
+Outcome run_validate(const Study& s, const std::string& out, const Paths& paths);       // validate.cpp
+Outcome run_validate_grid(const Study& s, const std::string& out, const Paths& paths);  // validate_grid.cpp
 
 bool runtime_available(const Paths& paths) {
   return fs::exists(paths.runtime_dir + "/resist-train") && fs::exists(paths.runtime_dir + "/resist-launch");
 }
 
-bool needs_runtime(Kind k) { return k == Kind::validate || k == Kind::convergence; }
+bool needs_runtime(Kind k) { return k == Kind::validate || k == Kind::convergence || k == Kind::validate_grid; }
 
 bool is_grid(Kind k) { return k == Kind::paper_cifar || k == Kind::what_if || k == Kind::scale; }
 
@@ -990,6 +1002,7 @@ Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
     case Kind::validate: o = run_validate(s, out, paths); break;
     case Kind::layer_parallel: o = run_layer_parallel(s, out, paths); break;
     case Kind::convergence: o = run_convergence(s, out, paths); break;
+    case Kind::validate_grid: o = run_validate_grid(s, out, paths); break;
   }
   o.name = s.name;
   json meta = {{"format", "resist-study-result"}, {"version", 1}, {"name", s.name}, {"kind", to_string(s.kind)},

@@ -22,7 +22,9 @@ namespace resist::study {
 // IST paper's speech MLPs; paper_cifar is that grid with the ResIST paper's set-up.
 // layer_parallel: K stages vs layer-serial, data-parallel and ResIST (docs/layer-parallel.md).
 // convergence: real runs' test accuracy against the simulator's wall-clock (experiments/convergence.hpp).
-enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid, layer_parallel, convergence };
+// validate_grid: `validate` over a grid of held-out runs (validate_grid.cpp).
+enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid, layer_parallel, convergence,
+                  validate_grid };
 const char* to_string(Kind k);
 
 struct Study {
@@ -55,6 +57,9 @@ struct Study {
   // epoch, targets in percent.
   int seeds = 2, evals_per_epoch = 2;
   std::vector<double> target_accuracies;
+  // validate-grid only: measured runs per configuration, and IST's model (an MLP)
+  int repeats = 1;
+  ModelOptions ist_model;
 
   // How a run is spread (resist-study run --jobs / --shard, resist-study
   // merge); set by the command line, not by the file. Simulated grids
