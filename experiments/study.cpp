@@ -134,6 +134,7 @@ Study parse_study(const json& j, const std::string& path) {
     allowed.insert({"sample_rounds", "train_size"});
   if (kind == Kind::what_if) allowed.insert("bandwidths");
   if (kind == Kind::paper_cifar || kind == Kind::protocol_grid) allowed.insert("as_run");
+  if (kind == Kind::layer_parallel) allowed.insert("measure_here");
   if (kind == Kind::validate) {
     allowed.erase("epochs");
     allowed.erase("train_size");
@@ -235,6 +236,7 @@ Study parse_study(const json& j, const std::string& path) {
     }
   }
   if (root.has("as_run")) s.as_run = sim::as_run_from_json(j.at("as_run"), "as_run");
+  if (root.has("measure_here")) s.lp_measure = parse_lp_measure(j.at("measure_here"), "measure_here");
   if (root.has("rounds")) s.rounds = int(root.at("rounds").integer(1, 10000));
   if (root.has("train_subset")) s.train_subset = int(root.at("train_subset").integer(1, 1 << 30));
   if (root.has("test_subset")) s.test_subset = int(root.at("test_subset").integer(0, 1 << 30));
@@ -831,7 +833,7 @@ void add_bound(const ModelSpec& spec, const sim::Platform& platform, int batch, 
   row.rho_limit = layer_parallel_rho_limit(t);
 }
 
-Outcome run_layer_parallel(const Study& s, const std::string& out) {
+Outcome run_layer_parallel(const Study& s, const std::string& out, const Paths& paths) {
   const ModelSpec spec = build_model(s.model);
   const sim::Platform platform = study_platform(s, "");
   const int ell = s.local_iters.front();
@@ -890,6 +892,7 @@ Outcome run_layer_parallel(const Study& s, const std::string& out) {
       "split's largest auxiliary head, t_extra the simulated exposed exchange per iteration. It assumes equal "
       "stages; the simulated speedup is below it by the split's imbalance. **ρ(∞)**: its limit in K.\n\n" +
       figure_md("time per epoch", "time_per_epoch_vs_machines");
+  if (s.lp_measure.enabled) o.report_md += measure_layer_parallel_here(s.lp_measure, s.seed, out, paths);
   return o;
 }
 
@@ -975,7 +978,7 @@ Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
     case Kind::what_if: o = run_what_if(s, out); break;
     case Kind::scale: o = run_scale(s, out); break;
     case Kind::validate: o = run_validate(s, out, paths); break;
-    case Kind::layer_parallel: o = run_layer_parallel(s, out); break;
+    case Kind::layer_parallel: o = run_layer_parallel(s, out, paths); break;
   }
   o.name = s.name;
   json meta = {{"format", "resist-study-result"}, {"version", 1}, {"name", s.name}, {"kind", to_string(s.kind)},

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/lp_measure.hpp"
 #include "models/spec.hpp"
 #include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
@@ -42,6 +43,9 @@ struct Study {
   // paper-cifar / protocol-grid: "as_run": how the implementation runs the
   // sync ops (sim/as_run.hpp); the report then compares with and without.
   sim::AsRun as_run;
+  // layer-parallel: "measure_here", K = 2 vs layer-serial measured on this
+  // machine beside the simulator's prediction (experiments/lp_measure.hpp).
+  LpMeasure lp_measure;
   // validate only
   int rounds = 0;                 // training rounds to measure
   int train_subset = 0, test_subset = 0, threads = 1, warmup_rounds = 1;
