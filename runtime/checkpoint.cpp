@@ -72,7 +72,8 @@ std::string flag_of(const std::string& path) {
       {"warmup_epochs", "--warmup-epochs"}, {"ist_sync", "--ist-sync"}, {"optimizer_state", "--optimizer-state"},
       {"lr", "--lr"}, {"momentum", "--momentum"}, {"weight_decay", "--weight-decay"},
       {"lr_schedule", "--lr-schedule"}, {"num_rounds", "--epochs/--rounds"}, {"stages", "--stages"},
-      {"replicas", "--replicas"}, {"aux_width", "--aux-width"}, {"lp_beta", "--lp-beta"}};
+      {"replicas", "--replicas"}, {"aux_width", "--aux-width"}, {"lp_beta", "--lp-beta"},
+      {"lp_aux_step", "--lp-aux-step"}};
   const auto it = flags.find(path);
   return it == flags.end() ? path : it->second + " (" + path + ")";
 }

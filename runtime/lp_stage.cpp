@@ -4,7 +4,8 @@
 
 namespace resist::runtime {
 
-LocalStep::LocalStep(Net& net, AuxHead& aux, int rank, double beta) : net_(net), aux_(aux), rank_(rank), beta_(beta) {
+LocalStep::LocalStep(Net& net, AuxHead& aux, int rank, double beta, double aux_step)
+    : net_(net), aux_(aux), rank_(rank), beta_(beta), aux_step_(aux_step) {
   const auto held = net_->held();
   const int last = held.empty() ? -1 : held.back();
   if (last + 1 < int(net_->spec().blocks.size())) out_boundary_ = last + 1;
@@ -15,7 +16,8 @@ torch::Tensor LocalStep::forward(const torch::Tensor& x) {
   out_.clear();
   in_.clear();
   z_ = aux_.is_empty() ? x : aux_->forward(x);
-  y_ = net_->forward(aux_.is_empty() ? z_ : z_.detach());
+  zin_ = aux_.is_empty() ? z_ : z_.detach().requires_grad_(aux_step_ > 0);
+  y_ = net_->forward(zin_);
   if (head_target_ >= 0) out_[head_target_] = z_.detach().contiguous();
   if (out_boundary_ >= 0) out_[out_boundary_] = y_.detach().contiguous();
   return y_;
@@ -24,8 +26,14 @@ torch::Tensor LocalStep::forward(const torch::Tensor& x) {
 torch::Tensor LocalStep::loss(const torch::Tensor& labels) {
   torch::Tensor loss = holds_output() ? torch::nn::functional::cross_entropy(y_, labels)
                                       : 0.5 * beta_ * torch::mse_loss(y_, incoming(out_boundary_));
-  if (head_target_ >= 0) loss = loss + torch::mse_loss(z_, incoming(head_target_));
-  return loss;
+  if (head_target_ < 0) return loss;
+  if (aux_step_ <= 0) return loss + torch::mse_loss(z_, incoming(head_target_));
+  // The stage's backward now (its parameters' gradients and ∂L/∂z), then the
+  // head's target from ∂L/∂z; the caller's backward covers the head's loss.
+  loss.backward();
+  const double scale = aux_step_ * double(zin_.numel()) / beta_;
+  const auto target = incoming(head_target_) - scale * zin_.grad();
+  return loss.detach() + torch::mse_loss(z_, target);
 }
 
 std::int64_t LocalStep::count(const CommOp& op) {

@@ -14,9 +14,13 @@
 //                and receives the neighbour's tensor of the same shape
 //   loss(labels) the cross-entropy of y when the network ends with the
 //                model's output block; otherwise β/2 · mse(y, what arrived
-//                at its output boundary); plus mse(A(x), what arrived at the
-//                head's target) when there is a head. Targets are received
-//                tensors: nothing flows back through them.
+//                at its output boundary); plus mse(A(x), t) when there is a
+//                head, t = what arrived at the head's target (the previous
+//                stage's output y') or, with aux_step γ > 0, y' − γ·(N/β)·∂L/∂z
+//                (N = z's elements): y' moved by the stage's own loss
+//                gradient at its input, the penalty problem's first-order
+//                optimal auxiliary variable at γ = 1. Targets carry no
+//                gradient back.
 #include <cstdint>
 #include <map>
 
@@ -30,7 +34,8 @@ namespace resist::runtime {
 class LocalStep : public OpValues {
  public:
   // `aux` may be empty (no head). `rank`: this worker, to tell a send's source.
-  LocalStep(Net& net, AuxHead& aux, int rank, double beta);
+  // `aux_step`: γ of the head's target (0: the previous stage's output as it arrived).
+  LocalStep(Net& net, AuxHead& aux, int rank, double beta, double aux_step = 0);
 
   torch::Tensor forward(const torch::Tensor& images);  // y: logits when holds_output()
   torch::Tensor loss(const torch::Tensor& labels);
@@ -49,10 +54,10 @@ class LocalStep : public OpValues {
   Net& net_;
   AuxHead& aux_;
   int rank_;
-  double beta_;
+  double beta_, aux_step_;
   int out_boundary_ = -1;  // the block after the network's last one; -1: it ends with the output
   int head_target_ = -1;   // the auxiliary head's target block; -1: none
-  torch::Tensor z_, y_;
+  torch::Tensor z_, zin_, y_;  // zin_: the stage's input (z detached)
   std::map<int, torch::Tensor> out_, in_;
 };
 

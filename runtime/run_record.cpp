@@ -68,7 +68,7 @@ json run_record(const TrainOptions& o, const Schedule& header, const ModelSpec& 
       {"software", software_record()},
   };
   // Layer-parallel: the stage penalty's weight (the split is in "schedule").
-  if (!header.stages.empty()) record["layer_parallel"] = {{"beta", o.lp_beta}};
+  if (!header.stages.empty()) record["layer_parallel"] = {{"beta", o.lp_beta}, {"aux_step", o.lp_aux_step}};
   return record;
 }
 
@@ -98,7 +98,10 @@ json checkpoint_config(const TrainOptions& o, const RoundSource& schedule) {
   c["lr_schedule"] = o.lr_schedule;
   c["num_rounds"] = schedule.num_rounds();
   c["schedule_hash"] = hex;
-  if (!schedule.header().stages.empty()) c["lp_beta"] = o.lp_beta;  // layer-parallel's penalty weight
+  if (!schedule.header().stages.empty()) {  // layer-parallel's penalty weight and head-target step
+    c["lp_beta"] = o.lp_beta;
+    c["lp_aux_step"] = o.lp_aux_step;
+  }
   return c;
 }
 

@@ -60,6 +60,9 @@ void add_train_options(boost::program_options::options_description& d, resist::r
   d.add_options()
       ("lp-beta", po::value(&o.lp_beta)->default_value(o.lp_beta),
        "layer-parallel: weight β of each stage's penalty (docs/layer-parallel.md)")
+      ("lp-aux-step", po::value(&o.lp_aux_step)->default_value(o.lp_aux_step),
+       "layer-parallel: γ in the auxiliary head's target y − γ·(N/β)·∂L/∂z, the previous stage's output moved "
+       "along this stage's loss gradient at its input (0: the output itself; docs/layer-parallel.md)")
       ("schedule", po::value(&o.schedule_file), "walk this schedule file instead of generating one")
       ("data-dir", po::value(&o.data_dir), "dataset directory (default: fashion-mnist from Debian's package, "
                                            "cifar10: data/cifar-10-batches-bin, cifar100: data/cifar-100-binary; "
@@ -122,6 +125,8 @@ void check_more_flags(const boost::program_options::variables_map& vm, resist::r
   resist::cli::reject_layer_parallel_flags(vm, o.schedule.protocol);
   if (!(o.lp_beta > 0 && o.lp_beta <= 1e6))
     throw resist::UserError("--lp-beta: must be in (0, 1000000] (got " + num(o.lp_beta) + ")");
+  if (!(o.lp_aux_step >= 0 && o.lp_aux_step <= 100))
+    throw resist::UserError("--lp-aux-step: must be in 0..100 (got " + num(o.lp_aux_step) + ")");
 }
 
 // The default --min-depth fits small models (preact-resnet18); an image

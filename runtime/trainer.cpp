@@ -186,7 +186,7 @@ void Trainer::train_step(const Round& round, std::int64_t t, RoundStats& stats) 
   optim_->zero_grad();
   // Forward, the activations the round exchanges after it (layer-parallel
   // stages; none otherwise), then this worker's loss (lp_stage.hpp).
-  LocalStep step(net_, aux_, ctx_.rank, opt_.lp_beta);
+  LocalStep step(net_, aux_, ctx_.rank, opt_.lp_beta, opt_.lp_aux_step);
   auto logits = step.forward(x);
   for (std::size_t k = 0; k < round.sync.size(); ++k)
     if (round.sync[k].phase == Phase::forward && round.sync[k].involves(ctx_.rank))

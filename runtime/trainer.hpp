@@ -53,6 +53,7 @@ struct TrainOptions {
 
   // Layer-parallel: weight β of the stage penalty (docs/layer-parallel.md).
   double lp_beta = 1.0;
+  double lp_aux_step = 5.0;  // layer-parallel: the head target's step along the stage's input gradient
 };
 
 // Returns the process exit code. Throws UserError for bad input.

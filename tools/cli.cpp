@@ -158,7 +158,7 @@ void add_schedule_options(po::options_description& d, ScheduleConfig& c) {
 
 void reject_layer_parallel_flags(const po::variables_map& vm, Protocol p) {
   if (p == Protocol::layer_parallel) return;
-  for (const char* flag : {"stages", "replicas", "aux-width", "lp-beta"})
+  for (const char* flag : {"stages", "replicas", "aux-width", "lp-beta", "lp-aux-step"})
     if (vm.count(flag) && !vm[flag].defaulted()) reject_layer_parallel_flag(std::string("--") + flag, to_string(p));
 }
 
