@@ -121,7 +121,7 @@ def speedup_vs_machines(out, data, title):
     ax.set_ylim(bottom=0)
     ax.axhline(1.0, color="black", linewidth=0.6)
     ax.set_xlabel("workers (one per GPU)")
-    ax.set_ylabel("speedup over data-parallel (×)")
+    ax.set_ylabel("speedup over data-parallel, same epochs (×)")
     ax.set_title(title + (f"\n{model_of(data)}" if model_of(data) else ""), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -254,7 +254,7 @@ def heatmap(out, data):
     cb.set_label("local SGD time / ResIST time\n(> 1: ResIST faster)")
     cb.ax.axhline(1.0, color="black", linewidth=1.6)
     model = model_of(res)
-    fig.suptitle("ResIST's speedup over local SGD at the same workers, ℓ and bandwidth"
+    fig.suptitle("ResIST's speedup over local SGD at the same workers, ℓ, bandwidth and epochs (not to an accuracy)"
                  + (f" ({model})" if model else "")
                  + "\nblue: ResIST faster, red: slower; black line: break-even (1×)", fontsize=10, y=0.99)
     save(fig, out, "heatmap_speedup", tight=False)
@@ -321,6 +321,54 @@ def predicted_vs_measured(out, data):
     save(fig, out, "predicted_vs_measured")
 
 
+def accuracy_curves(out, data, x, xlabel, stem, title):
+    """Test accuracy against `x`, one panel per worker count: the seed mean as a line, each seed faint."""
+    workers = sorted({int(r["workers"]) for r in data})
+    fig, axes = plt.subplots(1, len(workers), figsize=(5 * len(workers), 3.8), squeeze=False)
+    for ax, m in zip(axes[0], workers):
+        mine = [r for r in data if int(r["workers"]) == m]
+        for proto, rs in by_protocol(mine).items():
+            st = style(proto)
+            seeds = sorted({r["seed"] for r in rs if r["seed"] != "mean"})
+            for seed in seeds:
+                pts = [r for r in rs if r["seed"] == seed]
+                ax.plot([float(r[x]) for r in pts], [100 * float(r["test_accuracy"]) for r in pts],
+                        color=st.get("color"), alpha=0.25, linewidth=0.8)
+            pts = [r for r in rs if r["seed"] == "mean"]
+            ax.plot([float(r[x]) for r in pts], [100 * float(r["test_accuracy"]) for r in pts],
+                    label=f"{proto} (mean of {len(seeds)})", markersize=4, **st)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{m} workers", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title + (f", {MODEL}" if MODEL else ""), fontsize=10)
+    save(fig, out, stem)
+
+
+def predicted_vs_measured_grid(out, data):
+    """validate-grid: one point per configuration, the repeats' min..max as a bar."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for proto, rs in by_protocol(data).items():
+        x = [float(r["measured_round_s"]) for r in rs]
+        y = [float(r["predicted_round_s"]) for r in rs]
+        err = [[xi - float(r["measured_min_s"]) for xi, r in zip(x, rs)],
+               [float(r["measured_max_s"]) - xi for xi, r in zip(x, rs)]]
+        ax.errorbar(x, y, xerr=err, fmt=style(proto)["marker"], color=style(proto).get("color"), label=proto,
+                    markersize=5, capsize=2, linestyle="none")
+    vals = [float(r[k]) for r in data for k in ("measured_round_s", "predicted_round_s")]
+    lo, hi = min(vals), max(vals)
+    ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, linestyle="--", label="y = x")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured time per round (s), median of the repeats")
+    ax.set_ylabel("predicted time per round (s)")
+    ax.set_title("Held-out runs on this machine", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, out, "predicted_vs_measured_grid")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -336,7 +384,7 @@ def main():
                   "bytes per round (GB)", "Per-round communication (Table 1 convention)", logx=True, yscale=1e-9)
     elif kind in ("paper-cifar", "protocol-grid"):
         data = rows(os.path.join(out, "results.csv"))
-        speedup_vs_machines(out, data, "Speedup over data-parallel (simulated)")
+        speedup_vs_machines(out, data, "Speedup over data-parallel (simulated, same epochs)")
         breakdown(out, data)
         gantt(out, rows(os.path.join(out, "gantt.csv")), "One round per protocol (simulated)")
     elif kind == "what-if":
@@ -348,7 +396,7 @@ def main():
         bw = bws[len(bws) // 2]
         speedup_vs_machines(out, [r for r in data if float(r["nic_bandwidth_Bps"]) == bw and
                                   (r["protocol"] == "data-parallel" or int(r["local_iters"]) == ell)],
-                            f"Speedup over data-parallel, ℓ = {ell}, {bw * 8 / 1e9:g} Gbit/s")
+                            f"Speedup over data-parallel (same epochs), ℓ = {ell}, {bw * 8 / 1e9:g} Gbit/s")
     elif kind == "scale":
         data = rows(os.path.join(out, "results.csv"))
         wk = workers_key(data[0])
@@ -360,10 +408,18 @@ def main():
     elif kind == "validate":
         predicted_vs_measured(out, rows(os.path.join(out, "rounds.csv")))
         gantt(out, rows(os.path.join(out, "gantt.csv")), "One round: measured and predicted", panel_key="source")
+    elif kind == "validate-grid":
+        predicted_vs_measured_grid(out, rows(os.path.join(out, "results.csv")))
     elif kind == "layer-parallel":
         data = rows(os.path.join(out, "results.csv"))
         line_plot(out, "time_per_epoch_vs_machines", data, workers_key(data[0]),
                   "time_per_epoch_s", "devices (K)", "time per epoch (s)", "Predicted time per epoch", logx=True)
+    elif kind == "convergence":
+        data = rows(os.path.join(out, "curves.csv"))
+        accuracy_curves(out, data, "epochs", "epochs (passes over the training subset by all workers)",
+                        "accuracy_vs_epochs", "Test accuracy vs epochs (measured)")
+        accuracy_curves(out, data, "predicted_s", "predicted wall-clock (s)", "accuracy_vs_time",
+                        "Test accuracy vs predicted wall-clock")
     else:
         sys.exit(f"figures.py: unknown study kind '{kind}'")
 

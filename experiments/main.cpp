@@ -179,7 +179,8 @@ void roll_back(const std::string& dir, bool existed, const std::set<std::string>
 void check_skip(const std::string& k) {
   std::string accepted;
   for (auto kind : {study::Kind::table1, study::Kind::paper_cifar, study::Kind::what_if, study::Kind::scale,
-                    study::Kind::validate, study::Kind::protocol_grid, study::Kind::layer_parallel}) {
+                    study::Kind::validate, study::Kind::protocol_grid, study::Kind::layer_parallel,
+                    study::Kind::convergence, study::Kind::validate_grid}) {
     if (k == study::to_string(kind)) return;
     accepted += (accepted.empty() ? "" : ", ") + std::string(study::to_string(kind));
   }
@@ -225,9 +226,10 @@ int run(int argc, char** argv) {
       if (studies[i].name == studies[j].name)
         throw UserError(studies[i].path + ": name: '" + studies[i].name + "' is also the name of " + studies[j].path);
   for (const auto& s : studies)
-    if (s.kind == study::Kind::validate && !all && !study::runtime_available(paths))
-      throw UserError(s.path + ": kind: validate needs the LibTorch runtime (resist-train, resist-launch in '" +
-                      paths.runtime_dir + "'), which is not built");
+    if (study::needs_runtime(s.kind) && !all && !study::runtime_available(paths))
+      throw UserError(s.path + ": kind: " + study::to_string(s.kind) +
+                      " needs the LibTorch runtime (resist-train, resist-launch in '" + paths.runtime_dir +
+                      "'), which is not built");
 
   const bool existed = fs::exists(out);
   const std::set<std::string> before = snapshot(out);
@@ -253,10 +255,10 @@ int run_studies(const std::vector<study::Study>& given_studies, const Args& g, c
   std::vector<std::pair<study::Kind, study::Outcome>> outcomes;
   for (const auto& s : studies) {
     const std::string dir = several ? out + "/" + s.name : out;
-    if (s.kind == study::Kind::validate && !study::runtime_available(paths)) {
+    if (study::needs_runtime(s.kind) && !study::runtime_available(paths)) {
       std::fprintf(stderr, "study %s: skipped (the LibTorch runtime is not built)\n", s.name.c_str());
-      report += "## " + s.name + " (`validate`)\n\nSkipped: the LibTorch runtime (`resist-train`, `resist-launch`) "
-                "is not built here.\n\n";
+      report += "## " + s.name + " (`" + study::to_string(s.kind) +
+                "`)\n\nSkipped: the LibTorch runtime (`resist-train`, `resist-launch`) is not built here.\n\n";
       continue;
     }
     study::Outcome o = study::run_study(s, dir, paths);

@@ -1,4 +1,5 @@
 #include "experiments/study.hpp"
+#include "experiments/convergence.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,9 +44,16 @@ const char* to_string(Kind k) {
     case Kind::validate: return "validate";
     case Kind::protocol_grid: return "protocol-grid";
     case Kind::layer_parallel: return "layer-parallel";
+    case Kind::convergence: return "convergence";
+    case Kind::validate_grid: return "validate-grid";
   }
   return "?";
 }
+
+// validate_grid.cpp
+void validate_grid_defaults(Study& s);
+void parse_validate_grid(const Reader& root, Study& s);
+void check_validate_grid(const Study& s);
 
 namespace {
 
@@ -53,7 +61,8 @@ namespace {
 // Reading a study file
 
 const std::vector<std::string> kKinds = {"table1", "paper-cifar", "what-if", "scale", "validate", "protocol-grid",
-                                         "layer-parallel"};
+                                         "layer-parallel", "convergence",
+                                         "validate-grid"};
 
 Kind kind_from(const std::string& s) {
   for (std::size_t i = 0; i < kKinds.size(); ++i)
@@ -104,12 +113,14 @@ Study defaults(Kind k) {
       s.train_subset = 4096;
       s.test_subset = 256;
       break;
+    case Kind::validate_grid: validate_grid_defaults(s); break;
     case Kind::layer_parallel:
       s.protocols = {"layer-parallel", "data-parallel", "resist"};
       s.machines = {2, 4, 8};
       s.model.dataset = "cifar10";
       s.epochs = 1;
       break;
+    case Kind::convergence: convergence_defaults(s); break;
   }
   return s;
 }
@@ -134,13 +145,19 @@ Study parse_study(const json& j, const std::string& path) {
     allowed.insert({"sample_rounds", "train_size"});
   if (kind == Kind::what_if) allowed.insert("bandwidths");
   if (kind == Kind::paper_cifar || kind == Kind::protocol_grid) allowed.insert("as_run");
-  if (kind == Kind::validate) {
+  if (kind == Kind::layer_parallel) allowed.insert("measure_here");
+  if (kind == Kind::validate || kind == Kind::validate_grid) {
+    if (kind == Kind::validate_grid) allowed.insert({"repeats", "ist_model"});
     allowed.erase("epochs");
     allowed.erase("train_size");
     allowed.erase("max_simulated_rounds");
     allowed.erase("collectives");
     allowed.erase("platform");
     allowed.insert({"rounds", "train_subset", "test_subset", "threads", "warmup_rounds"});
+  }
+  if (kind == Kind::convergence) {
+    allowed.erase("train_size");  // the training subset is the epoch
+    allowed.insert({"train_subset", "test_subset", "threads", "seeds", "evals_per_epoch", "target_accuracies"});
   }
   for (const auto& [key, value] : j.items())
     if (!allowed.count(key)) {
@@ -185,7 +202,7 @@ Study parse_study(const json& j, const std::string& path) {
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
         throw UserError(std::string("protocols: this kind compares layer-parallel with data-parallel and ResIST; "
                                     "must contain '") + need + "'");
-  if (kind == Kind::what_if || kind == Kind::validate)
+  if (kind == Kind::what_if || kind == Kind::validate || kind == Kind::validate_grid)
     for (const char* need : {"local-sgd", "resist"})
       if (std::find(s.protocols.begin(), s.protocols.end(), need) == s.protocols.end())
         throw UserError(std::string("protocols: this kind compares ResIST with local SGD; must contain '") + need + "'");
@@ -235,13 +252,16 @@ Study parse_study(const json& j, const std::string& path) {
     }
   }
   if (root.has("as_run")) s.as_run = sim::as_run_from_json(j.at("as_run"), "as_run");
+  if (root.has("measure_here")) s.lp_measure = parse_lp_measure(j.at("measure_here"), "measure_here");
   if (root.has("rounds")) s.rounds = int(root.at("rounds").integer(1, 10000));
   if (root.has("train_subset")) s.train_subset = int(root.at("train_subset").integer(1, 1 << 30));
   if (root.has("test_subset")) s.test_subset = int(root.at("test_subset").integer(0, 1 << 30));
   if (root.has("threads")) s.threads = int(root.at("threads").integer(1, 1024));
   if (root.has("warmup_rounds")) s.warmup_rounds = int(root.at("warmup_rounds").integer(0, 1000));
-  if (kind == Kind::validate && s.warmup_rounds >= s.rounds)
+  if ((kind == Kind::validate || kind == Kind::validate_grid) && s.warmup_rounds >= s.rounds)
     throw UserError("warmup_rounds: must be below rounds (" + std::to_string(s.rounds) + ")");
+  if (kind == Kind::convergence) parse_convergence_keys(root, s);
+  if (kind == Kind::validate_grid) parse_validate_grid(root, s);
   return s;
 }
 
@@ -264,6 +284,7 @@ void check_study(const Study& s) {
   } catch (const UserError& e) {
     throw UserError(std::string("model: ") + e.what());
   }
+  if (s.kind == Kind::validate_grid) return check_validate_grid(s);
   const int max_m = *std::max_element(s.machines.begin(), s.machines.end());
   if (s.kind != Kind::table1 && s.kind != Kind::validate) {
     std::vector<std::string> bws = s.bandwidths.empty() ? std::vector<std::string>{""} : s.bandwidths;
@@ -625,7 +646,7 @@ Outcome run_paper_cifar(const Study& s, const std::string& out) {
   const auto& p = platforms[0];
   Outcome o;
   o.tables.push_back({"Simulated training time, " + build_model(s.model).name + ", " + std::to_string(s.epochs) +
-                          " epoch(s) (" + p.name + ")",
+                          " epoch(s) (" + p.name + "); speedups for the same epochs, not to an accuracy",
                       t.md()});
   o.report_md = setup_md(s) + ", platform `" + p.name + "` (" + p.description +
                 "). Data-parallel all-reduces gradients every iteration (no overlap with backward).\n\n" + t.md() +
@@ -645,7 +666,7 @@ Outcome run_paper_cifar(const Study& s, const std::string& out) {
     Table cmp;
     o.report_md += as_run_section(s, rows, out, cmp);
     o.tables.push_back({"As run vs as designed, " + build_model(s.model).name + ", " + std::to_string(s.epochs) +
-                            " epoch(s) (" + p.name + ")",
+                            " epoch(s) (" + p.name + "); speedups for the same epochs, not to an accuracy",
                         cmp.md()});
   }
   return o;
@@ -701,7 +722,7 @@ Outcome run_what_if(const Study& s, const std::string& out) {
   std::string verdict = fmt("ResIST is faster than local SGD in %.0f", double(wins)) + " of " + std::to_string(cells) +
                         " configurations.";
   if (best)
-    verdict += " Largest speedup " + fmt("%.2f×", best->vs_local) + " (" + std::to_string(best->machines) +
+    verdict += " Largest speedup (same epochs, not to an accuracy) " + fmt("%.2f×", best->vs_local) + " (" + std::to_string(best->machines) +
                " workers, ℓ = " + std::to_string(best->ell) + ", " + bw_label(best->bw_Bps) + "); smallest " +
                fmt("%.2f×", worst->vs_local) + " (" + std::to_string(worst->machines) + " workers, ℓ = " +
                std::to_string(worst->ell) + ", " + bw_label(worst->bw_Bps) + ").";
@@ -787,7 +808,7 @@ Outcome run_scale(const Study& s, const std::string& out) {
   const auto rows = simulate_grid(s, platforms, out);
   write_rows(out + "/results.csv", build_model(s.model).name, rows);
   Table t{{"protocol", "workers", "iters/epoch", "time/epoch (s)", "compute/epoch (s)", "exposed comm./epoch (s)",
-           "bytes/round (GB)", "wire/round (GB)", "ResIST speedup vs local SGD"},
+           "bytes/round (GB)", "wire/round (GB)", "ResIST speedup vs local SGD (same epochs)"},
           {}};
   for (const auto& r : rows)
     t.rows.push_back({r.protocol, std::to_string(r.machines), std::to_string(r.iters_per_epoch),
@@ -831,7 +852,7 @@ void add_bound(const ModelSpec& spec, const sim::Platform& platform, int batch, 
   row.rho_limit = layer_parallel_rho_limit(t);
 }
 
-Outcome run_layer_parallel(const Study& s, const std::string& out) {
+Outcome run_layer_parallel(const Study& s, const std::string& out, const Paths& paths) {
   const ModelSpec spec = build_model(s.model);
   const sim::Platform platform = study_platform(s, "");
   const int ell = s.local_iters.front();
@@ -863,7 +884,7 @@ Outcome run_layer_parallel(const Study& s, const std::string& out) {
   std::ostringstream bound;
   bound << "stages,speedup_simulated,rho_bound,rho_limit,exchange_s_per_iteration\n";
   Table t{{"K (devices)", "layer-serial, 1 device (s/epoch)", "layer-parallel (s/epoch)", "data-parallel (s/epoch)",
-           "ResIST (s/epoch)", "layer-parallel speedup (simulated)", "ρ(K) bound", "ρ(∞)"},
+           "ResIST (s/epoch)", "layer-parallel speedup per epoch (simulated)", "ρ(K) bound", "ρ(∞)"},
           {}};
   for (const auto& r : rows) {
     csv << "layer-parallel," << r.k << ',' << fmt("%.9g", r.lp_s) << "\ndata-parallel," << r.k << ','
@@ -890,6 +911,7 @@ Outcome run_layer_parallel(const Study& s, const std::string& out) {
       "split's largest auxiliary head, t_extra the simulated exposed exchange per iteration. It assumes equal "
       "stages; the simulated speedup is below it by the split's imbalance. **ρ(∞)**: its limit in K.\n\n" +
       figure_md("time per epoch", "time_per_epoch_vs_machines");
+  if (s.lp_measure.enabled) o.report_md += measure_layer_parallel_here(s.lp_measure, s.seed, out, paths);
   return o;
 }
 
@@ -922,11 +944,14 @@ Study read_study(const std::string& path) {
   }
 }
 
-Outcome run_validate(const Study& s, const std::string& out, const Paths& paths);  // validate.cpp
+Outcome run_validate(const Study& s, const std::string& out, const Paths& paths);       // validate.cpp
+Outcome run_validate_grid(const Study& s, const std::string& out, const Paths& paths);  // validate_grid.cpp
 
 bool runtime_available(const Paths& paths) {
   return fs::exists(paths.runtime_dir + "/resist-train") && fs::exists(paths.runtime_dir + "/resist-launch");
 }
+
+bool needs_runtime(Kind k) { return k == Kind::validate || k == Kind::convergence || k == Kind::validate_grid; }
 
 bool is_grid(Kind k) { return k == Kind::paper_cifar || k == Kind::what_if || k == Kind::scale; }
 
@@ -975,7 +1000,9 @@ Outcome run_study(const Study& s, const std::string& out, const Paths& paths) {
     case Kind::what_if: o = run_what_if(s, out); break;
     case Kind::scale: o = run_scale(s, out); break;
     case Kind::validate: o = run_validate(s, out, paths); break;
-    case Kind::layer_parallel: o = run_layer_parallel(s, out); break;
+    case Kind::layer_parallel: o = run_layer_parallel(s, out, paths); break;
+    case Kind::convergence: o = run_convergence(s, out, paths); break;
+    case Kind::validate_grid: o = run_validate_grid(s, out, paths); break;
   }
   o.name = s.name;
   json meta = {{"format", "resist-study-result"}, {"version", 1}, {"name", s.name}, {"kind", to_string(s.kind)},

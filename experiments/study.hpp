@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/lp_measure.hpp"
 #include "models/spec.hpp"
 #include "schedule/collectives.hpp"
 #include "schedule/schedule.hpp"
@@ -20,7 +21,10 @@ namespace resist::study {
 // speedups, a breakdown and one round's Gantt chart) for any model, e.g. the
 // IST paper's speech MLPs; paper_cifar is that grid with the ResIST paper's set-up.
 // layer_parallel: K stages vs layer-serial, data-parallel and ResIST (docs/layer-parallel.md).
-enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid, layer_parallel };
+// convergence: real runs' test accuracy against the simulator's wall-clock (experiments/convergence.hpp).
+// validate_grid: `validate` over a grid of held-out runs (validate_grid.cpp).
+enum class Kind { table1, paper_cifar, what_if, scale, validate, protocol_grid, layer_parallel, convergence,
+                  validate_grid };
 const char* to_string(Kind k);
 
 struct Study {
@@ -42,9 +46,20 @@ struct Study {
   // paper-cifar / protocol-grid: "as_run": how the implementation runs the
   // sync ops (sim/as_run.hpp); the report then compares with and without.
   sim::AsRun as_run;
+  // layer-parallel: "measure_here", K = 2 vs layer-serial measured on this
+  // machine beside the simulator's prediction (experiments/lp_measure.hpp).
+  LpMeasure lp_measure;
   // validate only
   int rounds = 0;                 // training rounds to measure
   int train_subset = 0, test_subset = 0, threads = 1, warmup_rounds = 1;
+  // convergence only (also train_subset, test_subset, threads): seeds seed ..
+  // seed + seeds - 1, test accuracy evaluated about evals_per_epoch times per
+  // epoch, targets in percent.
+  int seeds = 2, evals_per_epoch = 2;
+  std::vector<double> target_accuracies;
+  // validate-grid only: measured runs per configuration, and IST's model (an MLP)
+  int repeats = 1;
+  ModelOptions ist_model;
 
   // How a run is spread (resist-study run --jobs / --shard, resist-study
   // merge); set by the command line, not by the file. Simulated grids
@@ -83,5 +98,7 @@ ScheduleConfig schedule_config(const Study& s, Protocol p, int machines, int ell
 
 // Whether `validate` can run here (the runtime's programs exist).
 bool runtime_available(const Paths& paths);
+// Whether a kind runs the LibTorch runtime (validate, convergence).
+bool needs_runtime(Kind k);
 
 }  // namespace resist::study

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "experiments/study.hpp"
+#include "experiments/validate_util.hpp"
 #include "models/error.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/profile.hpp"
@@ -34,7 +35,7 @@ namespace resist::study {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
+namespace validate_util {
 
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 
@@ -56,6 +57,16 @@ std::string model_flags(const Study& s) {
   std::string f = " --model " + s.model.model + " --base-width " + std::to_string(s.model.base_width) +
                   " --dataset " + s.model.dataset;
   if (!s.model.block.empty()) f += " --block " + s.model.block;
+  if (s.model.model == "mlp") {  // validate-grid's IST runs
+    std::string h;
+    for (int v : s.model.hidden) {
+      if (!h.empty()) h += ',';
+      h += std::to_string(v);
+    }
+    f += " --hidden " + h;
+    if (s.model.input > 0) f += " --input " + std::to_string(s.model.input);
+    if (s.model.classes > 0) f += " --classes " + std::to_string(s.model.classes);
+  }
   return f;
 }
 
@@ -106,25 +117,7 @@ std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& 
   return {a, 1.0 / inv_b};
 }
 
-sim::Platform loopback_platform(int machines, double step_latency_s, double bandwidth_Bps) {
-  const json j = {{"format", "resist-platform"},
-                  {"version", 1},
-                  {"name", "loopback-calibrated"},
-                  {"description", "this machine's loopback as a star of single-GPU nodes, fitted to a measured run"},
-                  {"nodes", machines},
-                  {"gpus_per_node", 1},
-                  {"gpu", {{"flops", "1Tf"}, {"iteration_overhead", "0s"}, {"optimizer_step_per_param", "0s"}}},
-                  // a ring step crosses two links: each gets half the step latency
-                  {"nic", {{"bandwidth", fmt("%.9gBps", bandwidth_Bps)}, {"latency", fmt("%.9gs", step_latency_s / 2)}}},
-                  {"topology", {{"kind", "star"}}},
-                  {"network", {{"model", "CM02"}, {"latency_factor", 1}, {"bandwidth_factor", 1}, {"crosstraffic", false}}}};
-  return sim::platform_from_json(j);
-}
-
 // One round cut the same way from either timeline.
-struct RoundCut {
-  double start_s = 1e300, end_s = 0, compute_s = 0, comm_s = 0;
-};
 
 // compute: the slowest worker's non-communication time in the round (local
 // iterations + optimizer steps); comm: the slowest worker's time inside
@@ -155,7 +148,30 @@ double rel_err(double predicted, double measured) {
   return measured > 0 ? (predicted - measured) / measured : 0;
 }
 
+}  // namespace validate_util
+
+namespace {
+
+using namespace validate_util;
+
+sim::Platform loopback_platform(int machines, double step_latency_s, double bandwidth_Bps) {
+  const json j = {{"format", "resist-platform"},
+                  {"version", 1},
+                  {"name", "loopback-calibrated"},
+                  {"description", "this machine's loopback as a star of single-GPU nodes, fitted to a measured run"},
+                  {"nodes", machines},
+                  {"gpus_per_node", 1},
+                  {"gpu", {{"flops", "1Tf"}, {"iteration_overhead", "0s"}, {"optimizer_step_per_param", "0s"}}},
+                  // a ring step crosses two links: each gets half the step latency
+                  {"nic", {{"bandwidth", fmt("%.9gBps", bandwidth_Bps)}, {"latency", fmt("%.9gs", step_latency_s / 2)}}},
+                  {"topology", {{"kind", "star"}}},
+                  {"network", {{"model", "CM02"}, {"latency_factor", 1}, {"bandwidth_factor", 1}, {"crosstraffic", false}}}};
+  return sim::platform_from_json(j);
+}
+
 }  // namespace
+
+using namespace validate_util;
 
 Outcome run_validate(const Study& s, const std::string& out, const Paths& paths) {
   if (!runtime_available(paths))

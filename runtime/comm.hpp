@@ -64,6 +64,18 @@ class Communicator {
 // and reduce average (the root of a reduce); broadcast copies the root's buffer.
 // Subgroups need no process groups of their own: every message names its peer
 // by world rank and carries the op's tag.
+//
+// How the steps are carried out (the plan's transfers and bytes unchanged):
+// each transfer is cut into segments (Pipelining), and a rank works through
+// its (step, segment) pieces in order with `window` of them in flight: it
+// posts the receives of a piece before its sends, and finishes (waits for,
+// adds or copies) a piece only `window` pieces later, so that a peer's data
+// finds its receive already posted and the sum of one segment overlaps the
+// transfer of the next. Ordering hazards are checked range by range: a send
+// waits until every earlier receive into its range has been combined, and a
+// receive is combined only after every send of its range has left; a copy is
+// received straight into the buffer when nothing pending touches its range.
+// window 1 with no segments is the plain step-by-step execution.
 class P2PCommunicator : public Communicator {
  public:
   void prepare(const std::vector<int>& ranks) override;
@@ -76,19 +88,34 @@ class P2PCommunicator : public Communicator {
   // Algorithms and chain chunk; the same on every rank.
   CollectiveOptions collectives;
 
+  // A transfer of B bytes goes as max(1, ⌈B / segment_bytes⌉) segments, and
+  // at least two once B >= 2·min_segment_bytes (segment_bytes 0: never cut).
+  // Must be the same on every rank (both ends cut a transfer alike).
+  struct Pipelining {
+    std::uint64_t segment_bytes = 1u << 20, min_segment_bytes = 64u << 10;
+    int window = 2;  // pieces in flight, >= 1
+  };
+  Pipelining pipelining;
+  // Segments a transfer of `count` floats is cut into.
+  int segments(std::uint64_t count) const;
+
  protected:
-  // Transport: start a send / receive, and wait for them. A started send's
-  // buffer must stay alive until wait_all().
-  virtual void start_send(const float* buf, std::size_t count, int dst, int tag) = 0;
-  virtual void start_recv(float* buf, std::size_t count, int src, int tag) = 0;
-  virtual void wait_all() = 0;
+  // Transport: start a send / a receive and return its handle; wait(handle)
+  // returns once that message has left (a send: its buffer may change) or
+  // arrived (a receive). Every handle is waited for exactly once; receives
+  // from one peer under one tag are waited for in the order they were started.
+  virtual std::uint64_t start_send(const float* buf, std::size_t count, int dst, int tag) = 0;
+  virtual std::uint64_t start_recv(float* buf, std::size_t count, int src, int tag) = 0;
+  virtual void wait(std::uint64_t handle) = 0;
 
   int tag() const { return tag_; }
 
  private:
-  void post_send(const float* buf, std::size_t count, int dst);
+  class Pipeline;
+  std::uint64_t post_send(const float* buf, std::size_t count, int dst);
   void execute(const CollectivePlan& plan, float* buf);
   int tag_ = 0;  // advanced by prepare(): the same on every rank for the same op
+  std::vector<float> scratch_;  // received segments waiting to be added / copied
 };
 
 // Carries out this rank's part of one schedule op on a flat buffer of `count`

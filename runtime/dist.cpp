@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <unordered_map>
 
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -73,26 +74,29 @@ class GlooCommunicator : public P2PCommunicator {
 
  protected:
   // c10d wants tensors: wrap the raw buffers without copying.
-  void start_send(const float* buf, std::size_t count, int dst, int tag) override {
+  std::uint64_t start_send(const float* buf, std::size_t count, int dst, int tag) override {
     std::vector<at::Tensor> t = {torch::from_blob(const_cast<float*>(buf), {std::int64_t(count)}, torch::kFloat32)};
-    peer_call("Gloo send", [&] { pending_.push_back(pg_->send(t, dst, tag)); });
+    peer_call("Gloo send", [&] { pending_[next_] = pg_->send(t, dst, tag); });
+    return next_++;
   }
-  void start_recv(float* buf, std::size_t count, int src, int tag) override {
+  std::uint64_t start_recv(float* buf, std::size_t count, int src, int tag) override {
     std::vector<at::Tensor> t = {torch::from_blob(buf, {std::int64_t(count)}, torch::kFloat32)};
-    peer_call("Gloo recv", [&] { pending_.push_back(pg_->recv(t, src, tag)); });
+    peer_call("Gloo recv", [&] { pending_[next_] = pg_->recv(t, src, tag); });
+    return next_++;
   }
-  void wait_all() override {
-    auto pending = std::move(pending_);
-    pending_.clear();
-    peer_call("Gloo", [&] {
-      for (auto& w : pending) w->wait(timeout_);
-    });
+  void wait(std::uint64_t handle) override {
+    const auto it = pending_.find(handle);
+    if (it == pending_.end()) return;
+    auto work = std::move(it->second);
+    pending_.erase(it);
+    peer_call("Gloo", [&] { work->wait(timeout_); });
   }
 
  private:
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
   std::chrono::milliseconds timeout_;
-  std::vector<c10::intrusive_ptr<c10d::Work>> pending_;
+  std::unordered_map<std::uint64_t, c10::intrusive_ptr<c10d::Work>> pending_;
+  std::uint64_t next_ = 0;
 };
 
 }  // namespace

@@ -89,7 +89,7 @@ void BlockStore::take(const Net& net) {
   for (int b : net_blocks_) {
     std::vector<torch::Tensor> flat;
     for (auto& p : net->block_parameters(b)) flat.push_back(p.detach().reshape({-1}));
-    after_[b] = torch::cat(flat).clone();
+    after_[b] = torch::cat(flat);  // a new tensor: cat copies
   }
 }
 

@@ -245,7 +245,7 @@ def e2e(a):
         row["speedup_resist_vs_pytorch_local_sgd"] = row["pytorch-local-sgd"]["wall_s"] / row["resist"]["wall_s"]
         rows.append(row)
         print("%d procs: ResIST %.1f s (acc %s), resist local SGD %.1f s, PyTorch local SGD %.1f s (acc %s): "
-              "ResIST %.2fx faster than PyTorch local SGD" % (
+              "ResIST %.2fx faster than PyTorch local SGD (same epochs, not to an accuracy)" % (
                   procs, row["resist"]["wall_s"], row["resist"]["test_accuracy"], row["resist-local-sgd"]["wall_s"],
                   row["pytorch-local-sgd"]["wall_s"], row["pytorch-local-sgd"]["test_accuracy"],
                   row["speedup_resist_vs_pytorch_local_sgd"]), file=sys.stderr, flush=True)

@@ -211,7 +211,7 @@ void print_sweep(const std::vector<SweepRow>& rows, const std::vector<Protocol>&
   const auto base = baselines(protocols);
   std::printf("Simulated sweep: %s\n", what.c_str());  // names the resolved model
   std::printf("Times are whole runs; a speedup is the other protocol's time over this row's in the same "
-              "configuration.\n");
+              "configuration, for the same number of epochs (not to an accuracy).\n");
   std::vector<const SweepRow*> order;
   for (const auto& r : rows) order.push_back(&r);
   auto key = [&](const SweepRow* r) {

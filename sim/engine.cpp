@@ -87,7 +87,13 @@ sg4::NetZone* multi_rail_node(const Platform& p, sg4::NetZone* parent, int n, in
 // Star zones all the way: a node is a star of its GPUs (each on its own
 // `intra` link) with a router as gateway; nodes hang off the cluster switch
 // (star) or off leaf switches that hang off a spine (fat-tree) by their NIC.
-std::vector<sg4::Host*> build_platform(const Platform& p, int ranks) {
+// CPU nodes (cores_per_node > 0): one extra host per node, of that many cores,
+// on which the node's ranks compute (their own hosts only communicate).
+sg4::Host* node_cpu(const Platform& p, sg4::NetZone* zone, const std::string& node) {
+  return zone->create_host(node + "-cpu", p.gpu_flops)->set_core_count(p.cores_per_node)->seal();
+}
+
+std::vector<sg4::Host*> build_platform(const Platform& p, int ranks, std::vector<sg4::Host*>& cpus) {
   const int gpn = p.gpus_per_node, nodes = (ranks + gpn - 1) / gpn;
   // A leaf of one node is that node's NIC and uplink in series; it is built
   // so (SimGrid 3.32 fails to route through a star zone with one child zone
@@ -117,8 +123,10 @@ std::vector<sg4::Host*> build_platform(const Platform& p, int ranks) {
     auto* zone = sg4::create_star_zone(node);
     zone->set_parent(parent);
     auto* router = zone->create_router(node + "-switch");
+    sg4::Host* cpu = p.cores_per_node > 0 ? node_cpu(p, zone, node) : nullptr;
     for (int g = 0; g < gpn && n * gpn + g < ranks; ++g) {
       const int rank = n * gpn + g;
+      if (cpu) cpus.push_back(cpu);
       auto* host = zone->create_host(node + "-gpu" + std::to_string(g), p.gpu_flops * p.speed_factor(rank));
       host->seal();
       if (gpn > 1) {
@@ -199,11 +207,28 @@ std::uint64_t execute(const CollectivePlan& plan, int w, int tag) {
 
 struct Shared {
   const std::vector<RoundPlan>* plans;
+  std::vector<sg4::Host*> cpus;  // per rank, CPU nodes only: the node's shared processor
   std::vector<std::vector<CollectivePlan>> collectives;  // per plan, per sync op
   EngineOptions options;
   sg4::BarrierPtr barrier;
   EngineResult result;
 };
+
+// `seconds` of compute on rank w's own processor (a sleep), or on its node's
+// shared cores (an execution that SimGrid slows down while more ranks than
+// cores compute there).
+void compute_for(Shared* sh, int w, double seconds) {
+  if (sh->cpus.empty()) {
+    sg4::this_actor::sleep_for(seconds);
+    return;
+  }
+  if (!(seconds > 0)) return;
+  sg4::Host* cpu = sh->cpus[std::size_t(w)];
+  sg4::ExecPtr e = sg4::this_actor::exec_init(seconds * cpu->get_speed());
+  e->set_host(cpu);
+  e->start();
+  e->wait();
+}
 
 // Compute with the plan's per-iteration gradient all-reduce overlapped (like
 // PyTorch DDP): forward, then backward producing gradient buckets evenly in
@@ -217,12 +242,12 @@ void compute_overlapped(Shared* sh, int w, int p, const CommOp& op) {
   const std::uint64_t elements = op.bytes / 4;
   const int buckets = chain_chunks(elements, sh->options.bucket_bytes);
   const double bwd = compute * plan.backward_fraction[w];
-  sg4::this_actor::sleep_for(compute - bwd);
+  compute_for(sh, w, compute - bwd);
   std::vector<sg4::ActorPtr> helpers;
   auto sent = std::make_shared<std::uint64_t>(0);
   double comm_start = 0;
   for (int b = 0; b < buckets; ++b) {
-    sg4::this_actor::sleep_for(bwd / buckets);
+    compute_for(sh, w, bwd / buckets);
     if (b == 0) comm_start = sg4::Engine::get_clock();
     const std::uint64_t count = ring_chunk(elements, buckets, b).count;
     auto bucket = std::make_shared<CollectivePlan>(Collective::allreduce, sh->options.collectives.allreduce, op.ranks,
@@ -262,7 +287,7 @@ void worker(Shared* sh, int w) {
       first_op = 1;
     } else {
       const double t0 = sg4::Engine::get_clock();
-      sg4::this_actor::sleep_for(plan.compute_s[w]);
+      compute_for(sh, w, plan.compute_s[w]);
       res.events.push_back({w, p, -1, -1, t0, sg4::Engine::get_clock(), 0});
     }
     for (int i = first_op; i < int(plan.sync.size()); ++i) {
@@ -297,8 +322,8 @@ EngineResult simulate_here(const Platform& platform, int ranks, const std::vecto
   configure_network(platform.network);
   sg4::Engine::set_config("contexts/stack-size:256");
   if (const char* extra = std::getenv("RESIST_SIMGRID_CFG")) sg4::Engine::set_config(extra);
-  const auto hosts = build_platform(platform, ranks);
   Shared sh;
+  const auto hosts = build_platform(platform, ranks, sh.cpus);
   sh.plans = &plans;
   sh.options = options;
   sh.collectives = collective_plans(plans, options);

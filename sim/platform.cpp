@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -91,6 +93,16 @@ void read_gpu_speed(const Reader& gpu, Platform& p) {
                          Unit::flops);
 }
 
+// gpus_per_node, or ranks_per_node (its name for CPU nodes), and cores_per_node.
+void read_placement(const Reader& root, Platform& p) {
+  if (root.has("ranks_per_node") && root.has("gpus_per_node"))
+    root.at("ranks_per_node").fail("give either gpus_per_node or ranks_per_node (its name for CPU nodes), not both");
+  if (root.has("ranks_per_node")) p.gpus_per_node = int(root.at("ranks_per_node").integer(1, 1024));
+  else
+    p.gpus_per_node = int(required(root, "gpus_per_node", "GPUs per node, e.g. 8 (or ranks_per_node)").integer(1, 1024));
+  if (root.has("cores_per_node")) p.cores_per_node = int(root.at("cores_per_node").integer(0, 1 << 20));
+}
+
 json link_json(const LinkSpec& l) { return {{"bandwidth", l.bandwidth_Bps}, {"latency", l.latency_s}}; }
 
 }  // namespace
@@ -115,13 +127,13 @@ LinkSpec Platform::route(int a, int b) const {
 Platform platform_from_json(const json& j) {
   const Reader root{j, ""};
   json_util::expect_format(root, "resist-platform", 1);
-  only_keys(root, {"format", "version", "name", "description", "nodes", "gpus_per_node", "gpu", "intra", "nic",
-                   "topology", "speed_factors", "straggler", "network"});
+  only_keys(root, {"format", "version", "name", "description", "nodes", "gpus_per_node", "ranks_per_node",
+                   "cores_per_node", "gpu", "intra", "nic", "topology", "speed_factors", "straggler", "network"});
   Platform p;
   p.name = required(root, "name", "a word naming the platform").str();
   if (root.has("description")) p.description = root.at("description").str();
   p.nodes = int(required(root, "nodes", "how many nodes, e.g. 16").integer(1, 1 << 20));
-  p.gpus_per_node = int(required(root, "gpus_per_node", "GPUs per node, e.g. 8").integer(1, 1024));
+  read_placement(root, p);
   if (std::int64_t(p.nodes) * p.gpus_per_node > (1 << 20))
     root.at("nodes").fail("nodes × gpus_per_node must be at most 1048576");
   const Reader gpu = required(root, "gpu", "{\"flops\": ...}, the effective FLOP/s of one GPU, or {\"preset\": ...}");
@@ -141,6 +153,8 @@ Platform platform_from_json(const json& j) {
                               "each node's network link, e.g. {\"bandwidth\": \"10Gbps\", \"latency\": \"25us\"}");
   p.nic = read_link(nic, {"bandwidth", "latency", "rails"});
   if (nic.has("rails")) p.nic_rails = int(nic.at("rails").integer(1, p.gpus_per_node));
+  if (p.nic_rails > 1 && p.cores_per_node > 0)
+    nic.at("rails").fail("must be 1 on CPU nodes (cores_per_node > 0) (got " + std::to_string(p.nic_rails) + ")");
   if (root.has("topology")) {
     const Reader t = root.at("topology");
     only_keys(t, {"kind", "nodes_per_leaf", "uplink"});
@@ -201,6 +215,7 @@ json to_json(const Platform& p) {
           {"description", p.description},
           {"nodes", p.nodes},
           {"gpus_per_node", p.gpus_per_node},
+          {"cores_per_node", p.cores_per_node},
           {"gpu", gpu_json(p)},
           {"intra", link_json(p.intra)},
           {"nic", {{"bandwidth", p.nic.bandwidth_Bps}, {"latency", p.nic.latency_s}, {"rails", p.nic_rails}}},
@@ -227,7 +242,9 @@ const char* platform_keys_help() {
   return "Platform file (docs/platforms.md). Required: format \"resist-platform\", version 1, name, nodes,\n"
          "gpus_per_node, gpu.flops or gpu.preset (v100-fp32, v100-amp, a100-tf32, a100-amp), nic {bandwidth,\n"
          "latency}, and intra {bandwidth, latency} when\n"
-         "gpus_per_node > 1. Optional (default): description (\"\"), gpu.iteration_overhead (0s),\n"
+         "gpus_per_node > 1. Optional (default): description (\"\"), ranks_per_node (another name for\n"
+         "gpus_per_node), cores_per_node (0: one processor per rank; c > 0: a node's ranks share c cores\n"
+         "of gpu.flops each), gpu.iteration_overhead (0s),\n"
          "gpu.optimizer_step_per_param (0s), nic.rails (1: one NIC per node; GPU g uses rail g % rails),\n"
          "topology {kind: star}, fat-tree: nodes_per_leaf and uplink required, speed_factors ([]: all 1),\n"
          "straggler (none; seed 1), network {model CM02, latency_factor 1, bandwidth_factor 1,\n"
@@ -287,10 +304,27 @@ void apply_override(json& j, const std::string& text) {
 
 }  // namespace
 
+json localhost_platform_json() {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  return {{"format", "resist-platform"},
+          {"version", 1},
+          {"name", "localhost"},
+          {"description", "this machine: one node of " + std::to_string(cores) +
+                              " cores shared by its ranks, loopback between ranks (link values are placeholders)"},
+          {"nodes", 1},
+          {"ranks_per_node", 256},
+          {"cores_per_node", cores},
+          {"gpu", {{"flops", "10Gf"}}},
+          {"intra", {{"bandwidth", "2GBps"}, {"latency", "10us"}}},
+          {"nic", {{"bandwidth", "2GBps"}, {"latency", "10us"}}},
+          {"topology", {{"kind", "star"}}}};
+}
+
 Platform load_platform(const std::string& path, const std::vector<std::string>& overrides) {
   const std::string where = path.empty() ? "default platform" : path;
   json j;
   if (path.empty()) j = json::parse(default_platform_json());
+  else if (path == "localhost" && !std::filesystem::exists(path)) j = localhost_platform_json();
   else j = json_util::read_file(path, "--platform");
   Platform p;
   try {

@@ -12,6 +12,12 @@
 // k NIC links, GPU g reaches other nodes through rail g % k directly (PCIe /
 // GPUDirect, not through `intra`); GPUs of one node still talk over `intra`.
 // Rank r runs on GPU r % gpus_per_node of node r / gpus_per_node.
+// CPU nodes (`cores_per_node` = c > 0): the node's ranks (`ranks_per_node`,
+// another name for gpus_per_node) compute on one shared processor of c cores
+// of gpu.flops each; k ranks computing at once each get min(1, c/k) of a core
+// (SimGrid shares a host's cores among the executions on it). The network is
+// unchanged: each rank keeps its own link (`intra`) to the node's switch.
+// `localhost` (load_platform) is one such node with this machine's cores.
 //
 // Required keys: format, version, name, nodes, gpus_per_node, gpu.flops (or
 // gpu.preset, a published GPU throughput by name: sim/gpu_presets.hpp), nic
@@ -40,7 +46,8 @@ struct NetworkSettings {
 
 struct Platform {
   std::string name, description;
-  int nodes = 1, gpus_per_node = 1;
+  int nodes = 1, gpus_per_node = 1;        // gpus_per_node: ranks per node ("ranks_per_node")
+  int cores_per_node = 0;                   // > 0: the node's ranks share this many cores; 0: one processor per rank
   double gpu_flops = 1e13;                  // effective FLOP/s of one GPU on this workload
   std::string gpu_preset;                   // non-empty: gpu_flops came from this preset (sim/gpu_presets.hpp)
   double iteration_overhead_s = 0;          // per local iteration: data loading, launch, loss
@@ -77,7 +84,11 @@ const char* platform_keys_help();
 
 // The default platform compiled into the binary (AWS p3.8xlarge-class nodes).
 const char* default_platform_json();
-// Reads `path` (empty: the default), applies `overrides` ("key.path=value",
+// The built-in `localhost` platform: one node of std::thread::hardware_concurrency()
+// cores (at least 1), up to 256 ranks sharing them, loopback links between ranks
+// (placeholders: experiments' validate-grid fits them to a measured run).
+nlohmann::json localhost_platform_json();
+// Reads `path` (empty: the default; "localhost": localhost_platform_json()), applies `overrides` ("key.path=value",
 // e.g. "nic.bandwidth=1Gbps"), validates. Errors name the file or flag.
 Platform load_platform(const std::string& path, const std::vector<std::string>& overrides);
 

@@ -11,7 +11,7 @@ bool alpha_beta_exact(const Platform& p, const EngineOptions& o) {
   const auto& n = p.network;
   const LinkSpec r = p.route(0, 1);
   const bool window_ok = r.latency_s <= 0 || n.tcp_gamma_bytes / (2 * r.latency_s) >= r.bandwidth_Bps;
-  return p.gpus_per_node == 1 && p.topology == "star" && n.model == "CM02" && n.latency_factor == 1 &&
+  return p.gpus_per_node == 1 && p.cores_per_node == 0 && p.topology == "star" && n.model == "CM02" && n.latency_factor == 1 &&
          n.bandwidth_factor == 1 && !n.crosstraffic && window_ok && !o.overlap;
 }
 

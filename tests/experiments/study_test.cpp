@@ -69,6 +69,12 @@ TEST(StudyConfig, BadConfigsNameFileAndJsonPath) {
       {tiny("paper-cifar", R"(, "model": {"model": "preact-resnet34", "depth": 3})"), "model.depth: unknown key"},
       {tiny("what-if", R"(, "model": {"model": "mlp", "hidden": [64]})"), "model.model: kind 'what-if'"},
       {tiny("paper-cifar", R"(, "protocols": ["ist"])"), "ist"},  // IST needs an MLP
+      {tiny("paper-cifar", R"(, "measure_here": {})"), "measure_here: unknown key for kind 'paper-cifar'"},
+      {tiny("layer-parallel", R"(, "measure_here": {"repeats": 0})"), "measure_here.repeats: must be in 1..20"},
+      {tiny("layer-parallel", R"(, "measure_here": {"stages": 4})"), "measure_here.stages: unknown key"},
+      {tiny("layer-parallel", R"(, "measure_here": {"model": "mlp"})"), "measure_here.model: layer-parallel needs"},
+      {tiny("layer-parallel", R"(, "measure_here": {"batch_size": 64, "train_subset": 100})"),
+       "measure_here.train_subset: must hold at least two batches"},
       {"{not json", "study"},
   };
   int i = 0;
@@ -208,6 +214,41 @@ TEST(StudyValidate, ErrorsComeFromMeasuredTimelines) {
       EXPECT_NE(std::stod(rest), reported);
     }
   EXPECT_TRUE(found);
+}
+
+// layer-parallel's "measure_here": K = 2 and layer-serial really train, and
+// the measured column is each run's own metrics.jsonl.
+TEST(StudyLayerParallel, MeasuresKEquals2AgainstSerialBesideThePrediction) {
+  TempDir dir;
+  const fs::path file = dir.path / "lp.json", out = dir.path / "out";
+  write_file(file, tiny("layer-parallel", R"(, "workers": [2], "epochs": 1, "train_size": 512,
+    "measure_here": {"model": "preact-resnet18", "base_width": 4, "batch_size": 16, "train_subset": 64,
+                     "test_subset": 32, "repeats": 1})"));
+  const auto r = run(kStudy + " run " + file.string() + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string report = read_text(out / "report.md");
+  EXPECT_NE(report.find("### Measured on this machine: K = 2 against layer-serial"), std::string::npos) << report;
+  EXPECT_NE(report.find("| layer-parallel, K = 2 processes | "), std::string::npos) << report;
+  // The measured layer-parallel time: the mean round_s after round 0 of the run's own metrics.
+  double sum = 0;
+  int n = 0;
+  std::istringstream metrics(read_text(out / "measured" / "layer-parallel-1" / "metrics.jsonl"));
+  for (std::string line; std::getline(metrics, line);) {
+    const auto m = nlohmann::json::parse(line);
+    if (m["round"].get<int>() >= 1) sum += m["round_s"].get<double>(), ++n;
+  }
+  ASSERT_EQ(n, 3);  // 64 images / batch 16 = 4 rounds
+  std::istringstream csv(read_text(out / "measured.csv"));
+  std::string line;
+  bool found = false;
+  while (std::getline(csv, line))
+    if (line.rfind("layer-parallel,2,1,", 0) == 0) {
+      found = true;
+      const auto fields = line.substr(std::string("layer-parallel,2,1,").size());
+      EXPECT_NEAR(std::stod(fields), sum / n, 1e-6 * sum / n) << line;
+      EXPECT_GT(std::stod(fields.substr(fields.find(',') + 1)), 0) << line;  // a prediction
+    }
+  EXPECT_TRUE(found) << read_text(out / "measured.csv");
 }
 #endif
 

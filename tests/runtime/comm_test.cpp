@@ -25,7 +25,8 @@ resist::CollectiveOptions small_chunks();
 // Runs `op` on `world` thread-ranks under the options' algorithms; rank r
 // starts with values r + 1 + i/1000. Returns every rank's buffer after.
 std::vector<std::vector<float>> check(const resist::CommOp& op, int world, std::size_t count,
-                                      resist::CollectiveOptions o = small_chunks()) {
+                                      resist::CollectiveOptions o = small_chunks(),
+                                      resist::runtime::P2PCommunicator::Pipelining pl = {}) {
   Wires wires;
   std::vector<std::vector<float>> bufs(static_cast<std::size_t>(world));
   std::vector<std::uint64_t> sent(static_cast<std::size_t>(world));
@@ -38,6 +39,7 @@ std::vector<std::vector<float>> check(const resist::CommOp& op, int world, std::
     threads.emplace_back([&, r] {
       LocalComm c(wires, r, world);
       c.collectives = o;
+      c.pipelining = pl;
       c.prepare(op.ranks);
       if (!op.involves(r)) return;
       float* p = bufs[std::size_t(r)].data();
@@ -140,4 +142,56 @@ TEST(P2PCommunicator, EveryAlgorithmSendsTheAccountedBytesAndMatchesTheRing) {
         }
       }
     }
+}
+
+// Cutting transfers into segments and keeping several in flight changes
+// neither the bytes (check() compares them with the accounting) nor a single
+// bit of the result: every element is summed in the plan's order.
+TEST(P2PCommunicator, PipelinedExecutionEqualsStepByStepBitForBit) {
+  using resist::Algorithm;
+  using resist::OpKind;
+  using Pipelining = resist::runtime::P2PCommunicator::Pipelining;
+  const Pipelining step_by_step{0, 0, 1};
+  const std::vector<Pipelining> pipelined = {{4 * 5, 4 * 3, 2}, {4 * 16, 0, 1}, {4 * 7, 4 * 2, 3}, {4 * 3, 4, 8}};
+  const std::vector<std::pair<OpKind, std::vector<int>>> ops = {
+      {OpKind::allreduce, {0, 1, 2, 3, 4, 5, 6}}, {OpKind::allreduce, {1, 0}}, {OpKind::allreduce, {2, 6, 1, 0, 4}},
+      {OpKind::reduce, {4, 0, 6, 2, 1}},           {OpKind::broadcast, {3, 1, 0, 6, 5, 2}}};
+  for (const auto& [kind, ranks] : ops)
+    for (Algorithm a : resist::algorithms_for(resist::collective_of(kind)))
+      for (std::size_t count : {1u, 13u, 257u}) {
+        const resist::CommOp op = make(kind, ranks, count);
+        resist::CollectiveOptions o = small_chunks();
+        o.ranks_per_node = 2;
+        o.allreduce = kind == OpKind::allreduce ? a : o.allreduce;
+        o.reduce = kind == OpKind::reduce ? a : o.reduce;
+        o.broadcast = kind == OpKind::broadcast ? a : o.broadcast;
+        const auto reference = check(op, 7, count, o, step_by_step);
+        for (const Pipelining& pl : pipelined) {
+          SCOPED_TRACE(std::string(resist::to_string(kind)) + "/" + resist::to_string(a) + " n=" +
+                       std::to_string(ranks.size()) + " count=" + std::to_string(count) + " segment " +
+                       std::to_string(pl.segment_bytes) + " B, window " + std::to_string(pl.window));
+          const auto got = check(op, 7, count, o, pl);
+          for (int r : ranks) {
+            if (kind == OpKind::reduce && r != ranks[0]) continue;
+            EXPECT_EQ(got[std::size_t(r)], reference[std::size_t(r)]) << "rank " << r;
+          }
+        }
+      }
+}
+
+TEST(P2PCommunicator, SegmentsPerTransfer) {
+  resist::runtime::P2PCommunicator::Pipelining pl;  // 1 MiB segments, two from 128 KiB on
+  resist::test::Wires wires;
+  resist::test::LocalComm c(wires, 0, 1);
+  c.pipelining = pl;
+  EXPECT_EQ(c.segments(1), 1);
+  EXPECT_EQ(c.segments((128u << 10) / 4 - 1), 1);
+  EXPECT_EQ(c.segments((128u << 10) / 4), 2);
+  EXPECT_EQ(c.segments((2u << 20) / 4), 2);
+  EXPECT_EQ(c.segments((2u << 20) / 4 + 1), 3);
+  c.pipelining.segment_bytes = 0;
+  EXPECT_EQ(c.segments(1u << 30), 1);
+  c.pipelining = {8, 0, 2};
+  EXPECT_EQ(c.segments(3), 2);  // 12 bytes in 8-byte segments
+  EXPECT_EQ(c.segments(2), 1);
 }

@@ -30,22 +30,29 @@ class LocalComm : public P2PCommunicator {
   const char* backend() const override { return "local"; }
 
  protected:
-  void start_send(const float* buf, std::size_t count, int dst, int tag) override {
+  std::uint64_t start_send(const float* buf, std::size_t count, int dst, int tag) override {
     std::lock_guard<std::mutex> l(w_.m);
     w_.boxes[{rank_, dst, tag}].emplace_back(buf, buf + count);
     w_.cv.notify_all();
+    return next_++;  // buffered: done at once
   }
-  void start_recv(float* buf, std::size_t count, int src, int tag) override { recvs_.push_back({buf, count, src, tag}); }
-  void wait_all() override {
-    for (auto& r : recvs_) {
-      std::unique_lock<std::mutex> l(w_.m);
-      auto& box = w_.boxes[{r.src, rank_, r.tag}];
-      w_.cv.wait(l, [&] { return !box.empty(); });
-      ASSERT_EQ(box.front().size(), r.count);
-      std::copy(box.front().begin(), box.front().end(), r.buf);
-      box.pop_front();
-    }
-    recvs_.clear();
+  std::uint64_t start_recv(float* buf, std::size_t count, int src, int tag) override {
+    recvs_[next_] = {buf, count, src, tag};
+    return next_++;
+  }
+  // A receive takes the oldest message from its peer under its tag when it
+  // is waited for (P2PCommunicator waits for them in the order it posted them).
+  void wait(std::uint64_t handle) override {
+    const auto it = recvs_.find(handle);
+    if (it == recvs_.end()) return;
+    const Recv r = it->second;
+    recvs_.erase(it);
+    std::unique_lock<std::mutex> l(w_.m);
+    auto& box = w_.boxes[{r.src, rank_, r.tag}];
+    w_.cv.wait(l, [&] { return !box.empty(); });
+    ASSERT_EQ(box.front().size(), r.count);
+    std::copy(box.front().begin(), box.front().end(), r.buf);
+    box.pop_front();
   }
 
  private:
@@ -56,7 +63,8 @@ class LocalComm : public P2PCommunicator {
   };
   Wires& w_;
   int rank_, size_;
-  std::vector<Recv> recvs_;
+  std::map<std::uint64_t, Recv> recvs_;
+  std::uint64_t next_ = 0;
 };
 
 }  // namespace resist::test

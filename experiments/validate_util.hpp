@@ -1,0 +1,33 @@
+#pragma once
+// Helpers the `validate` study defines (validate.cpp) and `validate-grid`
+// (validate_grid.cpp) reuses: runtime command lines, schedule files, the
+// loopback network fit, and cutting a timeline into rounds.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "experiments/study.hpp"
+#include "schedule/schedule.hpp"
+#include "schedule/timeline.hpp"
+
+namespace resist::study::validate_util {
+
+std::string quote(const std::string& s);
+std::string fmt(const char* f, double v);
+// Runs `cmd` with stdout and stderr into `log`; a failure is a UserError naming the log.
+void run_command(const std::string& cmd, const std::string& log);
+std::string model_flags(const Study& s);
+std::string train_flags(const Study& s, const std::string& schedule_file);
+ScheduleConfig config_for(const Study& s, Protocol p, int machines, int ell, std::uint64_t seed);
+std::shared_ptr<const Schedule> write_schedule(const ModelSpec& spec, const ScheduleConfig& c, const std::string& path);
+// Least-squares fit of time = steps·a + bytes/B over a measured run's all-reduce events: {a, B}.
+std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& t, int skip_rounds);
+
+struct RoundCut {
+  double start_s = 1e300, end_s = 0, compute_s = 0, comm_s = 0;
+};
+std::vector<RoundCut> cut_rounds(const Timeline& t, int rounds);
+double rel_err(double predicted, double measured);
+
+}  // namespace resist::study::validate_util

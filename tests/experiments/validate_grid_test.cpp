@@ -1,0 +1,110 @@
+// validate-grid: its study file is checked strictly, and a tiny grid really
+// trains (2 Gloo ranks), predicts on the calibrated `localhost` platform and
+// reports per configuration and in summary.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "experiments/study.hpp"
+#include "models/error.hpp"
+#include "tests/support/process.hpp"
+
+namespace fs = std::filesystem;
+using resist::test::read_text;
+using resist::test::run;
+using resist::test::TempDir;
+
+namespace {
+
+const std::string kStudy = resist::test::bin("experiments/resist-study");
+
+std::string grid(const std::string& extra) {
+  return R"({"format": "resist-study", "version": 1, "kind": "validate-grid", "seed": 5,
+    "model": {"model": "preact-resnet34", "block": "basic", "base_width": 4, "dataset": "fashion-mnist"},
+    "ist_model": {"model": "mlp", "hidden": [64]}, "protocols": ["local-sgd", "resist", "ist"],
+    "workers": [2], "local_iters": [1], "batch_size": 16, "min_depth": 2, "rounds": 3, "warmup_rounds": 1,
+    "repeats": 1, "train_subset": 256, "test_subset": 32, "threads": 1)" + extra + "}";
+}
+
+std::string error_of(const TempDir& dir, const std::string& text) {
+  const fs::path f = dir.path / "g.json";
+  std::ofstream(f) << text;
+  try {
+    resist::study::read_study(f.string());
+  } catch (const resist::UserError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST(StudyValidateGrid, ShippedStudyAndBadValues) {
+  EXPECT_NO_THROW(resist::study::read_study(std::string(RESIST_SOURCE_DIR) +
+                                            "/experiments/studies/opt-in/validate-grid.json"));
+  TempDir dir;
+  EXPECT_EQ(error_of(dir, grid("")), "no error");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"(, "repeats": 0)", "repeats: must be in 1..100 (got 0)"},
+      {R"(, "workers": [1])", "workers[0]: validate-grid runs 2..8 local ranks (got 1)"},
+      {R"(, "protocols": ["local-sgd", "resist", "layer-parallel"])", "protocols[2]"},
+      {R"(, "ist_model": {"model": "preact-resnet18"})", "ist_model.model"},
+      {R"(, "ist_model": {"width": 3})", "ist_model.width: unknown key"},
+      {R"(, "warmup_rounds": 3)", "warmup_rounds: must be below rounds (3)"},
+      {R"(, "platform": "x.json")", "platform: unknown key for kind 'validate-grid'"},
+  };
+  for (const auto& [extra, expect] : cases) {
+    std::string text = grid("");
+    text = text.substr(0, text.size() - 1) + extra + "}";
+    // a later key replaces the earlier one in the parsed object
+    const std::string msg = error_of(dir, nlohmann::json::parse(text).dump());
+    EXPECT_NE(msg.find(expect), std::string::npos) << extra << " -> " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+#ifdef RESIST_HAVE_RUNTIME
+TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
+  TempDir dir;
+  const fs::path file = dir.path / "g.json", out = dir.path / "out";
+  std::ofstream(file) << grid("");
+  const auto r = run(kStudy + " run " + file.string() + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string report = read_text(out / "report.md");
+  for (const char* expect : {"## g (`validate-grid`)", "median \\|error\\| of time per round",
+                             "| ranks | ℓ | measured ResIST speedup over local SGD", "not modelled",
+                             "| local-sgd | 2 | 1 |", "| resist | 2 | 1 |", "| ist | 2 | 1 |"})
+    EXPECT_NE(report.find(expect), std::string::npos) << "missing '" << expect << "'\n" << report;
+  // Calibrated once: the platform has this machine's cores and the fitted links.
+  const auto plat = nlohmann::json::parse(read_text(out / "runs" / "localhost-calibrated.json"));
+  EXPECT_EQ(plat["cores_per_node"].get<int>(), int(std::max(1u, std::thread::hardware_concurrency())));
+  EXPECT_GT(plat["intra"]["bandwidth"].get<double>(), 0);
+  // One row per configuration; measured and predicted are different, positive numbers.
+  std::istringstream csv(read_text(out / "results.csv"));
+  std::string line;
+  std::getline(csv, line);
+  int rows = 0;
+  while (std::getline(csv, line)) {
+    ++rows;
+    std::vector<std::string> cells;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+    ASSERT_GE(cells.size(), 10u) << line;
+    const double measured = std::stod(cells[4]), predicted = std::stod(cells[8]), error = std::stod(cells[9]);
+    EXPECT_GT(measured, 0) << line;
+    EXPECT_GT(predicted, 0) << line;
+    EXPECT_NEAR(error, (predicted - measured) / measured, 1e-4) << line;
+  }
+  EXPECT_EQ(rows, 3);
+  const auto summary = nlohmann::json::parse(read_text(out / "summary.json"));
+  EXPECT_EQ(summary["configurations"], 3);
+  EXPECT_GE(summary["p90_abs_error"].get<double>(), summary["median_abs_error"].get<double>());
+  for (const char* f : {"figures/predicted_vs_measured_grid.png", "figures/predicted_vs_measured_grid.svg"})
+    EXPECT_GT(fs::file_size(out / f), 1000u) << f;
+}
+#endif
