@@ -26,6 +26,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "experiments/table.hpp"
+#include "experiments/validate_util.hpp"
 #include "models/error.hpp"
 #include "schedule/json_util.hpp"
 #include "sim/run.hpp"
@@ -119,13 +121,8 @@ void parse_convergence_keys(const json_util::Reader& root, Study& s) {
 
 namespace {
 
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+using validate_util::fmt;
+using validate_util::quote;
 
 // Seconds with three significant digits, whatever their size.
 std::string secs(double v) { return v >= 100 ? fmt("%.0f", v) : v >= 10 ? fmt("%.1f", v) : fmt("%.3g", v); }
@@ -270,23 +267,6 @@ std::vector<double> finals(const Config& c) {
 
 std::string pct(double fraction) { return fmt("%.2f", 100 * fraction); }
 
-struct Md {
-  std::vector<std::string> head;
-  std::vector<std::vector<std::string>> rows;
-  std::string str() const {
-    std::string s = "|";
-    for (const auto& h : head) s += " " + h + " |";
-    s += "\n|";
-    for (std::size_t i = 0; i < head.size(); ++i) s += i == 0 ? "---|" : "---:|";
-    s += "\n";
-    for (const auto& r : rows) {
-      s += "|";
-      for (const auto& c : r) s += " " + c + " |";
-      s += "\n";
-    }
-    return s;
-  }
-};
 
 std::string write_curves(const std::string& out, const std::string& model, const std::vector<Config>& cs,
                          const Study& s) {
@@ -309,7 +289,7 @@ std::string write_curves(const std::string& out, const std::string& model, const
 std::string final_table(const std::string& out, const std::vector<Config>& cs, const Study& s) {
   std::ostringstream csv;
   csv << "protocol,workers,seed,final_test_accuracy,predicted_total_s\n";
-  Md t{{"protocol", "workers", "final test accuracy (%), mean [min–max]", "predicted time, " +
+  Table t{{"protocol", "workers", "final test accuracy (%), mean [min–max]", "predicted time, " +
                                                                              std::to_string(s.epochs) + " epochs (s)",
         "speedup vs local SGD, same epochs"},
        {}};
@@ -326,12 +306,12 @@ std::string final_table(const std::string& out, const std::vector<Config>& cs, c
                       secs(total), l && total > 0 ? fmt("%.2f×", mean_of(l->total_s) / total) : "-"});
   }
   json_util::write_atomic(out + "/final.csv", csv.str());
-  return t.str();
+  return t.md();
 }
 
 // The headline: ResIST's final accuracy minus local SGD's, per workers.
 std::string gap_table(const std::vector<Config>& cs, const Study& s) {
-  Md t{{"workers", "ResIST final (%)", "local SGD final (%)", "gap ResIST − local SGD (points)", "gap per seed"}, {}};
+  Table t{{"workers", "ResIST final (%)", "local SGD final (%)", "gap ResIST − local SGD (points)", "gap per seed"}, {}};
   for (int m : s.machines) {
     const Config *r = find_config(cs, "resist", m), *l = find_config(cs, "local-sgd", m);
     if (!r || !l) continue;
@@ -342,7 +322,7 @@ std::string gap_table(const std::vector<Config>& cs, const Study& s) {
     t.rows.push_back({std::to_string(m), pct(mean_of(fr)), pct(mean_of(fl)),
                       fmt("%+.2f", 100 * (mean_of(fr) - mean_of(fl))), per});
   }
-  return t.rows.empty() ? "" : t.str();
+  return t.rows.empty() ? "" : t.md();
 }
 
 // Time to each target (seed-mean curve, first evaluation at or above it),
@@ -352,9 +332,9 @@ std::string target_tables(const std::string& out, const std::vector<Config>& cs,
   std::ostringstream csv;
   csv << "protocol,workers,target_accuracy,seeds_reaching,seeds,round,epochs,predicted_s,"
          "speedup_vs_local_sgd_to_accuracy,speedup_vs_data_parallel_to_accuracy\n";
-  Md t{{"protocol", "workers"}, {}};
+  Table t{{"protocol", "workers"}, {}};
   for (double target : s.target_accuracies) t.head.push_back("to " + fmt("%g", target) + "%: predicted s (epochs)");
-  Md sp{{"workers", "target accuracy", "ResIST vs local SGD, to accuracy", "ResIST vs data-parallel, to accuracy"}, {}};
+  Table sp{{"workers", "target accuracy", "ResIST vs local SGD, to accuracy", "ResIST vs data-parallel, to accuracy"}, {}};
   auto reach = [&](const Config* c, double target) -> std::optional<CurvePoint> {
     return c ? first_crossing(c->mean, target / 100) : std::nullopt;
   };
@@ -382,8 +362,8 @@ std::string target_tables(const std::string& out, const std::vector<Config>& cs,
     t.rows.push_back(row);
   }
   json_util::write_atomic(out + "/time_to_accuracy.csv", csv.str());
-  speedups = sp.rows.empty() ? "" : sp.str();
-  return t.str();
+  speedups = sp.rows.empty() ? "" : sp.md();
+  return t.md();
 }
 
 std::string setup_md(const Study& s, const ModelSpec& spec, const sim::Platform& platform) {

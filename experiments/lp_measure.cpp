@@ -10,8 +10,6 @@
 // the prediction.
 #include "experiments/lp_measure.hpp"
 
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "experiments/study.hpp"
+#include "experiments/validate_util.hpp"
 #include "models/error.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/profile.hpp"
@@ -64,21 +63,10 @@ LpMeasure parse_lp_measure(const json& j, const std::string& path) {
 
 namespace {
 
-std::string quote(const std::string& s) { return "'" + s + "'"; }
+using validate_util::fmt;
+using validate_util::quote;
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-void run(const std::string& cmd, const std::string& log) {
-  std::fprintf(stderr, "layer-parallel: %s\n", cmd.c_str());
-  const int st = std::system((cmd + " >" + quote(log) + " 2>&1").c_str());
-  if (st != 0)
-    throw UserError("layer-parallel: runtime command failed (exit " +
-                    std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) + "), see " + log);
-}
+void run(const std::string& cmd, const std::string& log) { validate_util::run_command(cmd, log, "layer-parallel"); }
 
 ScheduleConfig config(const LpMeasure& m, Protocol p, int workers, std::uint64_t seed) {
   ScheduleConfig c;

@@ -1,4 +1,5 @@
 #include "experiments/study.hpp"
+#include "experiments/table.hpp"
 #include "experiments/convergence.hpp"
 
 #include <sys/wait.h>
@@ -328,23 +329,6 @@ std::string times(double x) { return x > 0 ? fmt("%.2f×", x) : "-"; }
 std::string bw_label(double Bps) { return fmt("%g Gbit/s", Bps * 8 / 1e9); }
 
 
-struct Table {
-  std::vector<std::string> head;
-  std::vector<std::vector<std::string>> rows;
-  std::string md() const {
-    std::string s = "|";
-    for (const auto& h : head) s += " " + h + " |";
-    s += "\n|";
-    for (std::size_t i = 0; i < head.size(); ++i) s += i == 0 ? "---|" : "---:|";
-    s += "\n";
-    for (const auto& r : rows) {
-      s += "|";
-      for (const auto& c : r) s += " " + c + " |";
-      s += "\n";
-    }
-    return s;
-  }
-};
 
 using tools::Progress;
 

@@ -45,11 +45,11 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-void run_command(const std::string& cmd, const std::string& log) {
-  std::fprintf(stderr, "validate: %s\n", cmd.c_str());
+void run_command(const std::string& cmd, const std::string& log, const std::string& who) {
+  std::fprintf(stderr, "%s: %s\n", who.c_str(), cmd.c_str());
   const int st = std::system((cmd + " >" + quote(log) + " 2>&1").c_str());
   if (st != 0)
-    throw UserError("validate: runtime command failed (exit " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) +
+    throw UserError(who + ": runtime command failed (exit " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) +
                     "), see " + log);
 }
 

@@ -16,7 +16,7 @@ namespace resist::study::validate_util {
 std::string quote(const std::string& s);
 std::string fmt(const char* f, double v);
 // Runs `cmd` with stdout and stderr into `log`; a failure is a UserError naming the log.
-void run_command(const std::string& cmd, const std::string& log);
+void run_command(const std::string& cmd, const std::string& log, const std::string& who = "validate");
 std::string model_flags(const Study& s);
 std::string train_flags(const Study& s, const std::string& schedule_file);
 ScheduleConfig config_for(const Study& s, Protocol p, int machines, int ell, std::uint64_t seed);
