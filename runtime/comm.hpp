@@ -91,10 +91,14 @@ class P2PCommunicator : public Communicator {
   // A transfer of B bytes goes as max(1, ⌈B / segment_bytes⌉) segments, and
   // at least two once B >= 2·min_segment_bytes (segment_bytes 0: never cut).
   // Must be the same on every rank (both ends cut a transfer alike).
+  // The default is step by step: measured on the idle 2-core machine
+  // (docs/performance.md, resist-bench-comm, 4 ranks), pipelining as in
+  // kPipelined gained nothing on 2.8 M floats and took 1.8× as long on 175 K.
   struct Pipelining {
-    std::uint64_t segment_bytes = 1u << 20, min_segment_bytes = 64u << 10;
-    int window = 2;  // pieces in flight, >= 1
+    std::uint64_t segment_bytes = 0, min_segment_bytes = 0;
+    int window = 1;  // pieces in flight, >= 1
   };
+  static constexpr Pipelining kPipelined{1u << 20, 64u << 10, 2};  // 1 MiB segments, two from 128 KiB on
   Pipelining pipelining;
   // Segments a transfer of `count` floats is cut into.
   int segments(std::uint64_t count) const;

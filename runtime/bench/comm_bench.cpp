@@ -75,7 +75,7 @@ int run(const Options& o) {
       buf.div_(double(env.world_size));
       return;
     }
-    p2p.pipelining = v == "step" ? P2PCommunicator::Pipelining{0, 0, 1} : P2PCommunicator::Pipelining{};
+    p2p.pipelining = v == "step" ? P2PCommunicator::Pipelining{0, 0, 1} : P2PCommunicator::kPipelined;
     p2p.prepare(ranks);
     p2p.allreduce_mean(buf.data_ptr<float>(), std::size_t(o.floats), ranks);
   };

@@ -180,7 +180,7 @@ TEST(P2PCommunicator, PipelinedExecutionEqualsStepByStepBitForBit) {
 }
 
 TEST(P2PCommunicator, SegmentsPerTransfer) {
-  resist::runtime::P2PCommunicator::Pipelining pl;  // 1 MiB segments, two from 128 KiB on
+  resist::runtime::P2PCommunicator::Pipelining pl = resist::runtime::P2PCommunicator::kPipelined;
   resist::test::Wires wires;
   resist::test::LocalComm c(wires, 0, 1);
   c.pipelining = pl;
