@@ -82,7 +82,7 @@ ScheduleConfig config(const LpMeasure& m, Protocol p, int workers, std::uint64_t
   return c;
 }
 
-// One epoch of `p` on `workers` processes, walking the schedule in `dir`-schedule.json.
+// One run on `workers` processes walking the schedule file `dir`-schedule.json, into `dir`.
 void train(const LpMeasure& m, const Paths& paths, int workers, const std::string& dir) {
   run(quote(paths.runtime_dir + "/resist-launch") + " -n " + std::to_string(workers) + " -- " +
           quote(paths.runtime_dir + "/resist-train") + " --schedule " + quote(dir + "-schedule.json") +
