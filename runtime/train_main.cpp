@@ -72,7 +72,8 @@ void add_train_options(boost::program_options::options_description& d, resist::r
        "use the first N training images (0: all; image folders: N spread over the classes)")
       ("test-subset", po::value(&o.test_subset)->default_value(0), "use the first N test images (0: all)")
       ("loader-threads", po::value(&o.loader_threads)->default_value(o.loader_threads),
-       "threads decoding and augmenting batches ahead of the training step (0: on the training thread)")
+       "threads decoding and augmenting batches ahead of the training step (0: on the training thread; "
+       "-1: the cores the workers' intra-op threads leave free, per worker, at most 2)")
       ("prefetch", po::value(&o.prefetch)->default_value(o.prefetch), "batches built ahead of the training step")
       ("skip-bad-images", po::bool_switch(&o.skip_bad_images),
        "image folders: report, count and skip an undecodable image found while training (default: stop, exit 2)")
@@ -113,8 +114,8 @@ void add_train_options(boost::program_options::options_description& d, resist::r
 
 // The flags that need the parsed values (before anything starts).
 void check_more_flags(const boost::program_options::variables_map& vm, resist::runtime::TrainOptions& o) {
-  if (o.loader_threads < 0 || o.loader_threads > 256)
-    throw resist::UserError("--loader-threads: must be in 0..256 (got " + std::to_string(o.loader_threads) + ")");
+  if (o.loader_threads < -1 || o.loader_threads > 256)
+    throw resist::UserError("--loader-threads: must be in -1..256 (got " + std::to_string(o.loader_threads) + ")");
   if (o.prefetch < 1 || o.prefetch > 1024)
     throw resist::UserError("--prefetch: must be in 1..1024 (got " + std::to_string(o.prefetch) + ")");
   o.check_images = !vm["no-image-check"].as<bool>();

@@ -97,6 +97,7 @@ class Trainer {
   void finish(double test_acc);
 
   TrainOptions opt_;
+  bool loader_auto_ = false;  // --loader-threads chosen from the cores (setup)
   RunContext ctx_;
   RunReport report_;
   ModelSpec spec_;
@@ -409,6 +410,14 @@ void Trainer::setup() {
                                        : std::max(1, int(std::thread::hardware_concurrency()) / env.local_world_size);
   torch::set_num_threads(threads);
   set_blas_threads(threads);
+  // Decoder threads only where the ranks' intra-op threads leave cores idle:
+  // on an oversubscribed machine they take their time from the training
+  // step (docs/performance.md: 4 ranks on 2 cores ran 14% faster without).
+  loader_auto_ = opt_.loader_threads < 0;
+  if (loader_auto_) {
+    const int spare = int(std::thread::hardware_concurrency()) - env.local_world_size * threads;
+    opt_.loader_threads = std::clamp(spare / env.local_world_size, 0, 2);
+  }
   load_schedule();
   check_before_rendezvous();
   connect();
@@ -584,7 +593,9 @@ void Trainer::start(int first_round) {
               << " worker(s) over " << ctx_.comm->backend() << ", " << N << " rounds of "
               << header.config.local_iters << " iteration(s), " << data_.train.size() << " training / "
               << data_.test.size() << " test images, " << torch::get_num_threads() << " thread(s) per worker ("
-              << (opt_.threads > 0 ? "--threads" : "cores / local workers") << "); BLAS: "
+              << (opt_.threads > 0 ? "--threads" : "cores / local workers") << "), " << opt_.loader_threads
+              << " loader thread(s) (" << (loader_auto_ ? "the cores left per worker, at most 2" : "--loader-threads")
+              << "); BLAS: "
               << describe(blas_info()) << std::endl;
 }
 

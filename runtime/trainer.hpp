@@ -18,7 +18,7 @@ struct TrainOptions {
   std::int64_t train_subset = 0, test_subset = 0;
   // Data loading (runtime/loader.hpp): decoder threads, batches built ahead,
   // image folders: header check up front, bad images skipped instead of fatal.
-  int loader_threads = 2, prefetch = 4;
+  int loader_threads = -1, prefetch = 4;  // loader_threads -1: auto (Trainer::setup)
   bool check_images = true, skip_bad_images = false;
 
   double lr = 0.1, momentum = 0.9, weight_decay = 5e-4;
