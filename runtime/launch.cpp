@@ -331,10 +331,14 @@ class Supervisor {
     }
   }
 
-  // Collects exited workers; the first failure stops the others.
+  // Collects exited workers; the first failure stops the others. Of the
+  // failures collected together, a worker killed by a signal is named first:
+  // its peers' errors ("connection reset") are its consequence.
   void reap() {
     int status = 0;
     pid_t pid;
+    int failed = -1, failed_status = 0;
+    pid_t failed_pid = 0;
     while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
       const auto it = std::find(pids_.begin(), pids_.end(), pid);
       if (it == pids_.end()) continue;
@@ -342,15 +346,16 @@ class Supervisor {
       done_[std::size_t(r)] = true;
       --alive_;
       const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      if (!ok && failed_rank_ < 0 && !forwarded_) {
-        failed_rank_ = first_rank_ + r;
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        std::cerr << "resist-launch: rank " << first_rank_ + r << " (pid " << pid << ") " << describe(status)
-                  << "; stopping the other workers\n";
-        signal_all(SIGTERM);
-        start_stopping();
-      }
+      if (!ok && (failed < 0 || (WIFSIGNALED(status) && !WIFSIGNALED(failed_status))))
+        failed = r, failed_status = status, failed_pid = pid;
     }
+    if (failed < 0 || failed_rank_ >= 0 || forwarded_) return;
+    failed_rank_ = first_rank_ + failed;
+    exit_code_ = WIFEXITED(failed_status) ? WEXITSTATUS(failed_status) : 128 + WTERMSIG(failed_status);
+    std::cerr << "resist-launch: rank " << failed_rank_ << " (pid " << failed_pid << ") " << describe(failed_status)
+              << "; stopping the other workers\n";
+    signal_all(SIGTERM);
+    start_stopping();
   }
 
   int first_rank_;
