@@ -69,11 +69,16 @@ bool BlockStore::load(const Round& round, Net& net) {
   std::vector<int> blocks = trained_blocks(header_, round, ctx_.rank);
   std::sort(blocks.begin(), blocks.end());
   torch::NoGradGuard ng;
-  // Keep the modules when the set of blocks does not change (local SGD, DP).
+  // Keep the modules when the set of blocks does not change (local SGD, DP);
+  // the blocks whose value is still in them need no copy.
   if (net && blocks == net_blocks_) {
-    for (int b : blocks) copy_into(net->block_parameters(b), held_.at(b));
+    if (net_.is_empty() || net.ptr() != net_.ptr()) copy_out_of_net();
+    for (int b : blocks)
+      if (!in_net_.count(b)) copy_into(net->block_parameters(b), held_.at(b));
+    in_net_.clear();  // training the network now changes them
     return false;
   }
+  copy_out_of_net();
   net = Net(spec_, blocks, header_.config.seed);
   net->to(device_);
   net_blocks_ = blocks;
@@ -83,46 +88,87 @@ bool BlockStore::load(const Round& round, Net& net) {
   return true;
 }
 
+torch::Tensor BlockStore::flat_block(int b) const {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> flat;
+  for (auto& p : net_->block_parameters(b)) flat.push_back(p.detach().reshape({-1}));
+  return torch::cat(flat);  // a new tensor: cat copies
+}
+
+void BlockStore::copy_out_of_net() {
+  for (int b : in_net_) held_[b] = flat_block(b);
+  in_net_.clear();
+}
+
+// The values stay in `net` until an op or the next round needs them.
 void BlockStore::take(const Net& net) {
   after_.clear();
-  torch::NoGradGuard ng;
-  for (int b : net_blocks_) {
-    std::vector<torch::Tensor> flat;
-    for (auto& p : net->block_parameters(b)) flat.push_back(p.detach().reshape({-1}));
-    after_[b] = torch::cat(flat);  // a new tensor: cat copies
-  }
+  net_ = net;
+  pending_ = std::set<int>(net_blocks_.begin(), net_blocks_.end());
 }
 
 torch::Tensor BlockStore::gather(const CommOp& op) {
+  torch::NoGradGuard ng;
   std::vector<torch::Tensor> parts;
-  for (int b : op.blocks) parts.push_back(after_.at(b));
+  for (int b : op.blocks) {
+    if (!after_.count(b) && pending_.count(b))  // straight from the parameters
+      for (auto& p : net_->block_parameters(b)) parts.push_back(p.detach().reshape({-1}));
+    else
+      parts.push_back(after_.at(b));
+  }
   return torch::cat(parts);
 }
 
+// The op's result: views of `values`, a buffer the op allocated for itself.
 void BlockStore::scatter(const CommOp& op, const torch::Tensor& values) {
   std::int64_t off = 0;
   for (int b : op.blocks) {
     const std::int64_t n = std::int64_t(spec_.blocks[std::size_t(b)].param_count);
-    after_[b] = values.slice(0, off, off + n).to(device_).clone();
+    after_[b] = values.slice(0, off, off + n).to(device_);
+    pending_.erase(b);
     off += n;
   }
 }
 
 void BlockStore::drop(const CommOp& op) {
-  for (int b : op.blocks) after_.erase(b);
+  for (int b : op.blocks) {
+    after_.erase(b);
+    pending_.erase(b);
+  }
 }
 
 void BlockStore::end_sync(const std::function<std::vector<int>()>& keep, bool keep_all) {
   held_.clear();
+  in_net_.clear();
   for (int b : keep()) {
-    auto it = after_.find(b);
-    if (it == after_.end())
+    if (auto it = after_.find(b); it != after_.end())
+      held_[b] = it->second;
+    else if (pending_.count(b))
+      in_net_.insert(b);
+    else
       throw std::logic_error("schedule left rank " + std::to_string(ctx_.rank) + " without block " + std::to_string(b));
-    held_[b] = it->second;
   }
   full_.clear();
-  if (keep_all) full_ = std::move(after_);
+  if (keep_all) {
+    full_ = std::move(after_);
+    for (int b : pending_) full_[b] = flat_block(b);
+  }
   after_.clear();
+  pending_.clear();
+}
+
+// What this rank holds, each block in a tensor of its own (a checkpoint
+// must not save the whole buffer an op's result is a view of).
+std::map<int, torch::Tensor> BlockStore::snapshot() const {
+  std::map<int, torch::Tensor> out;
+  for (const auto& [b, t] : held_) out[b] = t.storage().nbytes() == t.nbytes() ? t : t.clone();
+  for (int b : in_net_) out[b] = flat_block(b);
+  return out;
+}
+
+void BlockStore::restore(std::map<int, torch::Tensor> held) {
+  held_ = std::move(held);
+  in_net_.clear();
 }
 
 // ------------------------------------------------------------ slices

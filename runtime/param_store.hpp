@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include <torch/torch.h>
@@ -78,6 +79,12 @@ std::unique_ptr<ParamStore> make_store(const Schedule& header, const ModelSpec& 
 // FNV-1a over a tensor's bytes: what ranks exchange to prove identical copies.
 std::uint64_t hash_tensor(const torch::Tensor& t);
 
+// A block's value stays in the network's parameters, uncopied, for as long
+// as nothing else needs it: take() only notes the network; an op that reads
+// a block flattens it straight from the parameters into the op's bucket; a
+// block no op touched is kept in the network (in_net_) and load() does not
+// copy it back. Data-parallel rounds (no round-end ops) then copy nothing,
+// local SGD once each way around its all-reduce.
 class BlockStore : public ParamStore {
  public:
   BlockStore(const Schedule& header, const ModelSpec& spec, RunContext& ctx, torch::Device device)
@@ -89,20 +96,26 @@ class BlockStore : public ParamStore {
   void scatter(const CommOp& op, const torch::Tensor& values) override;
   void drop(const CommOp& op) override;
   void end_sync(const std::function<std::vector<int>()>& keep, bool keep_all) override;
-  std::map<int, torch::Tensor> model() const override { return full_.empty() ? held_ : full_; }
+  std::map<int, torch::Tensor> model() const override { return full_.empty() ? snapshot() : full_; }
   void check(const Round& round, int num_rounds, SyncStats& stats) override;  // sync_check.cpp
   bool checkpoints() const override { return true; }
-  std::map<int, torch::Tensor> snapshot() const override { return held_; }
-  void restore(std::map<int, torch::Tensor> held) override { held_ = std::move(held); }
+  std::map<int, torch::Tensor> snapshot() const override;
+  void restore(std::map<int, torch::Tensor> held) override;
 
  private:
+  torch::Tensor flat_block(int b) const;  // a copy of block b's parameters in net_, flat
+  void copy_out_of_net();                 // in_net_ blocks into held_ (net_ is about to change)
+
   const Schedule& header_;
   const ModelSpec& spec_;
   RunContext& ctx_;
   torch::Device device_;
   std::vector<int> net_blocks_;        // the blocks of the current network
+  Net net_{nullptr};                   // the network take() last read
   std::map<int, torch::Tensor> held_;  // block -> flat fp32 parameters, between rounds
-  std::map<int, torch::Tensor> after_; // during a sync: every block with a valid value here
+  std::set<int> in_net_;               // between rounds: held blocks whose value is net_'s parameters
+  std::map<int, torch::Tensor> after_; // during a sync: blocks an op gave a value here
+  std::set<int> pending_;              // during a sync: blocks whose value is still net_'s parameters
   std::map<int, torch::Tensor> full_;  // rank 0 on evaluating rounds: every block after the sync
 };
 

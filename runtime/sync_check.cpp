@@ -20,6 +20,8 @@ void BlockStore::check(const Round& round, int, SyncStats& stats) {
   std::ostringstream s;
   for (const auto& [b, t] : held_)
     if (synced.count(b)) s << b << ' ' << hash_tensor(t) << ' ';
+  for (int b : in_net_)
+    if (synced.count(b)) s << b << ' ' << hash_tensor(flat_block(b)) << ' ';
   const std::string prefix = "hash/" + std::to_string(round.index) + "/";
   ctx_.kv->set(prefix + std::to_string(ctx_.rank), s.str());
   if (ctx_.rank != 0) return;

@@ -421,6 +421,26 @@ TEST(RuntimeTrain, IstResumeEqualsUninterrupted) {
   EXPECT_EQ(ra["bytes_sent_total"], rc["bytes_sent_total"]);
 }
 
+// Data-parallel and local SGD keep the parameters in the network between
+// rounds (runtime/param_store.hpp): a checkpoint still holds each block once,
+// and a run resumed from one ends with the uninterrupted run's model.
+TEST(RuntimeTrain, DataParallelAndLocalSgdResumeEqualsUninterrupted) {
+  for (const std::string protocol : {"data-parallel", "local-sgd --local-iters 2"}) {
+    TempDir whole, resumed;
+    const std::string args = "--protocol " + protocol + " --train-subset 256 --test-subset 64 --rounds 6 "
+                             "--batch-size 8 --checkpoint-every 2 ";
+    auto a = run(launch_cmd(2, args + "--out " + whole.path.string()));
+    ASSERT_EQ(a.code, 0) << a.err;
+    const fs::path ckpt = whole.path / "checkpoints" / "round-4";
+    EXPECT_LT(fs::file_size(ckpt / "rank-1.pt"), fs::file_size(whole.path / "model.pt") * 3 / 2) << protocol;
+    auto c = run(launch_cmd(2, args + "--resume " + whole.path.string() + " --out " + resumed.path.string()));
+    ASSERT_EQ(c.code, 0) << c.err;
+    const auto ra = read_json(whole.path / "report.json"), rc = read_json(resumed.path / "report.json");
+    EXPECT_EQ(ra["model_hash"], rc["model_hash"]) << protocol;
+    EXPECT_EQ(ra["test_accuracy"], rc["test_accuracy"]) << protocol;
+  }
+}
+
 // Layer-parallel (docs/layer-parallel.md): K stage processes train at once,
 // exchanging two activation tensors per boundary every iteration; rank 0
 // then evaluates the ordinary network gathered from the stages. Compared with
