@@ -2,6 +2,7 @@
 #include "runtime/dist.hpp"
 
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <unordered_map>
 
@@ -49,9 +50,18 @@ int env_int(const char* name, int fallback, int lo, int hi) {
   return int(x);
 }
 
+using StoreFactory = std::function<c10::intrusive_ptr<c10d::Store>()>;
+
 class StoreKV : public KeyValue {
  public:
-  explicit StoreKV(c10::intrusive_ptr<c10d::Store> s) : store(std::move(s)) {}
+  explicit StoreKV(c10::intrusive_ptr<c10d::Store> s, StoreFactory again = nullptr)
+      : store(std::move(s)), again_(std::move(again)) {}
+  std::shared_ptr<KeyValue> connect_again() override {
+    if (!again_) return nullptr;
+    c10::intrusive_ptr<c10d::Store> s;
+    peer_call("the control-plane store", [&] { s = again_(); });
+    return std::make_shared<StoreKV>(s, again_);
+  }
   void set(const std::string& key, const std::string& value) override {
     const std::vector<std::uint8_t> bytes(value.begin(), value.end());
     peer_call("the control-plane store", [&] { store->set(key, bytes); });
@@ -62,6 +72,9 @@ class StoreKV : public KeyValue {
     return std::string(v.begin(), v.end());
   }
   c10::intrusive_ptr<c10d::Store> store;
+
+ private:
+  StoreFactory again_;
 };
 
 class GlooCommunicator : public P2PCommunicator {
@@ -177,17 +190,28 @@ std::shared_ptr<KeyValue> connect_store(const Env& env, std::chrono::millisecond
                       "); another run on this port? use another --master-port");
     throw PeerFailure("rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) + " failed: " + msg);
   }
+  // torchrun's agent store outlives this attempt and holds its own keys:
+  // this attempt's keys live under a prefix of its run id and restart count.
+  const std::string prefix = "resist/" + env.run_id + "/attempt_" + std::to_string(env.restart_count);
+  // Another client of the same server (no rendezvous, no rank claimed).
+  StoreFactory again = [addr = env.master_addr, opts, timeout, prefix, agent = env.agent_store] {
+    c10d::TCPStoreOptions o = opts;
+    o.isServer = false;
+    o.waitWorkers = false;
+    o.numWorkers = c10::nullopt;
+    auto s = c10::make_intrusive<c10d::TCPStore>(addr, o);
+    s->setTimeout(timeout);
+    if (!agent) return c10::intrusive_ptr<c10d::Store>(s);
+    return c10::intrusive_ptr<c10d::Store>(c10::make_intrusive<c10d::PrefixStore>(prefix, s));
+  };
   if (env.agent_store) {
-    // torchrun's agent store outlives this attempt and holds its own keys:
-    // this attempt's keys live under a prefix of its run id and restart count.
-    c10::intrusive_ptr<c10d::Store> prefixed = c10::make_intrusive<c10d::PrefixStore>(
-        "resist/" + env.run_id + "/attempt_" + std::to_string(env.restart_count), store);
+    c10::intrusive_ptr<c10d::Store> prefixed = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
     StoreKV kv(prefixed);
     kv.barrier("connect", env.rank, env.world_size);
-    return std::make_shared<StoreKV>(prefixed);
+    return std::make_shared<StoreKV>(prefixed, again);
   }
   peer_call("rendezvous", [&] { claim_rank(*store, env); });
-  return std::make_shared<StoreKV>(store);
+  return std::make_shared<StoreKV>(store, again);
 }
 
 std::unique_ptr<Communicator> make_gloo_communicator(const Env& env, const std::shared_ptr<KeyValue>& kv,

@@ -36,6 +36,10 @@ class KeyValue {
   virtual std::string get(const std::string& key) = 0;  // waits for the key
   // Every rank calls it with the same name; returns when all have.
   void barrier(const std::string& name, int rank, int world_size);
+  // A second connection to the same store, for another thread (a
+  // connection serves one thread at a time); nullptr: this one may be
+  // shared (an in-process store).
+  virtual std::shared_ptr<KeyValue> connect_again() { return nullptr; }
 };
 
 // TCPStore (rank 0 serves) or, alone, an in-process store.

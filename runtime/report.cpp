@@ -66,6 +66,20 @@ void RunReport::open_metrics(int start_round) {
   metrics_.flush();
 }
 
+RunReport::~RunReport() {
+  bool busy = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    busy = busy_;
+  }
+  cv_.notify_all();
+  if (!gatherer_.joinable()) return;
+  // Only when leaving on an error: a look-up may wait for a rank that is gone.
+  if (busy) gatherer_.detach();
+  else gatherer_.join();
+}
+
 void RunReport::round_done(int r, int N, const RoundStats& st, std::uint64_t round_bytes, double round_s,
                            double acc, double lr) {
   // Control plane, not counted as wire bytes.
@@ -80,12 +94,60 @@ void RunReport::round_done(int r, int N, const RoundStats& st, std::uint64_t rou
                      {"bytes", round_bytes}, {"round_s", round_s}, {"compute_s", compute_s}, {"comm_s", comm_s}};
   ctx_.kv->set("metrics/" + std::to_string(r) + "/" + std::to_string(ctx_.rank), mine.dump());
   if (ctx_.rank != 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (error_) std::rethrow_exception(error_);
+  if (!gatherer_.joinable()) {
+    auto kv = ctx_.kv->connect_again();
+    gatherer_ = std::thread([this, kv = kv ? kv : ctx_.kv] { gather_loop(kv); });
+  }
+  queue_.push_back({r, N, ctx_.now(), round_s, acc, lr, st.epoch});
+  cv_.notify_all();
+}
+
+void RunReport::drain() {
+  if (ctx_.rank != 0) return;
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return queue_.empty() || error_; });
+  if (error_) std::rethrow_exception(error_);
+}
+
+void RunReport::gather_loop(std::shared_ptr<KeyValue> kv) {
+  for (;;) {
+    Finished f;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      f = queue_.front();
+      busy_ = true;
+    }
+    try {
+      write_round(*kv, f);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      error_ = std::current_exception();
+      busy_ = false;
+      cv_.notify_all();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.pop_front();
+      busy_ = false;
+    }
+    cv_.notify_all();
+  }
+}
+
+// Rank 0: the round's line from every rank's statistics.
+void RunReport::write_round(KeyValue& kv, const Finished& f) {
+  const int r = f.round;
   double loss = 0;
   std::int64_t iters = 0, correct = 0, seen = 0;
   std::uint64_t bytes = 0;
   double compute_max = 0, comm_max = 0;  // the slowest rank's
   for (int w = 0; w < ctx_.world; ++w) {
-    const auto m = json::parse(ctx_.kv->get("metrics/" + std::to_string(r) + "/" + std::to_string(w)));
+    const auto m = json::parse(kv.get("metrics/" + std::to_string(r) + "/" + std::to_string(w)));
     compute_max = std::max(compute_max, m["compute_s"].get<double>());
     comm_max = std::max(comm_max, m["comm_s"].get<double>());
     loss += m["loss"].get<double>();
@@ -96,13 +158,13 @@ void RunReport::round_done(int r, int N, const RoundStats& st, std::uint64_t rou
   }
   json line = {{"round", r}, {"loss", iters ? loss / double(iters) : 0.0},
                {"train_accuracy", seen ? double(correct) / double(seen) : 0.0},
-               {"wall_s", ctx_.now()}, {"round_s", round_s}, {"bytes_sent", bytes}, {"lr", lr},
-               {"epoch", st.epoch}, {"images_per_s", double(seen) / std::max(round_s, 1e-9)},
+               {"wall_s", f.wall_s}, {"round_s", f.round_s}, {"bytes_sent", bytes}, {"lr", f.lr},
+               {"epoch", f.epoch}, {"images_per_s", double(seen) / std::max(f.round_s, 1e-9)},
                {"compute_s", compute_max}, {"comm_s", comm_max}};
-  if (acc >= 0) line["test_accuracy"] = acc;
+  if (f.test_acc >= 0) line["test_accuracy"] = f.test_acc;
   if (metrics_.is_open()) metrics_ << line.dump() << "\n" << std::flush;
-  progress(r, N, line["loss"].get<double>(), line["train_accuracy"].get<double>(), acc,
-           double(seen) / double(ctx_.world) / std::max(round_s, 1e-9));
+  progress(r, f.num_rounds, line["loss"].get<double>(), line["train_accuracy"].get<double>(), f.test_acc,
+           double(seen) / double(ctx_.world) / std::max(f.round_s, 1e-9));
 }
 
 // The progress display: a bar redrawn in place on a terminal, else a line
@@ -158,6 +220,7 @@ std::uint64_t RunReport::write_model(const ModelSpec& spec, const std::map<int, 
 
 void RunReport::finish(const ModelSpec& spec, const std::map<int, torch::Tensor>& model, const RunSummary& s,
                        const SyncStats& sync) {
+  drain();
   const int S = ctx_.world;
   const json mine = {{"peak_memory_bytes", peak_rss_bytes()},
                      {"bytes_sent", ctx_.bytes_offset + ctx_.comm->bytes_sent()},

@@ -163,10 +163,12 @@ int Trainer::run() {
     if (acc >= 0) test_acc = acc;
     report_.round_done(r, N, stats, ctx_.comm->bytes_sent() - bytes_before, seconds_since(ctx_.t0) - round_start,
                        acc, lr_at(std::int64_t(r) * sched_->header().config.local_iters));
-    if (opt_.checkpoint_every > 0 && !opt_.out.empty() && (r + 1) % opt_.checkpoint_every == 0 && r + 1 < N)
+    if (opt_.checkpoint_every > 0 && !opt_.out.empty() && (r + 1) % opt_.checkpoint_every == 0 && r + 1 < N) {
+      report_.drain();  // a resumed run keeps the metrics of the rounds before its checkpoint
       write_checkpoint(opt_.out, r + 1, ctx_, store_->snapshot(),
                        sched_->round(r + 1).reset_optimizer ? nullptr : optim_.get(), ckpt_config_,
                        aux_.is_empty() ? torch::Tensor() : flat_parameters(aux_));
+    }
   }
   finish(test_acc);
   return 0;
