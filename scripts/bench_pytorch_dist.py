@@ -11,6 +11,14 @@ same threads per process (OMP_NUM_THREADS, which OpenBLAS reads too) and
 Gloo on loopback; both train on Fashion-MNIST batches cut from the same
 in-memory uint8 images, normalised per batch.
 
+The work per iteration is the same on both sides: forward, cross-entropy,
+the loss read back (.item()), backward into dropped gradients (PyTorch:
+zero_grad(set_to_none=True)), the same SGD update; per round, local SGD
+flattens the parameters into one buffer and all-reduces it. resist also
+counts correct predictions per iteration (an argmax over the batch's
+logits) and rank 0 gathers the ranks' round statistics for metrics.jsonl,
+on a thread of its own; the PyTorch side keeps no statistics.
+
 Time per iteration = rank 0's wall time from the end of the warm-up rounds
 to the end of the second-to-last round (the last one evaluates), over the
 iterations in between; a round is one iteration for data-parallel and
