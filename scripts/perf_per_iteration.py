@@ -4,9 +4,10 @@ PyTorch worker of scripts/bench_pytorch_dist.py: page faults, context switches a
 (task-clock), summed over the ranks.
 
 Each side runs twice, --short and --long rounds; the difference divided by the difference in
-iterations cancels start-up and the final evaluation. Page faults and context switches are counts,
-so they hardly depend on what else the machine runs; task-clock (CPU milliseconds) does, on a busy
-machine. Sides alternate in each repeat; the median over --repeats is printed.
+iterations cancels start-up and the final evaluation. task-clock (CPU milliseconds) is what a rank
+spends, not what it waits, but a busy machine inflates it too; page faults follow the allocator's
+state and varied 2x between two runs of the same build here (measured under load). Sides alternate
+in each repeat; the median over --repeats is printed.
 
   /usr/bin/python3 scripts/perf_per_iteration.py --procs 4 --width 32 --protocol local-sgd \\
       --side resist=build --side pytorch
