@@ -117,7 +117,7 @@ void RunReport::gather_loop(std::shared_ptr<KeyValue> kv) {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;
+      if (stop_) return;  // (finish() drained the queue; else the run is ending on an error)
       f = queue_.front();
       busy_ = true;
     }
