@@ -8,11 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/json.hpp"
 #include "tests/support/port.hpp"
-#include "tests/support/process.hpp"
 
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // run, read_json, TempDir, free_port
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -23,10 +22,6 @@ const std::string train = resist::test::bin("runtime/resist-train");
 const std::string tiny_run =
     " --model preact-resnet18 --base-width 4 --dataset fashion-mnist --threads 1 --quiet --timeout 60"
     " --protocol local-sgd --train-subset 256 --test-subset 64 --local-iters 2 --rounds 3 --batch-size 8";
-
-json read_json(const fs::path& p) { return json::parse(resist::test::read_text(p)); }
-
-using resist::test::free_port;
 
 }  // namespace
 

@@ -7,10 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/process.hpp"
+#include "tests/support/json.hpp"
 
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // run, read_json, TempDir
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -21,8 +20,6 @@ const std::string train = resist::test::bin("runtime/resist-train");
 const std::string model_py = "/usr/bin/python3 " RESIST_SOURCE_DIR "/analysis/resist_model.py";
 
 bool have_python_torch() { return run("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1").code == 0; }
-
-json read_json(const fs::path& p) { return json::parse(resist::test::read_text(p)); }
 
 void expect_same_accuracy(const fs::path& out) {
   const auto py = run(model_py + " --run " + out.string());

@@ -13,11 +13,10 @@
 #include "schedule/accounting.hpp"
 #include "schedule/schedule.hpp"
 #include "schedule/timeline.hpp"
+#include "tests/support/json.hpp"
 #include "tests/support/port.hpp"
-#include "tests/support/process.hpp"
 
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // run, read_json, TempDir, free_port
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -27,8 +26,6 @@ const std::string launch = resist::test::bin("runtime/resist-launch");
 const std::string train = resist::test::bin("runtime/resist-train");
 // preact-resnet34 has 5 partitionable blocks; width 4 keeps it cheap.
 const std::string small = " --model preact-resnet34 --base-width 4 --dataset fashion-mnist --threads 1 --quiet --timeout 60";
-
-json read_json(const fs::path& p) { return json::parse(resist::test::read_text(p)); }
 
 std::string launch_cmd(int n, const std::string& args) {
   return launch + " -n " + std::to_string(n) + " -- " + train + small + " " + args;
@@ -118,8 +115,6 @@ resist::ScheduleConfig config(resist::Protocol p, int workers, int local_iters, 
   c.eval_every = eval_every;
   return c;
 }
-
-using resist::test::free_port;
 
 }  // namespace
 
