@@ -46,8 +46,10 @@ inline Result run(const std::string& command) {
 
 inline std::string bin(const std::string& rel) { return std::string(RESIST_BINARY_DIR) + "/" + rel; }
 
-// The build's resist-study, which the experiments tests run.
+// The build's programs that the end-to-end tests run.
 inline const std::string kStudy = bin("experiments/resist-study");
+inline const std::string kLaunch = bin("runtime/resist-launch");
+inline const std::string kTrain = bin("runtime/resist-train");
 
 // A fresh, empty directory under the system temp dir, removed on destruction.
 struct TempDir {
