@@ -198,7 +198,7 @@ LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
     const std::string log = dir + "/network-fit-m" + std::to_string(m) + "-" + std::to_string(floats) + ".log";
     run_command(quote(rt.launch) + " -n " + std::to_string(m) + " -- " + quote(rt.bench_comm) + " --floats " +
                     std::to_string(floats) + " --iters " + (floats >= 262144 ? "5" : "20") +
-                    " --repeats 3 --variants pipelined",
+                    " --repeats 5 --variants pipelined",
                 log, "validate-grid");
     const double steps = 2.0 * (m - 1);
     f.samples.push_back({steps, steps / m * 4.0 * double(floats), bench_seconds(log)});
