@@ -1,7 +1,10 @@
 // `resist-sim presets`: the GPU presets platforms may name (gpu.preset), each
 // with the published figure it comes from and the FLOP/s it turns into.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -43,9 +46,16 @@ int cmd_presets(int argc, char** argv) {
   for (const auto& p : gpu_presets())
     std::printf("| %s | %s | %s | %d | %.0f | %.2f |\n", p.name.c_str(), p.gpu.c_str(), p.precision.c_str(), p.batch,
                 p.images_per_s, preset_flops(p) / 1e12);
-  std::printf("\nSource of every figure: %s.\nNo H100 preset: no published per-GPU ResNet-50 training throughput "
-              "was found.\n",
-              gpu_presets().front().source.c_str());
+  std::vector<std::string> sources;
+  for (const auto& p : gpu_presets())
+    if (std::find(sources.begin(), sources.end(), p.source) == sources.end()) sources.push_back(p.source);
+  std::printf("\nSources:\n");
+  for (const auto& source : sources) {
+    std::string names;
+    for (const auto& p : gpu_presets())
+      if (p.source == source) names += (names.empty() ? "" : ", ") + p.name;
+    std::printf("- %s: %s.\n", names.c_str(), source.c_str());
+  }
   return 0;
 }
 

@@ -25,13 +25,22 @@ TEST(SimPresetsCli, ListsEveryPresetWithItsFigureAndFlops) {
   const auto r = run(sim + " presets --format json");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  ASSERT_EQ(j["presets"].size(), 4u);
+  ASSERT_EQ(j["presets"].size(), 8u);
   const double per_image = j["training_flops_per_image"];
   for (const auto& p : j["presets"])
     EXPECT_DOUBLE_EQ(p["flops"].get<double>(), p["images_per_s"].get<double>() * per_image) << p["name"];
   const auto table = run(sim + " presets");
   ASSERT_EQ(table.code, 0) << table.err;
   EXPECT_NE(table.out.find("| a100-tf32 | A100 80GB (DGX A100) | TF32 | 256 | 938 |"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("| h100-amp | H100 80GB SXM5 | mixed precision (AMP) | 1280 | 2616 |"), std::string::npos)
+      << table.out;
+  // Each source is named once, with the presets taken from it.
+  EXPECT_NE(table.out.find("- v100-fp32, v100-amp, a100-tf32, a100-amp: NVIDIA DeepLearningExamples"),
+            std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("- h100-tf32, h100-amp, h100-pcie-tf32, h100-pcie-amp: Lambda GPU benchmark"),
+            std::string::npos)
+      << table.out;
 }
 
 TEST(SimPresetsCli, RunNamesThePresetAsItsComputeSource) {
