@@ -96,11 +96,7 @@ double ComputeModel::round_setup_s(const std::vector<int>& blocks, int rank, boo
   std::uint64_t params = 0;
   for (int b : blocks) params += m.blocks[b].param_count;
   const double share = double(params) / double(spec_.param_count());
-  // IST loads its slices by element index and takes them back the same way:
-  // the profile's per-byte packing by index, when it has one.
-  const double reload = subnet && profile_->ist_pack_s_per_byte > 0 ? profile_->ist_pack_s_per_byte * 4.0 * double(params)
-                                                                     : share * profile_->reload_s;
-  return (reload + (rebuilt ? share * profile_->rebuild_s : 0.0)) / platform_.speed_factor(rank);
+  return share * (profile_->reload_s + (rebuilt ? profile_->rebuild_s : 0.0)) / platform_.speed_factor(rank);
 }
 
 double ComputeModel::pack_s_per_byte(bool ist) const {

@@ -44,9 +44,7 @@ class ComputeModel {
   // held values loaded into the worker's network and taken out after
   // training, plus, when `rebuilt` (its blocks or its subnet changed), the
   // network and optimizer built anew: the profile's whole-model figures
-  // times the worker's share of the model's parameters (an IST subnet's
-  // slices are loaded and taken by element index: the profile's IST packing
-  // per byte, when it has one, replaces the reload).
+  // times the worker's share of the model's parameters.
   double round_setup_s(const std::vector<int>& blocks, int rank, bool rebuilt, const ModelSpec* subnet = nullptr) const;
   // Per byte of a sync op's payload, on each participant (profiles only; 0
   // without one): packing the values into one buffer and back, by element
