@@ -81,21 +81,6 @@ std::vector<CurvePoint> read_curve(const std::string& metrics_path, const std::v
   return curve;
 }
 
-void convergence_defaults(Study& s) {
-  s.protocols = {"data-parallel", "local-sgd", "resist"};
-  s.machines = {2, 4};
-  s.local_iters = {10};
-  s.model.model = "preact-resnet34";
-  s.model.base_width = 4;
-  s.model.dataset = "fashion-mnist";
-  s.batch_size = 32;
-  s.min_depth = 2;
-  s.epochs = 10;
-  s.train_subset = 4096;
-  s.test_subset = 1000;
-  s.target_accuracies = {70, 80, 85};
-}
-
 void parse_convergence_keys(const json_util::Reader& root, Study& s) {
   const std::string wkey = root.has("machines") ? "machines" : "workers";
   for (std::size_t i = 0; i < s.machines.size(); ++i)

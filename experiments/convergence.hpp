@@ -39,9 +39,6 @@ std::vector<CurvePoint> mean_curve(const std::vector<std::vector<CurvePoint>>& s
 std::vector<CurvePoint> read_curve(const std::string& metrics_path, const std::vector<double>& round_end_s,
                                    const std::vector<long long>& iters_done, int iters_per_epoch);
 
-// The kind's defaults (the opt-in study's set-up, scaled down).
-void convergence_defaults(Study& s);
-
 // Runs the study: every protocol × workers × seed trained for real
 // (resist-launch + resist-train on loopback, --schedule), every run's
 // schedule simulated on the study's platform; writes curves.csv,

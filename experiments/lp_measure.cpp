@@ -68,16 +68,17 @@ using validate_util::quote;
 
 void run(const std::string& cmd, const std::string& log) { validate_util::run_command(cmd, log, "layer-parallel"); }
 
+// A measured run's schedule: one epoch of the training subset, ℓ = 1, as the
+// study's grid points are made (schedule_config) but from "measure_here"'s
+// model and batch; the rest (min_depth) are Study's defaults.
 ScheduleConfig config(const LpMeasure& m, Protocol p, int workers, std::uint64_t seed) {
-  ScheduleConfig c;
-  c.protocol = p;
-  c.model = m.model;
-  c.workers = workers;
-  c.local_iters = 1;
-  c.seed = seed;
-  c.batch_size = m.batch_size;
-  c.epochs = 1;
-  c.train_size = m.train_subset;
+  Study measured;
+  measured.seed = seed;
+  measured.model = m.model;
+  measured.epochs = 1;
+  measured.batch_size = m.batch_size;
+  measured.train_size = m.train_subset;
+  ScheduleConfig c = schedule_config(measured, p, workers, 1);
   if (p == Protocol::layer_parallel) c.stages = workers;
   return c;
 }

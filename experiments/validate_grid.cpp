@@ -41,25 +41,6 @@ using nlohmann::json;
 using json_util::Reader;
 using namespace validate_util;
 
-void validate_grid_defaults(Study& s) {
-  s.protocols = {"data-parallel", "local-sgd", "resist", "ist"};
-  s.machines = {2, 4};
-  s.local_iters = {1, 5};
-  s.model.model = "preact-resnet34";
-  s.model.base_width = 8;
-  s.model.dataset = "fashion-mnist";
-  s.ist_model.model = "mlp";
-  s.ist_model.block.clear();
-  s.ist_model.dataset = "fashion-mnist";
-  s.ist_model.hidden = {1024};
-  s.batch_size = 32;
-  s.min_depth = 2;
-  s.rounds = 9;
-  s.repeats = 3;
-  s.train_subset = 2048;
-  s.test_subset = 128;
-}
-
 void parse_validate_grid(const Reader& root, Study& s) {
   if (root.has("repeats")) s.repeats = int(root.at("repeats").integer(1, 100));
   for (std::size_t i = 0; i < s.machines.size(); ++i)

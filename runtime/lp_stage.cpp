@@ -23,17 +23,19 @@ torch::Tensor LocalStep::forward(const torch::Tensor& x) {
   return y_;
 }
 
-torch::Tensor LocalStep::loss(const torch::Tensor& labels) {
-  torch::Tensor loss = holds_output() ? torch::nn::functional::cross_entropy(y_, labels)
-                                      : 0.5 * beta_ * torch::mse_loss(y_, incoming(out_boundary_));
-  if (head_target_ < 0) return loss;
-  if (aux_step_ <= 0) return loss + torch::mse_loss(z_, incoming(head_target_));
-  // The stage's backward now (its parameters' gradients and ∂L/∂z), then the
-  // head's target from ∂L/∂z; the caller's backward covers the head's loss.
-  loss.backward();
+torch::Tensor LocalStep::stage_loss(const torch::Tensor& labels) {
+  return holds_output() ? torch::nn::functional::cross_entropy(y_, labels)
+                        : 0.5 * beta_ * torch::mse_loss(y_, incoming(out_boundary_));
+}
+
+torch::Tensor LocalStep::head_loss() {
+  if (!has_head()) throw std::logic_error("head_loss() on a worker without an auxiliary head");
+  if (aux_step_ <= 0) return torch::mse_loss(z_, incoming(head_target_));
+  // The target moves along ∂L/∂z, which the stage's backward left in zin_.
+  if (!zin_.grad().defined()) throw std::logic_error("head_loss() before the stage's backward (aux_step > 0)");
   const double scale = aux_step_ * double(zin_.numel()) / beta_;
   const auto target = incoming(head_target_) - scale * zin_.grad();
-  return loss.detach() + torch::mse_loss(z_, target);
+  return torch::mse_loss(z_, target);
 }
 
 std::int64_t LocalStep::count(const CommOp& op) {

@@ -12,15 +12,21 @@
 //                b (a block whose input the tensor is) a worker sends y when
 //                b is its output boundary, A(x) when b is its head's target,
 //                and receives the neighbour's tensor of the same shape
-//   loss(labels) the cross-entropy of y when the network ends with the
+//   stage_loss(labels)
+//                L: the cross-entropy of y when the network ends with the
 //                model's output block; otherwise β/2 · mse(y, what arrived
-//                at its output boundary); plus mse(A(x), t) when there is a
-//                head, t = what arrived at the head's target (the previous
-//                stage's output y') or, with aux_step γ > 0, y' − γ·(N/β)·∂L/∂z
-//                (N = z's elements): y' moved by the stage's own loss
-//                gradient at its input, the penalty problem's first-order
-//                optimal auxiliary variable at γ = 1. Targets carry no
-//                gradient back.
+//                at its output boundary)
+//   head_loss()  when there is a head: mse(A(x), t), t = what arrived at the
+//                head's target (the previous stage's output y') or, with
+//                aux_step γ > 0, y' − γ·(N/β)·∂L/∂z (N = z's elements): y'
+//                moved by the stage's own loss gradient at its input, the
+//                penalty problem's first-order optimal auxiliary variable at
+//                γ = 1. Targets carry no gradient back.
+//
+// The two losses share no graph (z is detached), so each backward pass
+// reaches only its own parameters. The caller runs them, and orders them:
+// with γ > 0 the head's target needs ∂L/∂z, so L's backward must run before
+// head_loss() (head_needs_stage_backward()).
 #include <cstdint>
 #include <map>
 
@@ -38,8 +44,13 @@ class LocalStep : public OpValues {
   LocalStep(Net& net, AuxHead& aux, int rank, double beta, double aux_step = 0);
 
   torch::Tensor forward(const torch::Tensor& images);  // y: logits when holds_output()
-  torch::Tensor loss(const torch::Tensor& labels);
+  torch::Tensor stage_loss(const torch::Tensor& labels);
+  // Only when has_head(); after stage_loss's backward when head_needs_stage_backward()
+  // (std::logic_error otherwise).
+  torch::Tensor head_loss();
   bool holds_output() const { return out_boundary_ < 0; }
+  bool has_head() const { return head_target_ >= 0; }
+  bool head_needs_stage_backward() const { return has_head() && aux_step_ > 0; }
 
   // OpValues over the activations exchanged after forward().
   std::int64_t count(const CommOp& op) override;

@@ -192,7 +192,15 @@ void Trainer::train_step(const Round& round, std::int64_t t, RoundStats& stats) 
   for (std::size_t k = 0; k < round.sync.size(); ++k)
     if (round.sync[k].phase == Phase::forward && round.sync[k].involves(ctx_.rank))
       execute(round.sync[k], int(k), round.index, step);
-  auto loss = step.loss(y);
+  // Two losses (lp_stage.hpp): the network's and, in a layer-parallel stage
+  // after the first, its auxiliary head's, each with its own backward pass.
+  // With --lp-aux-step > 0 the head's target moves along the stage's input
+  // gradient, so the stage's backward runs before the head's loss exists.
+  const auto stage_loss = step.stage_loss(y);
+  const bool stage_first = step.head_needs_stage_backward();
+  if (stage_first) stage_loss.backward();
+  const auto head_loss = step.has_head() ? step.head_loss() : torch::Tensor();
+  auto loss = head_loss.defined() ? stage_loss.detach() + head_loss : stage_loss;
   if (round.index == opt_.fail_round && ctx_.rank == opt_.fail_rank && opt_.fail_mode == "nan")
     loss = loss * std::nan("");
   const double loss_v = loss.item<double>();
@@ -207,7 +215,8 @@ void Trainer::train_step(const Round& round, std::int64_t t, RoundStats& stats) 
     bucket_bytes_before_ = ctx_.comm->bytes_sent();
     buckets_->begin();
   }
-  loss.backward();
+  if (!stage_first) stage_loss.backward();
+  if (head_loss.defined()) head_loss.backward();
   stats.loss_sum += loss_v;
   if (step.holds_output()) stats.correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
   stats.seen += std::int64_t(index.size());

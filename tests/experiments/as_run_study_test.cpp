@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -11,13 +10,9 @@
 #include "tests/support/process.hpp"
 
 namespace fs = std::filesystem;
-using resist::test::read_text;
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // kStudy, run, read_text, write_file, TempDir
 
 namespace {
-
-const std::string kStudy = resist::test::bin("experiments/resist-study");
 
 // wall_clock_s (column 10 of results.csv) per data row.
 std::vector<double> wall_clock(const fs::path& csv) {
@@ -40,12 +35,12 @@ std::vector<double> wall_clock(const fs::path& csv) {
 TEST(StudyAsRun, ReportsBothAndOverheadsOnlyAddTime) {
   TempDir dir;
   const fs::path study = dir.path / "ar.json", out = dir.path / "out";
-  std::ofstream(study) << R"({"format": "resist-study", "version": 1, "kind": "paper-cifar", "seed": 3,
+  write_file(study, R"({"format": "resist-study", "version": 1, "kind": "paper-cifar", "seed": 3,
     "model": {"model": "preact-resnet34", "block": "basic", "base_width": 8, "dataset": "cifar10"},
     "min_depth": 2, "batch_size": 64, "protocols": ["local-sgd", "resist"], "workers": [2, 4],
     "local_iters": [4], "epochs": 1, "train_size": 2048, "max_simulated_rounds": 3,
     "as_run": {"granularity": "tensor", "fresh_groups": true, "blocks_via_root": true,
-               "launch_latency": "1ms", "group_setup": "10ms", "group_setup_per_rank": "1ms"}})";
+               "launch_latency": "1ms", "group_setup": "10ms", "group_setup_per_rank": "1ms"}})");
   const auto r = run(kStudy + " run " + study.string() + " --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string report = read_text(out / "report.md");
@@ -62,8 +57,8 @@ TEST(StudyAsRun, ReportsBothAndOverheadsOnlyAddTime) {
 TEST(StudyAsRun, BadAsRunNamesTheKey) {
   TempDir dir;
   const fs::path study = dir.path / "bad.json";
-  std::ofstream(study) << R"({"format": "resist-study", "version": 1, "kind": "paper-cifar", "seed": 3,
-    "as_run": {"granularity": "layer"}})";
+  write_file(study, R"({"format": "resist-study", "version": 1, "kind": "paper-cifar", "seed": 3,
+    "as_run": {"granularity": "layer"}})");
   const auto r = run(kStudy + " run " + study.string() + " --out " + (dir.path / "out").string());
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("as_run.granularity: unknown value 'layer'"), std::string::npos) << r.err;

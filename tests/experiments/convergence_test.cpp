@@ -20,13 +20,9 @@ namespace fs = std::filesystem;
 using resist::study::CurvePoint;
 using resist::study::first_crossing;
 using resist::study::mean_curve;
-using resist::test::read_text;
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // kStudy, run, read_text, write_file, TempDir
 
 namespace {
-
-const std::string kStudy = resist::test::bin("experiments/resist-study");
 
 std::vector<CurvePoint> curve(const std::vector<double>& acc) {
   std::vector<CurvePoint> c;
@@ -133,7 +129,7 @@ TEST(ConvergenceConfig, BadStudyFilesAreOneLineAndExit2) {
   int i = 0;
   for (const auto& [extra, expect] : cases) {
     const fs::path file = dir.path / ("c" + std::to_string(i++) + ".json"), out = dir.path / "out";
-    std::ofstream(file) << base << extra << "}";
+    write_file(file, base + extra + "}");
     const auto r = run(kStudy + " run " + file.string() + " --out " + out.string());
     EXPECT_EQ(r.code, 2) << extra << "\n" << r.err;
     EXPECT_NE(r.err.find(file.string()), std::string::npos) << r.err;
@@ -160,11 +156,11 @@ TEST(ConvergenceConfig, ShippedOptInStudyReads) {
 TEST(ConvergenceRun, TinyStudyRecordsCurvesAndTimesToTargets) {
   TempDir dir;
   const fs::path file = dir.path / "c.json", out = dir.path / "out";
-  std::ofstream(file) << R"({"format": "resist-study", "version": 1, "kind": "convergence", "seed": 7,
+  write_file(file, R"({"format": "resist-study", "version": 1, "kind": "convergence", "seed": 7,
     "model": {"model": "preact-resnet34", "block": "basic", "base_width": 4, "dataset": "fashion-mnist"},
     "protocols": ["data-parallel", "local-sgd", "resist"], "workers": [2], "local_iters": [2], "batch_size": 16,
     "min_depth": 2, "epochs": 2, "train_subset": 128, "test_subset": 64, "threads": 1, "seeds": 1,
-    "evals_per_epoch": 2, "target_accuracies": [1, 100]})";
+    "evals_per_epoch": 2, "target_accuracies": [1, 100]})");
   const auto r = run(kStudy + " run " + file.string() + " --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("ResIST − local SGD"), std::string::npos) << r.out;

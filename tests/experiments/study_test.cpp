@@ -2,32 +2,23 @@
 // simulated kind produces the expected tables and non-empty figures.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <algorithm>
-#include <fstream>
+#include <filesystem>
 #include <map>
+#include <sstream>
 #include <tuple>
 #include <vector>
 
-#include "experiments/study.hpp"
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "experiments/study.hpp"
 #include "models/error.hpp"
 #include "tests/support/process.hpp"
 
 namespace fs = std::filesystem;
-using resist::test::read_text;
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // kStudy, run, read_text, write_file, TempDir
 
 namespace {
-
-const std::string kStudy = resist::test::bin("experiments/resist-study");
-
-void write_file(const fs::path& p, const std::string& text) {
-  std::ofstream(p) << text;
-}
 
 std::string tiny(const std::string& kind, const std::string& extra) {
   return R"({"format": "resist-study", "version": 1, "kind": ")" + kind + R"(", "seed": 3,
@@ -299,7 +290,7 @@ TEST(StudyRun, SweepAndStudyWriteTheSameRowsForTheSameGrid) {
       "max_simulated_rounds": 2, "platform": ")" + plat + "\""));
   const auto s = run(kStudy + " run " + study.string() + " --out " + out.string());
   ASSERT_EQ(s.code, 0) << s.err;
-  const auto w = run(resist::test::bin("sim/resist-sim") +
+  const auto w = run(bin("sim/resist-sim") +
                      " sweep --model preact-resnet34 --block basic --base-width 8 --dataset cifar10 --seed 3"
                      " --min-depth 2 --batch-size 64 --protocols data-parallel,local-sgd,resist --workers 2,4"
                      " --local-iters 1,8 --epochs 1 --train-size 2048 --bandwidth 1Gbps,10Gbps"

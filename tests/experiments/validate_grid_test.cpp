@@ -16,13 +16,9 @@
 #include "tests/support/process.hpp"
 
 namespace fs = std::filesystem;
-using resist::test::read_text;
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // kStudy, run, read_text, write_file, TempDir
 
 namespace {
-
-const std::string kStudy = resist::test::bin("experiments/resist-study");
 
 std::string grid(const std::string& extra) {
   return R"({"format": "resist-study", "version": 1, "kind": "validate-grid", "seed": 5,
@@ -34,7 +30,7 @@ std::string grid(const std::string& extra) {
 
 std::string error_of(const TempDir& dir, const std::string& text) {
   const fs::path f = dir.path / "g.json";
-  std::ofstream(f) << text;
+  write_file(f, text);
   try {
     resist::study::read_study(f.string());
   } catch (const resist::UserError& e) {

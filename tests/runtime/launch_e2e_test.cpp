@@ -8,25 +8,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/json.hpp"
 #include "tests/support/port.hpp"
-#include "tests/support/process.hpp"
 
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // kLaunch, kTrain, run, read_json, TempDir, free_port
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string launch = resist::test::bin("runtime/resist-launch");
-const std::string train = resist::test::bin("runtime/resist-train");
 const std::string tiny_run =
     " --model preact-resnet18 --base-width 4 --dataset fashion-mnist --threads 1 --quiet --timeout 60"
     " --protocol local-sgd --train-subset 256 --test-subset 64 --local-iters 2 --rounds 3 --batch-size 8";
-
-json read_json(const fs::path& p) { return json::parse(resist::test::read_text(p)); }
-
-using resist::test::free_port;
 
 }  // namespace
 
@@ -39,7 +32,7 @@ TEST(Torchrun, ResistTrainRunsUnderExactlyTorchrunsEnvironment) {
   auto rank = [&](int r) {
     return "(env -i PATH=/usr/bin:/bin RANK=" + std::to_string(r) + " LOCAL_RANK=" + std::to_string(r) +
            " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
-           " TORCHELASTIC_RUN_ID=test-run " + train + tiny_run + (r == 0 ? " --out " + d + "/out" : "") + " 2>" + d +
+           " TORCHELASTIC_RUN_ID=test-run " + kTrain + tiny_run + (r == 0 ? " --out " + d + "/out" : "") + " 2>" + d +
            "/e" + std::to_string(r) + "; echo $? >" + d + "/c" + std::to_string(r) + ")";
   };
   run(rank(0) + " & " + rank(1) + " & wait");
@@ -59,7 +52,7 @@ TEST(Torchrun, DebiansTorchrunStartsTwoWorkers) {
     GTEST_SKIP() << "/usr/bin/python3 has no torch.distributed.run (apt-get install python3-torch)";
   TempDir dir;
   const auto r = run("cd " + dir.path.string() + " && /usr/bin/python3 -m torch.distributed.run --nproc_per_node=2 "
-                     "--master_port=" + std::to_string(free_port()) + " --redirects 1 --tee 1 --no_python " + train +
+                     "--master_port=" + std::to_string(free_port()) + " --redirects 1 --tee 1 --no_python " + kTrain +
                      tiny_run + " --out " + dir.path.string() + "/out");
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_EQ(read_json(dir.path / "out" / "report.json")["workers"], 2);
@@ -70,7 +63,7 @@ TEST(ResistLaunch, TwoNodesOfTwoRanksOnThisMachine) {
   const auto d = dir.path.string();
   const std::string port = std::to_string(free_port());
   auto node = [&](int k, const std::string& program) {
-    return "(" + launch + " --nnodes 2 --node-rank " + std::to_string(k) + " --master-addr 127.0.0.1 --master-port " +
+    return "(" + kLaunch + " --nnodes 2 --node-rank " + std::to_string(k) + " --master-addr 127.0.0.1 --master-port " +
            port + " -n 2 -- " + program + " >" + d + "/o" + std::to_string(k) + " 2>" + d + "/e" + std::to_string(k) +
            "; echo $? >" + d + "/c" + std::to_string(k) + ")";
   };
@@ -81,7 +74,7 @@ TEST(ResistLaunch, TwoNodesOfTwoRanksOnThisMachine) {
   EXPECT_NE(o1.find("[rank 3] 3/4/1/2/1"), std::string::npos) << o1;
   EXPECT_NE(resist::test::read_text(dir.path / "o0").find("[rank 1] 1/4/1/2/0"), std::string::npos);
   // A real run across both: rank 0 (node 0) writes the report of 4 workers.
-  run(node(0, train + tiny_run + " --out " + d + "/out") + " & " + node(1, train + tiny_run) + " & wait");
+  run(node(0, kTrain + tiny_run + " --out " + d + "/out") + " & " + node(1, kTrain + tiny_run) + " & wait");
   EXPECT_EQ(resist::test::read_text(dir.path / "c0"), "0\n") << resist::test::read_text(dir.path / "e0");
   EXPECT_EQ(resist::test::read_text(dir.path / "c1"), "0\n") << resist::test::read_text(dir.path / "e1");
   EXPECT_EQ(read_json(dir.path / "out" / "report.json")["workers"], 4);
@@ -89,13 +82,13 @@ TEST(ResistLaunch, TwoNodesOfTwoRanksOnThisMachine) {
 
 TEST(ResistLaunch, TorchrunSpellingsAndBadNodeFlags) {
   // torchrun's spellings: --nproc_per_node=2, --node_rank, --master_addr=...
-  const auto ok = run(launch + " --nproc_per_node=2 --nnodes=1 --node_rank=0 --master_addr=127.0.0.1 -- "
+  const auto ok = run(kLaunch + " --nproc_per_node=2 --nnodes=1 --node_rank=0 --master_addr=127.0.0.1 -- "
                                "sh -c 'echo $RANK/$WORLD_SIZE/$MASTER_ADDR'");
   ASSERT_EQ(ok.code, 0) << ok.err;
   EXPECT_NE(ok.out.find("[rank 1] 1/2/127.0.0.1"), std::string::npos) << ok.out;
   for (const std::string flags : {" -n 2 --nnodes 2 --node-rank 2 --master-port 29999",
                                    " -n 2 --nnodes 2 --node-rank 1", " -n 2 --nnodes 0", " -n 2 --nnodes x"}) {
-    const auto r = run(launch + flags + " -- true");
+    const auto r = run(kLaunch + flags + " -- true");
     EXPECT_EQ(r.code, 2) << flags << ": " << r.err;
     EXPECT_NE(r.err.find("resist-launch: "), std::string::npos) << r.err;
   }

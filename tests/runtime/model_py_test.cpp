@@ -7,22 +7,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tests/support/process.hpp"
+#include "tests/support/json.hpp"
 
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // kLaunch, kTrain, run, read_json, TempDir
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string launch = resist::test::bin("runtime/resist-launch");
-const std::string train = resist::test::bin("runtime/resist-train");
 const std::string model_py = "/usr/bin/python3 " RESIST_SOURCE_DIR "/analysis/resist_model.py";
 
 bool have_python_torch() { return run("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1").code == 0; }
-
-json read_json(const fs::path& p) { return json::parse(resist::test::read_text(p)); }
 
 void expect_same_accuracy(const fs::path& out) {
   const auto py = run(model_py + " --run " + out.string());
@@ -41,7 +36,7 @@ void expect_same_accuracy(const fs::path& out) {
 TEST(ResistModelPy, ResnetOfAResistRunScoresTheReportedAccuracy) {
   if (!have_python_torch()) GTEST_SKIP() << "/usr/bin/python3 cannot import torch (apt-get install python3-torch)";
   TempDir dir;
-  const auto r = run(launch + " -n 2 -- " + train +
+  const auto r = run(kLaunch + " -n 2 -- " + kTrain +
                      " --model preact-resnet34 --base-width 4 --dataset fashion-mnist --threads 1 --quiet "
                      "--protocol resist --min-depth 1 --train-subset 512 --test-subset 300 --local-iters 2 "
                      "--rounds 4 --batch-size 16 --eval-batch 128 --out " + dir.path.string());
@@ -82,7 +77,7 @@ TEST(ResistModelPy, ResnetOfAResistRunScoresTheReportedAccuracy) {
 TEST(ResistModelPy, MlpOfAnIstRunScoresTheReportedAccuracy) {
   if (!have_python_torch()) GTEST_SKIP() << "/usr/bin/python3 cannot import torch (apt-get install python3-torch)";
   TempDir dir;
-  const auto r = run(launch + " -n 2 -- " + train +
+  const auto r = run(kLaunch + " -n 2 -- " + kTrain +
                      " --model mlp --hidden 128,64 --dataset fashion-mnist --threads 1 --quiet --protocol ist "
                      "--train-subset 512 --test-subset 300 --local-iters 2 --rounds 4 --batch-size 16 --out " +
                      dir.path.string());

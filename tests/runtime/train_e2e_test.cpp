@@ -13,25 +13,20 @@
 #include "schedule/accounting.hpp"
 #include "schedule/schedule.hpp"
 #include "schedule/timeline.hpp"
+#include "tests/support/json.hpp"
 #include "tests/support/port.hpp"
-#include "tests/support/process.hpp"
 
-using resist::test::run;
-using resist::test::TempDir;
+using namespace resist::test;  // kLaunch, kTrain, run, read_json, TempDir, free_port
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string launch = resist::test::bin("runtime/resist-launch");
-const std::string train = resist::test::bin("runtime/resist-train");
 // preact-resnet34 has 5 partitionable blocks; width 4 keeps it cheap.
 const std::string small = " --model preact-resnet34 --base-width 4 --dataset fashion-mnist --threads 1 --quiet --timeout 60";
 
-json read_json(const fs::path& p) { return json::parse(resist::test::read_text(p)); }
-
 std::string launch_cmd(int n, const std::string& args) {
-  return launch + " -n " + std::to_string(n) + " -- " + train + small + " " + args;
+  return kLaunch + " -n " + std::to_string(n) + " -- " + kTrain + small + " " + args;
 }
 
 // The ops each worker executed (timeline) are exactly the schedule's ops that
@@ -118,8 +113,6 @@ resist::ScheduleConfig config(resist::Protocol p, int workers, int local_iters, 
   c.eval_every = eval_every;
   return c;
 }
-
-using resist::test::free_port;
 
 }  // namespace
 
@@ -259,7 +252,7 @@ resist::ScheduleConfig ist_config(int workers, int local_iters, int batch, std::
 
 TEST(RuntimeTrain, IstTwoWorkersLearnsAndPiecesReassembleAfterEveryExchange) {
   TempDir dir;
-  const auto r = run(launch + " -n 2 -- " + train + mlp +
+  const auto r = run(kLaunch + " -n 2 -- " + kTrain + mlp +
                      " --protocol ist --train-subset 4000 --test-subset 1000 --local-iters 5 --epochs 2 "
                      "--batch-size 32 --lr 0.1 --eval-every 10 --check-sync --out " + dir.path.string());
   ASSERT_EQ(r.code, 0) << r.err;
@@ -279,7 +272,7 @@ TEST(RuntimeTrain, IstTwoWorkersLearnsAndPiecesReassembleAfterEveryExchange) {
 
 TEST(RuntimeTrain, IstParameterServerThreeWorkersStaysConsistent) {
   TempDir dir;
-  const auto r = run(launch + " -n 3 -- " + train + mlp +
+  const auto r = run(kLaunch + " -n 3 -- " + kTrain + mlp +
                      " --protocol ist --ist-sync parameter-server --train-subset 600 --test-subset 100 "
                      "--local-iters 2 --rounds 4 --batch-size 16 --check-sync --out " + dir.path.string());
   ASSERT_EQ(r.code, 0) << r.err;
@@ -289,7 +282,7 @@ TEST(RuntimeTrain, IstParameterServerThreeWorkersStaysConsistent) {
   // Both sync variants train the same subnets on the same data and only store
   // and move the values differently: the final models are bit-identical.
   TempDir dec;
-  const auto d = run(launch + " -n 3 -- " + train + mlp +
+  const auto d = run(kLaunch + " -n 3 -- " + kTrain + mlp +
                      " --protocol ist --ist-sync decentralised --train-subset 600 --test-subset 100 "
                      "--local-iters 2 --rounds 4 --batch-size 16 --check-sync --out " + dec.path.string());
   ASSERT_EQ(d.code, 0) << d.err;
@@ -302,7 +295,7 @@ TEST(RuntimeTrain, IstRejectsBadCombinationsInOneLine) {
   for (const std::string& args : {std::string(" --model preact-resnet34 --dataset fashion-mnist --protocol ist --rounds 1"),
                                   mlp + " --protocol ist --optimizer-state keep --rounds 1",
                                   mlp + " --protocol ist --ist-sync nope --rounds 1"}) {
-    const auto r = run(train + args);
+    const auto r = run(kTrain + args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
@@ -321,7 +314,7 @@ TEST(RuntimeTrain, OldScheduleVersionIsRefusedInOneLine) {
   auto j = resist::to_json(resist::make_schedule(resist::build_model(c.model), c));
   j["version"] = 1;
   std::ofstream(path) << j.dump();
-  const auto r = run(train + " --quiet --schedule " + path.string());
+  const auto r = run(kTrain + " --quiet --schedule " + path.string());
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find("version-1 schedule"), std::string::npos) << r.err;
@@ -356,8 +349,8 @@ TEST(RuntimeTrain, SurvivorsOfAKilledPeerExitNonZeroWithAMessage) {
   const std::string args = small + " --protocol local-sgd --train-subset 256 --test-subset 64 --local-iters 2 "
                                    "--rounds 6 --batch-size 8 --fail-at-round 2 --fail-rank 1 --fail-mode kill";
   const auto d = dir.path.string();
-  const auto r = run("(" + env + "RANK=0 LOCAL_RANK=0 " + train + args + " 2>" + d + "/e0; echo $? >" + d + "/c0) & (" +
-                     env + "RANK=1 LOCAL_RANK=1 " + train + args + " 2>" + d + "/e1; echo $? >" + d + "/c1) & wait");
+  const auto r = run("(" + env + "RANK=0 LOCAL_RANK=0 " + kTrain + args + " 2>" + d + "/e0; echo $? >" + d + "/c0) & (" +
+                     env + "RANK=1 LOCAL_RANK=1 " + kTrain + args + " 2>" + d + "/e1; echo $? >" + d + "/c1) & wait");
   EXPECT_NE(std::stoi(resist::test::read_text(dir.path / "c0")), 0);
   EXPECT_NE(std::stoi(resist::test::read_text(dir.path / "c1")), 0);
   const auto err0 = resist::test::read_text(dir.path / "e0");
@@ -380,21 +373,21 @@ TEST(RuntimeTrain, NanLossStopsWithAMessageAndKeepsTheLastCheckpoint) {
 }
 
 TEST(RuntimeTrain, MissingDatasetIsOneLineNamingThePath) {
-  const auto r = run(train + small + " --data-dir /nonexistent/fmnist --rounds 1");
+  const auto r = run(kTrain + small + " --data-dir /nonexistent/fmnist --rounds 1");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("/nonexistent/fmnist/train-images-idx3-ubyte.gz"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
 TEST(RuntimeLaunch, ReportsTheFailingRankAndItsExitCode) {
-  const auto r = run(launch + " -n 3 -- sh -c 'if [ \"$RANK\" = 2 ]; then echo boom >&2; exit 7; fi; sleep 30'");
+  const auto r = run(kLaunch + " -n 3 -- sh -c 'if [ \"$RANK\" = 2 ]; then echo boom >&2; exit 7; fi; sleep 30'");
   EXPECT_EQ(r.code, 7);
   EXPECT_NE(r.err.find("[rank 2] boom"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("resist-launch: rank 2"), std::string::npos) << r.err;
 }
 
 TEST(RuntimeLaunch, GivesEveryWorkerTheTorchrunEnvironment) {
-  const auto r = run(launch + " -n 2 -- sh -c 'echo $RANK/$WORLD_SIZE/$LOCAL_RANK/$MASTER_ADDR'");
+  const auto r = run(kLaunch + " -n 2 -- sh -c 'echo $RANK/$WORLD_SIZE/$LOCAL_RANK/$MASTER_ADDR'");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("[rank 0] 0/2/0/127.0.0.1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[rank 1] 1/2/1/127.0.0.1"), std::string::npos) << r.out;
@@ -405,7 +398,7 @@ TEST(RuntimeLaunch, GivesEveryWorkerTheTorchrunEnvironment) {
 // and resumed ends with the uninterrupted run's model.
 TEST(RuntimeTrain, IstResumeEqualsUninterrupted) {
   TempDir whole, broken, resumed;
-  const std::string args = launch + " -n 2 -- " + train + mlp +
+  const std::string args = kLaunch + " -n 2 -- " + kTrain + mlp +
                            " --protocol ist --train-subset 400 --test-subset 100 --local-iters 2 --rounds 6 "
                            "--batch-size 16 --checkpoint-every 2 ";
   auto a = run(args + "--out " + whole.path.string());
@@ -474,9 +467,9 @@ TEST(RuntimeTrain, LayerParallelFourStagesLearn) {
   const std::string args = " --model preact-resnet18 --base-width 8 --dataset fashion-mnist --threads 1 --quiet "
                            "--train-subset 2048 --test-subset 1000 --epochs 4 --batch-size 32 --lr 0.05 ";
   TempDir serial, four;
-  const auto s = run(launch + " -n 1 -- " + train + args + "--protocol data-parallel --out " + serial.path.string());
+  const auto s = run(kLaunch + " -n 1 -- " + kTrain + args + "--protocol data-parallel --out " + serial.path.string());
   ASSERT_EQ(s.code, 0) << s.err;
-  const auto r = run(launch + " -n 4 -- " + train + args + "--protocol layer-parallel --stages 4 --out " +
+  const auto r = run(kLaunch + " -n 4 -- " + kTrain + args + "--protocol layer-parallel --stages 4 --out " +
                      four.path.string());
   ASSERT_EQ(r.code, 0) << r.err;
   const double serial_acc = read_json(serial.path / "report.json")["test_accuracy"].get<double>();
@@ -489,7 +482,7 @@ TEST(RuntimeTrain, LayerParallelFourStagesLearn) {
 
 TEST(RuntimeTrain, LayerParallelBadFlagsAreOneLine) {
   auto err = [](const std::string& args) {
-    const auto r = run(train + " --threads 1 --quiet --dataset fashion-mnist " + args);
+    const auto r = run(kTrain + " --threads 1 --quiet --dataset fashion-mnist " + args);
     EXPECT_EQ(r.code, 2) << args;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     return r.err;
@@ -559,8 +552,8 @@ TEST(RuntimeTrain, LayerParallelSurvivingStageExitsNonZeroWithAMessage) {
   const std::string args = small + " --protocol layer-parallel --stages 2 --train-subset 256 --test-subset 64 "
                                    "--rounds 6 --batch-size 8 --fail-at-round 2 --fail-rank 1 --fail-mode kill";
   const auto d = dir.path.string();
-  run("(" + env + "RANK=0 LOCAL_RANK=0 " + train + args + " 2>" + d + "/e0; echo $? >" + d + "/c0) & (" + env +
-      "RANK=1 LOCAL_RANK=1 " + train + args + " 2>" + d + "/e1; echo $? >" + d + "/c1) & wait");
+  run("(" + env + "RANK=0 LOCAL_RANK=0 " + kTrain + args + " 2>" + d + "/e0; echo $? >" + d + "/c0) & (" + env +
+      "RANK=1 LOCAL_RANK=1 " + kTrain + args + " 2>" + d + "/e1; echo $? >" + d + "/c1) & wait");
   EXPECT_NE(std::stoi(resist::test::read_text(dir.path / "c0")), 0);
   EXPECT_NE(std::stoi(resist::test::read_text(dir.path / "c1")), 0);
   const auto err0 = resist::test::read_text(dir.path / "e0");

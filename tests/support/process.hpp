@@ -24,6 +24,9 @@ inline std::string read_text(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// Writes `text` to `p` (a study or platform file a test hands a program).
+inline void write_file(const std::filesystem::path& p, const std::string& text) { std::ofstream(p) << text; }
+
 inline Result run(const std::string& command) {
   const auto dir = std::filesystem::temp_directory_path();
   const auto tag = std::to_string(::getpid()) + "-" + std::to_string(reinterpret_cast<std::uintptr_t>(&command));
@@ -42,6 +45,11 @@ inline Result run(const std::string& command) {
 }
 
 inline std::string bin(const std::string& rel) { return std::string(RESIST_BINARY_DIR) + "/" + rel; }
+
+// The build's programs that the end-to-end tests run.
+inline const std::string kStudy = bin("experiments/resist-study");
+inline const std::string kLaunch = bin("runtime/resist-launch");
+inline const std::string kTrain = bin("runtime/resist-train");
 
 // A fresh, empty directory under the system temp dir, removed on destruction.
 struct TempDir {
