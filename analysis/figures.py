@@ -61,7 +61,7 @@ def worker_axis(ax, values):
     ax.set_xticklabels([str(v) for v in values])
     ax.minorticks_off()
 KIND_COLOR = {
-    "compute": "#8da0cb", "optimizer": "#b3b3b3", "eval": "#e5c494",
+    "compute": "#8da0cb", "optimizer": "#b3b3b3", "eval": "#e5c494", "rebuild": "#b15928",
     "allreduce": "#fc8d62", "reduce": "#e78ac3", "broadcast": "#66c2a5", "send": "#a6d854", "recv": "#ffd92f",
 }
 

@@ -93,20 +93,17 @@ std::shared_ptr<const Schedule> write_schedule(const ModelSpec& spec, const Sche
   return s;
 }
 
-// Fits time = steps·a + bytes_sent/B over the all-reduce events of a measured
-// timeline (steps = 2(n-1) ring steps). Returns {a, B}.
-std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& t, int skip_rounds) {
-  double sxx = 0, sxy = 0, syy = 0, sxd = 0, syd = 0;  // x = steps, y = bytes
-  int n_events = 0;
-  for (const auto& e : t.events) {
-    if (e.op < 0 || e.kind != "allreduce" || e.round < skip_rounds || e.round >= int(schedule.rounds.size())) continue;
-    const auto& sync = schedule.rounds[std::size_t(e.round)].sync;
-    if (e.op >= int(sync.size())) continue;
-    const double x = 2.0 * (double(sync[e.op].ranks.size()) - 1), y = double(e.bytes), d = e.end_s - e.start_s;
-    sxx += x * x, sxy += x * y, syy += y * y, sxd += x * d, syd += y * d;
-    ++n_events;
+// Least squares of seconds = steps·a + bytes/B (with `relative`, each
+// residual divided by the sample's seconds: relative errors count alike).
+// Returns {a, B}.
+std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples, bool relative) {
+  double sxx = 0, sxy = 0, syy = 0, sxd = 0, syd = 0;  // x = steps, y = bytes, d = seconds
+  for (const auto& s : samples) {
+    const double w = relative && s.seconds > 0 ? 1.0 / (s.seconds * s.seconds) : 1.0;
+    const double x = s.steps, y = s.bytes, d = s.seconds;
+    sxx += w * x * x, sxy += w * x * y, syy += w * y * y, sxd += w * x * d, syd += w * y * d;
   }
-  if (n_events == 0) throw UserError("validate: the calibration run's timeline has no all-reduce events to fit");
+  if (samples.empty()) throw UserError("validate: no communication samples to fit the network to");
   const double det = sxx * syy - sxy * sxy;
   double a = det != 0 ? (sxd * syy - syd * sxy) / det : -1, inv_b = det != 0 ? (sxx * syd - sxy * sxd) / det : -1;
   // Degenerate or unphysical fits: keep one term.
@@ -115,6 +112,20 @@ std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& 
     else a = sxd / std::max(sxx, 1e-30), inv_b = 1e-12;
   }
   return {a, 1.0 / inv_b};
+}
+
+// Fits time = steps·a + bytes_sent/B over the all-reduce events of a measured
+// timeline (steps = 2(n-1) ring steps). Returns {a, B}.
+std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& t, int skip_rounds) {
+  std::vector<CommSample> samples;
+  for (const auto& e : t.events) {
+    if (e.op < 0 || e.kind != "allreduce" || e.round < skip_rounds || e.round >= int(schedule.rounds.size())) continue;
+    const auto& sync = schedule.rounds[std::size_t(e.round)].sync;
+    if (e.op >= int(sync.size())) continue;
+    samples.push_back({2.0 * (double(sync[e.op].ranks.size()) - 1), double(e.bytes), e.end_s - e.start_s});
+  }
+  if (samples.empty()) throw UserError("validate: the calibration run's timeline has no all-reduce events to fit");
+  return fit_alpha_beta(samples, false);
 }
 
 // One round cut the same way from either timeline.
@@ -127,7 +138,9 @@ std::vector<RoundCut> cut_rounds(const Timeline& t, int rounds) {
   std::vector<RoundCut> cut(rounds);
   std::vector<std::map<int, std::pair<double, double>>> per_worker(rounds);  // worker -> compute, comm
   for (const auto& e : t.events) {
-    if (e.round < 0 || e.round >= rounds || e.kind == "eval") continue;
+    // a predicted round set-up (the runtime does not trace its own): like the
+    // measured timeline, the time it takes lies between the rounds' events
+    if (e.round < 0 || e.round >= rounds || e.kind == "eval" || e.kind == "rebuild") continue;
     auto& c = cut[e.round];
     c.start_s = std::min(c.start_s, e.start_s);
     c.end_s = std::max(c.end_s, e.end_s);

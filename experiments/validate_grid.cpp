@@ -2,11 +2,12 @@
 // the calibration.
 //
 // Calibration, once: a `resist-train --profile` run per model (the ResNet, and
-// the MLP when IST is in the grid) and one network-fit run (ResIST at the
-// largest rank count, another seed) whose all-reduce events fit the loopback
-// links (validate_util::fit_network). The platform is `localhost`
-// (sim/platform.hpp): one node with this machine's cores, shared by the ranks
-// placed on it, with the fitted links between ranks.
+// the MLP when IST is in the grid; it also times the per-round rebuild and
+// reload of the network) and, per rank count, a sweep of all-reduce sizes
+// with resist-bench-comm whose timings fit the loopback links, a latency per
+// ring step and a bandwidth (validate_util::fit_alpha_beta). The platform is
+// `localhost` (sim/platform.hpp): one node with this machine's cores, shared
+// by the ranks placed on it, with the fitted links between ranks.
 //
 // Then every configuration (protocol × ranks × ℓ; data-parallel at one ℓ) is
 // measured `repeats` times and predicted once by the simulator with the
@@ -17,8 +18,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -100,15 +103,22 @@ void check_validate_grid(const Study& s) {
 
 namespace {
 
+// The loopback "network" at one rank count, fitted to a sweep of all-reduce sizes.
+struct LinkFit {
+  double step_latency_s = 0, bandwidth_Bps = 0;
+  std::vector<CommSample> samples;  // one per size: median seconds per all-reduce
+  std::vector<std::int64_t> floats;
+};
+
 struct Calibration {
   std::map<std::string, Profile> profiles;  // by model name
-  double step_latency_s = 0, bandwidth_Bps = 0;
-  double fit_gap_s = 0;                     // the fit run's mean time per round outside its events
-  sim::Platform platform;
+  std::map<int, LinkFit> links;             // by rank count
+  std::map<int, sim::Platform> platforms;   // by rank count: localhost with those links
+  int cores = 0;
 };
 
 struct Runtime {
-  std::string train, launch;
+  std::string train, launch, bench_comm;
 };
 
 std::string profile_run(const Study& t, const Runtime& rt, const std::string& dir, const std::string& name) {
@@ -133,31 +143,49 @@ Timeline measure(const Study& t, const Runtime& rt, int workers, const std::stri
 // sub-network and optimizer rebuilds, evaluation, bookkeeping).
 double busy_s(const RoundCut& c) { return c.compute_s + c.comm_s; }
 
-// Per all-reduce (round, op): only the rank that spent the least time in it.
-// A rank that arrives early waits for its peers inside the op (longer still
-// when ranks share cores); the last to arrive waits least, so its time is
-// closest to the transfer itself, which is what the links are fitted to.
-Timeline fastest_rank_per_op(const Timeline& t) {
-  std::map<std::pair<int, int>, TimelineEvent> best;
-  for (const auto& e : t.events) {
-    if (e.op < 0 || e.kind != "allreduce") continue;
-    auto [it, fresh] = best.emplace(std::make_pair(e.round, e.op), e);
-    if (!fresh && e.end_s - e.start_s < it->second.end_s - it->second.start_s) it->second = e;
-  }
-  Timeline out = t;
-  out.events.clear();
-  for (const auto& [key, e] : best) out.events.push_back(e);
-  return out;
-}
-
 sim::Platform localhost_fitted(double step_s, double bw_Bps) {
   json j = sim::localhost_platform_json();
   j["name"] = "localhost-calibrated";
-  j["description"] = j["description"].get<std::string>() + "; links fitted to a measured run";
+  j["description"] = j["description"].get<std::string>() + "; links fitted to a sweep of all-reduce sizes";
   // a ring step crosses two links (each rank's own): each gets half the step latency
   j["intra"] = {{"bandwidth", fmt("%.9gBps", bw_Bps)}, {"latency", fmt("%.9gs", step_s / 2)}};
   j["nic"] = j["intra"];
   return sim::platform_from_json(j);
+}
+
+// Median seconds per all-reduce that resist-bench-comm printed into `log`.
+double bench_seconds(const std::string& log) {
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    const auto at = line.find('{');
+    if (at == std::string::npos || line.find("s_per_allreduce") == std::string::npos) continue;
+    try {
+      return json::parse(line.substr(at)).at("variants").at("pipelined").at("s_per_allreduce").get<double>();
+    } catch (const json::exception&) {
+      break;
+    }
+  }
+  throw UserError("validate-grid: no all-reduce timing in " + log);
+}
+
+// The network-fit runs at `m` ranks: resist-bench-comm times resist's
+// pipelined ring all-reduce (what resist-train runs) of each size, the ranks
+// sharing the cores as in the training runs; the fit gives a per-step latency
+// as well as a bandwidth. No training run takes part.
+LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
+  LinkFit f;
+  f.floats = {1024, 32768, 262144, 1048576};  // 4 KiB .. 4 MiB
+  for (const std::int64_t floats : f.floats) {
+    const std::string log = dir + "/network-fit-m" + std::to_string(m) + "-" + std::to_string(floats) + ".log";
+    run_command(quote(rt.launch) + " -n " + std::to_string(m) + " -- " + quote(rt.bench_comm) + " --floats " +
+                    std::to_string(floats) + " --iters " + (floats >= 262144 ? "5" : "20") +
+                    " --repeats 5 --variants pipelined",
+                log, "validate-grid");
+    const double steps = 2.0 * (m - 1);
+    f.samples.push_back({steps, steps / m * 4.0 * double(floats), bench_seconds(log)});
+  }
+  std::tie(f.step_latency_s, f.bandwidth_Bps) = fit_alpha_beta(f.samples, true);
+  return f;
 }
 
 Calibration calibrate(const Study& s, const Runtime& rt, const std::string& dir) {
@@ -167,21 +195,23 @@ Calibration calibrate(const Study& s, const Runtime& rt, const std::string& dir)
     const std::string name = build_model(t.model).name;
     if (!cal.profiles.count(name)) cal.profiles[name] = read_profile_file(profile_run(t, rt, dir, name));
   }
-  // The network-fit run: ResIST at the largest rank count, another seed.
-  const int m = *std::max_element(s.machines.begin(), s.machines.end());
-  const ModelSpec spec = build_model(s.model);
-  const std::string base = dir + "/network-fit";
-  const auto sched = write_schedule(spec, config_for(s, Protocol::resist, m, s.local_iters.front(), s.seed + 1000),
-                                    base + "-schedule.json");
-  const Timeline t = measure(s, rt, m, base + "-schedule.json", base);
-  std::tie(cal.step_latency_s, cal.bandwidth_Bps) = fit_network(*sched, fastest_rank_per_op(t), s.warmup_rounds);
-  const auto cut = cut_rounds(t, int(sched->rounds.size()));
-  int n = 0;
-  for (int k = s.warmup_rounds; k + 1 < int(cut.size()); ++k, ++n)
-    cal.fit_gap_s += std::max(0.0, cut[k].end_s - cut[k].start_s - busy_s(cut[k]));
-  cal.fit_gap_s /= std::max(1, n);
-  cal.platform = localhost_fitted(cal.step_latency_s, cal.bandwidth_Bps);
-  json_util::write_atomic(dir + "/localhost-calibrated.json", sim::to_json(cal.platform).dump(2) + "\n");
+  std::ostringstream csv;
+  csv << "ranks,floats,steps,bytes_sent_per_rank,measured_s,fitted_s\n";
+  for (int m : s.machines) {
+    if (cal.links.count(m)) continue;
+    const LinkFit f = fit_links(rt, m, dir);
+    for (std::size_t i = 0; i < f.samples.size(); ++i) {
+      const auto& x = f.samples[i];
+      csv << m << "," << f.floats[i] << "," << x.steps << "," << fmt("%.0f", x.bytes) << "," << fmt("%.9g", x.seconds)
+          << "," << fmt("%.9g", x.steps * f.step_latency_s + x.bytes / f.bandwidth_Bps) << "\n";
+    }
+    cal.links[m] = f;
+    cal.platforms[m] = localhost_fitted(f.step_latency_s, f.bandwidth_Bps);
+    cal.cores = cal.platforms[m].cores_per_node;
+    json_util::write_atomic(dir + "/localhost-calibrated-m" + std::to_string(m) + ".json",
+                            sim::to_json(cal.platforms[m]).dump(2) + "\n");
+  }
+  json_util::write_atomic(dir + "/network_fit.csv", csv.str());
   return cal;
 }
 
@@ -247,7 +277,7 @@ RoundMeans predict(const Study& t, const Config& c, const Calibration& cal, cons
     o.engine.overlap = true;
     o.engine.bucket_bytes = 4u << 20;
   }
-  const sim::RunResult r = sim::simulate_run(spec, cal.platform, o);
+  const sim::RunResult r = sim::simulate_run(spec, cal.platforms.at(c.workers), o);
   write_timeline_file(r.timeline, out_timeline);
   return means(r.timeline, r.rounds, t.warmup_rounds);
 }
@@ -284,10 +314,10 @@ std::string pct(double v) { return fmt("%.1f%%", 100 * v); }
 std::string config_table(const std::vector<Result>& results, std::ostringstream& csv) {
   csv << "protocol,workers,local_iters,repeats,measured_round_s,measured_min_s,measured_max_s,spread,"
          "predicted_round_s,error,measured_compute_s,predicted_compute_s,measured_comm_s,predicted_comm_s,"
-         "measured_gap_s\n";
+         "measured_gap_s,predicted_gap_s\n";
   std::string t =
       "| protocol | ranks | ℓ | measured round (s), median | spread (max−min)/median | predicted round (s) | error | "
-      "measured compute / predicted | measured comm / predicted | not modelled: time between rounds (s) |\n"
+      "measured compute / predicted | measured comm / predicted | between rounds (s): measured / predicted |\n"
       "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : results) {
     const auto& c = r.config;
@@ -298,12 +328,13 @@ std::string config_table(const std::vector<Result>& results, std::ostringstream&
         << "," << fmt("%.9g", lo) << "," << fmt("%.9g", hi) << "," << fmt("%.6g", r.spread) << ","
         << fmt("%.9g", r.predicted.total_s) << "," << fmt("%.6g", r.error) << "," << fmt("%.9g", mc) << ","
         << fmt("%.9g", r.predicted.compute_s) << "," << fmt("%.9g", mk) << "," << fmt("%.9g", r.predicted.comm_s)
-        << "," << fmt("%.9g", mg) << "\n";
+        << "," << fmt("%.9g", mg) << "," << fmt("%.9g", r.predicted.gap_s) << "\n";
     t += "| " + c.protocol + " | " + std::to_string(c.workers) + " | " +
          (c.protocol == "data-parallel" ? std::string("—") : std::to_string(c.ell)) + " | " +
          fmt("%.4f", r.measured_s) + " | " + pct(r.spread) + " | " + fmt("%.4f", r.predicted.total_s) + " | " +
          pct(r.error) + " | " + fmt("%.4f", mc) + " / " + fmt("%.4f", r.predicted.compute_s) + " | " +
-         fmt("%.4f", mk) + " / " + fmt("%.4f", r.predicted.comm_s) + " | " + fmt("%.4f", mg) + " |\n";
+         fmt("%.4f", mk) + " / " + fmt("%.4f", r.predicted.comm_s) + " | " + fmt("%.4f", mg) + " / " +
+         fmt("%.4f", r.predicted.gap_s) + " |\n";
   }
   return t;
 }
@@ -348,31 +379,38 @@ std::string summary(const std::vector<Result>& results, const std::vector<double
          "| run-to-run noise: median (max) spread of the repeats | " + pct(noise) + " (" + pct(noise_max) + ") | | |\n";
 }
 
-std::string calibration_md(const Study& s, const Calibration& cal) {
-  std::string profiles;
+std::string calibration_md(const Calibration& cal) {
+  std::string profiles, links;
   for (const auto& [name, p] : cal.profiles) {
     double fb = 0;
     for (const auto& b : p.blocks) fb += b.forward_s + b.backward_s;
     profiles += "`" + name + "`: forward+backward " + fmt("%.4f", fb) + " s, rest of an iteration " +
-                fmt("%.4f", p.iteration_overhead_s) + " s per iteration at batch " + std::to_string(p.batch_size) + "; ";
+                fmt("%.4f", p.iteration_overhead_s) + " s per iteration at batch " + std::to_string(p.batch_size) +
+                "; per round, network and optimizer rebuilt " + fmt("%.4f", p.rebuild_s) + " s, values reloaded " +
+                fmt("%.4f", p.reload_s) + " s (whole model); ";
   }
-  return "Calibration (once, `runs/`): profiles " + profiles + "network fit on a ResIST run at " +
-         std::to_string(*std::max_element(s.machines.begin(), s.machines.end())) + " ranks (seed " +
-         std::to_string(s.seed + 1000) + "; per all-reduce, the rank that spent least time in it): ring-step " +
-         "latency " + fmt("%.3g", cal.step_latency_s * 1e6) + " µs, bandwidth " +
-         fmt("%.3g", cal.bandwidth_Bps / 1e9) + " GB/s. Platform `localhost` with " +
-         std::to_string(cal.platform.cores_per_node) +
-         " cores shared by the ranks (`runs/localhost-calibrated.json`).\n\n";
+  for (const auto& [m, f] : cal.links)
+    links += std::string(links.empty() ? "" : ", ") + std::to_string(m) + " ranks: " +
+             fmt("%.3g", f.step_latency_s * 1e6) + " µs per ring step, " + fmt("%.3g", f.bandwidth_Bps / 1e9) +
+             " GB/s";
+  return "Calibration (once, `runs/`): profiles " + profiles +
+         "network fit per rank count on `resist-bench-comm` all-reduces of 4 KiB to 4 MiB (the runtime's pipelined "
+         "ring, the ranks sharing the cores; no training run; `runs/network_fit.csv`): " + links +
+         ". Platform `localhost` with " + std::to_string(cal.cores) +
+         " cores shared by the ranks (`runs/localhost-calibrated-m*.json`).\n\n";
 }
 
 const char* kNotModelled =
-    "What the prediction contains and what it does not: the profile (`resist-train --profile`) times every block's "
-    "forward and backward pass, the SGD step and the rest of an iteration on a fixed input tensor (zero_grad, loss, "
-    "launch costs). Not in it, and so not modelled, each with its measured size in the tables: data loading and "
-    "augmentation and the loss/accuracy bookkeeping of each iteration (inside *measured compute*: compare it with "
-    "the predicted compute), and per round the time outside every rank's events — rebuilding the sub-network and "
-    "optimizer (ResIST, IST), evaluation, round bookkeeping (column *not modelled: time between rounds*, the median "
-    "over the repeats of its mean per round). Gloo's own CPU use while ranks share cores is not modelled either.\n\n";
+    "What the prediction contains: the profile (`resist-train --profile`) times every block's forward and backward "
+    "pass, the SGD step and the rest of an iteration on a fixed input tensor (zero_grad, loss, launch costs); per "
+    "round the network's values loaded and taken out again, and the network and optimizer built anew (ResIST when a "
+    "worker's blocks change, every IST round), scaled by the share of the parameters a worker trains; and per op "
+    "the packing of its payload into one buffer and back (IST: by element index); the network fit gives every "
+    "message a latency and a bandwidth. What is not modelled, each with its measured size in the tables: data "
+    "loading and augmentation and the loss/accuracy bookkeeping of each iteration (inside *measured compute*: "
+    "compare it with the predicted compute); evaluation and round bookkeeping (in *between rounds*, beside the "
+    "predicted rebuild); Gloo's own CPU use while ranks share cores (inside *measured comm*, which also holds the "
+    "time a rank waits for its peers).\n\n";
 
 }  // namespace
 
@@ -380,7 +418,11 @@ Outcome run_validate_grid(const Study& s, const std::string& out, const Paths& p
   if (!runtime_available(paths))
     throw UserError("validate-grid: the runtime is not built ('" + paths.runtime_dir +
                     "/resist-train' or resist-launch missing); build with -DRESIST_WITH_TORCH=ON");
-  const Runtime rt{paths.runtime_dir + "/resist-train", paths.runtime_dir + "/resist-launch"};
+  const Runtime rt{paths.runtime_dir + "/resist-train", paths.runtime_dir + "/resist-launch",
+                   paths.runtime_dir + "/bench/resist-bench-comm"};
+  if (!fs::exists(rt.bench_comm))
+    throw UserError("validate-grid: '" + rt.bench_comm + "' is missing (the network fit runs it; build the runtime's "
+                    "benchmarks)");
   const std::string dir = out + "/runs";
   fs::create_directories(dir);
   const Calibration cal = calibrate(s, rt, dir);
@@ -393,10 +435,10 @@ Outcome run_validate_grid(const Study& s, const std::string& out, const Paths& p
   const std::string speedups = speedup_table(results, speedup_errors, speedup_csv);
   json meta;
   const std::string sum = summary(results, speedup_errors, meta);
-  meta["cores"] = cal.platform.cores_per_node;
-  meta["step_latency_s"] = cal.step_latency_s;
-  meta["bandwidth_Bps"] = cal.bandwidth_Bps;
-  meta["network_fit_run_gap_s"] = cal.fit_gap_s;
+  meta["cores"] = cal.cores;
+  for (const auto& [m, f] : cal.links)
+    meta["network_fit"].push_back({{"ranks", m}, {"step_latency_s", f.step_latency_s}, {"bandwidth_Bps", f.bandwidth_Bps}});
+  for (const auto& [name, p] : cal.profiles) meta["profiles"][name] = {{"rebuild_s", p.rebuild_s}, {"reload_s", p.reload_s}};
   json_util::write_atomic(out + "/results.csv", results_csv.str());
   json_util::write_atomic(out + "/rounds.csv", rounds_csv.str());
   json_util::write_atomic(out + "/speedups.csv", speedup_csv.str());
@@ -407,7 +449,7 @@ Outcome run_validate_grid(const Study& s, const std::string& out, const Paths& p
                 " warm-up, not compared), " + std::to_string(s.repeats) + " measured run(s) per configuration, " +
                 std::to_string(s.train_subset) + " Fashion-MNIST images, batch " + std::to_string(s.batch_size) +
                 ", " + std::to_string(s.threads) + " intra-op thread(s) per rank, Gloo on loopback. " +
-                calibration_md(s, cal) + sum + "\n" + table + "\n" + speedups + "\n" + kNotModelled +
+                calibration_md(cal) + sum + "\n" + table + "\n" + speedups + "\n" + kNotModelled +
                 "Error = (predicted − measured) / measured of the mean time per round (round = first event to the "
                 "next round's first event); per-round values in `rounds.csv`, per configuration in `results.csv`.\n\n"
                 "![predicted vs measured](figures/predicted_vs_measured_grid.png) "

@@ -21,6 +21,14 @@ std::string model_flags(const Study& s);
 std::string train_flags(const Study& s, const std::string& schedule_file);
 ScheduleConfig config_for(const Study& s, Protocol p, int machines, int ell, std::uint64_t seed);
 std::shared_ptr<const Schedule> write_schedule(const ModelSpec& spec, const ScheduleConfig& c, const std::string& path);
+// One timed collective: ring steps, bytes one rank sends, seconds.
+struct CommSample {
+  double steps = 0, bytes = 0, seconds = 0;
+};
+// Least squares of seconds = steps·a + bytes/B over the samples (relative:
+// weighted so every sample's relative error counts alike): {a, B}. A fit
+// with a non-positive term keeps the other one alone.
+std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples, bool relative);
 // Least-squares fit of time = steps·a + bytes/B over a measured run's all-reduce events: {a, B}.
 std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& t, int skip_rounds);
 

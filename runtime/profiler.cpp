@@ -1,9 +1,13 @@
 // resist-train --profile: per-block forward and backward times of the full
 // model at the batch size, the SGD step time per parameter, and the rest of
-// an iteration; the simulator's measured compute model (schedule/profile.hpp).
+// an iteration, the per-round rebuild and reload of the network, and the
+// per-byte cost of packing a sync op's values; the simulator's measured
+// compute model (schedule/profile.hpp).
 #include <algorithm>
 #include <iomanip>
 #include <iostream>
+#include <optional>
+#include <tuple>
 
 #include <torch/torch.h>
 
@@ -11,6 +15,7 @@
 #include "models/torch_model.hpp"
 #include "runtime/context.hpp"
 #include "runtime/trainer.hpp"
+#include "schedule/ist.hpp"
 #include "schedule/profile.hpp"
 
 namespace resist::runtime {
@@ -80,6 +85,109 @@ std::pair<double, double> time_iteration(Net& net, torch::Tensor x0, int batch, 
   return {median(step_s), median(iter_s)};
 }
 
+// Median per-round costs outside the iterations, for the whole model, as
+// resist-train's block store pays them (param_store.cpp): a network built
+// anew and a new optimizer (every ResIST and IST round); the held values
+// copied in and taken out again (every round).
+std::pair<double, double> time_round_costs(const ModelSpec& spec, std::uint64_t seed, torch::Device device) {
+  torch::NoGradGuard ng;
+  Net net = make_full_net(spec, seed);
+  net->to(device);
+  std::vector<torch::Tensor> held;
+  for (int b = 0; b < int(spec.blocks.size()); ++b) {
+    std::vector<torch::Tensor> flat;
+    for (auto& p : net->block_parameters(b)) flat.push_back(p.detach().reshape({-1}));
+    held.push_back(torch::cat(flat));
+  }
+  std::vector<double> rebuild_s, reload_s;
+  for (int rep = 0; rep < kWarmup + kReps; ++rep) {
+    device_sync(device);
+    auto t = Clock::now();
+    Net fresh = make_full_net(spec, seed + std::uint64_t(rep));
+    fresh->to(device);
+    torch::optim::SGD sgd(fresh->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
+    device_sync(device);
+    const double built = seconds_since(t);
+    t = Clock::now();
+    for (int b = 0; b < int(spec.blocks.size()); ++b) {
+      std::int64_t off = 0;
+      for (auto& p : fresh->block_parameters(b)) {
+        p.copy_(held[std::size_t(b)].slice(0, off, off + p.numel()).view(p.sizes()));
+        off += p.numel();
+      }
+    }
+    for (int b = 0; b < int(spec.blocks.size()); ++b) {
+      std::vector<torch::Tensor> flat;
+      for (auto& p : fresh->block_parameters(b)) flat.push_back(p.detach().reshape({-1}));
+      held[std::size_t(b)] = torch::cat(flat);
+    }
+    device_sync(device);
+    if (rep >= kWarmup) {
+      rebuild_s.push_back(built);
+      reload_s.push_back(seconds_since(t));
+    }
+  }
+  return {median(rebuild_s), median(reload_s)};
+}
+
+// Median seconds per payload byte to gather a sync op's values into one
+// buffer and scatter them back, as resist-train's stores do
+// (param_store.cpp): whole blocks (cat; a copy per block back) and, for an
+// MLP, IST's slices: on each side the piece's element indices, then
+// index_select (gather) or index_copy_ (scatter). The IST piece is what a
+// decentralised sync sends between two workers (held in round 0 by worker 0,
+// held in round 1 by worker 1). Returns {blocks, IST (0 unless an MLP)}.
+std::pair<double, double> time_packing(const ModelSpec& spec, const Net& net, std::uint64_t seed) {
+  torch::NoGradGuard ng;
+  std::vector<std::vector<torch::Tensor>> params;
+  std::vector<torch::Tensor> flat;
+  for (int b = 0; b < int(spec.blocks.size()); ++b) {
+    params.emplace_back();
+    std::vector<torch::Tensor> parts;
+    for (auto& p : net->block_parameters(b)) {
+      params.back().push_back(p.detach().clone());
+      parts.push_back(p.detach().reshape({-1}));
+    }
+    flat.push_back(torch::cat(parts));
+  }
+  std::vector<double> blocks_s, ist_s;
+  std::int64_t ist_elements = 0;
+  const IstPiece piece{{IstSetKind::held, 0, 0}, {IstSetKind::held, 1, 1}};
+  std::optional<IstPlan> plan;
+  if (spec.options.model == "mlp") plan.emplace(spec, 2, seed);
+  const auto indices = [&](int b, int p) {
+    return torch::tensor(plan->piece_indices(piece, b, p), torch::kInt64).to(params[std::size_t(b)][std::size_t(p)].device());
+  };
+  for (int rep = 0; rep < kWarmup + kReps; ++rep) {
+    auto t = Clock::now();
+    const auto bucket = torch::cat(flat);
+    std::int64_t off = 0;
+    for (auto& f : flat) {
+      f = bucket.slice(0, off, off + f.numel()).clone();
+      off += f.numel();
+    }
+    if (rep >= kWarmup) blocks_s.push_back(seconds_since(t));
+    if (!plan) continue;
+    t = Clock::now();
+    std::vector<torch::Tensor> parts;
+    for (int b = 0; b < int(params.size()); ++b)
+      for (std::size_t p = 0; p < params[b].size(); ++p)
+        parts.push_back(params[b][p].reshape({-1}).index_select(0, indices(b, int(p))));
+    const auto values = torch::cat(parts).contiguous();
+    off = 0;
+    for (int b = 0; b < int(params.size()); ++b)
+      for (std::size_t p = 0; p < params[b].size(); ++p) {
+        const auto idx = indices(b, int(p));
+        params[b][p].view({-1}).index_copy_(0, idx, values.slice(0, off, off + idx.numel()));
+        off += idx.numel();
+      }
+    ist_elements = off;
+    if (rep >= kWarmup) ist_s.push_back(seconds_since(t));
+  }
+  const double bytes = 4.0 * double(spec.param_count());
+  return {median(blocks_s) / bytes, plan && ist_elements > 0 ? median(ist_s) / (4.0 * double(ist_elements)) : 0.0};
+}
+
 }  // namespace
 
 int profile(const TrainOptions& o) {
@@ -108,6 +216,8 @@ int profile(const TrainOptions& o) {
   double blocks_s = 0;
   for (const auto& b : p.blocks) blocks_s += b.forward_s + b.backward_s;
   p.iteration_overhead_s = std::max(0.0, iter - blocks_s);
+  std::tie(p.rebuild_s, p.reload_s) = time_round_costs(spec, c.seed, device);
+  std::tie(p.pack_s_per_byte, p.ist_pack_s_per_byte) = time_packing(spec, net, c.seed);
   write_profile_file(p, o.profile);
   std::cerr << "resist-train: profile of " << spec.name << " at batch " << c.batch_size << " written to " << o.profile
             << " (" << std::setprecision(3) << blocks_s << " s forward+backward per iteration)" << std::endl;

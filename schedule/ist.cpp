@@ -189,14 +189,47 @@ bool IstPlan::contains(const IstSet& s, const IstPartition& p, int block, int pa
   return false;
 }
 
+// Walks rows, then columns, deciding per row (rows, vector) or per column
+// (cols) where membership depends on one neuron: the work is the piece's
+// size plus one test per row and column, not one per element of the full
+// tensor (resist-train calls this for every IST op on every rank).
 std::vector<std::int64_t> IstPlan::piece_indices(const IstPiece& piece, int block, int param) const {
   const IstPartition pf = partition(std::max(0, piece.from.round));
   const IstPartition pt = piece.to.round == pf.round ? pf : partition(std::max(0, piece.to.round));
   const IstParam& ip = this->param(block, param);
   std::vector<std::int64_t> out;
-  const std::int64_t n = ip.rows * ip.cols;
-  for (std::int64_t e = 0; e < n; ++e)
-    if (contains(piece.from, pf, block, param, e) && contains(piece.to, pt, block, param, e)) out.push_back(e);
+  const auto both = [&](int owner_from, int owner_to) {
+    return neuron_in(piece.from, owner_from) && neuron_in(piece.to, owner_to);
+  };
+  switch (ip.role) {
+    case IstRole::shared:
+      if (piece.from.kind == IstSetKind::shared && piece.to.kind == IstSetKind::shared)
+        for (std::int64_t e = 0; e < ip.rows * ip.cols; ++e) out.push_back(e);
+      break;
+    case IstRole::vector:
+    case IstRole::rows:
+      for (std::int64_t i = 0; i < ip.rows; ++i)
+        if (both(pf.owner[ip.layer][i], pt.owner[ip.layer][i]))
+          for (std::int64_t j = 0; j < ip.cols; ++j) out.push_back(i * ip.cols + j);
+      break;
+    case IstRole::cols: {
+      std::vector<std::int64_t> cols;
+      for (std::int64_t j = 0; j < ip.cols; ++j)
+        if (both(pf.owner[ip.layer][j], pt.owner[ip.layer][j])) cols.push_back(j);
+      for (std::int64_t i = 0; i < ip.rows; ++i)
+        for (std::int64_t j : cols) out.push_back(i * ip.cols + j);
+      break;
+    }
+    case IstRole::block:
+      for (std::int64_t i = 0; i < ip.rows; ++i) {
+        const int h = home(ip.layer, i), rf = pf.owner[ip.layer][i], rt = pt.owner[ip.layer][i];
+        for (std::int64_t j = 0; j < ip.cols; ++j)
+          if (block_in(piece.from, rf, pf.owner[ip.layer - 1][j], h) &&
+              block_in(piece.to, rt, pt.owner[ip.layer - 1][j], h))
+            out.push_back(i * ip.cols + j);
+      }
+      break;
+  }
   return out;
 }
 

@@ -21,7 +21,11 @@ nlohmann::json to_json(const Profile& p) {
           {"threads", p.threads},
           {"blocks", blocks},
           {"optimizer_step_s_per_param", p.optimizer_step_s_per_param},
-          {"iteration_overhead_s", p.iteration_overhead_s}};
+          {"iteration_overhead_s", p.iteration_overhead_s},
+          {"rebuild_s", p.rebuild_s},
+          {"reload_s", p.reload_s},
+          {"pack_s_per_byte", p.pack_s_per_byte},
+          {"ist_pack_s_per_byte", p.ist_pack_s_per_byte}};
   if (p.model.image_size > 0) out["model"]["image_size"] = p.model.image_size;
   return out;
 }
@@ -49,6 +53,10 @@ Profile profile_from_json(const nlohmann::json& j) {
   }
   p.optimizer_step_s_per_param = root.at("optimizer_step_s_per_param").number(0, 1);
   p.iteration_overhead_s = root.at("iteration_overhead_s").number(0, 1e6);
+  if (root.has("rebuild_s")) p.rebuild_s = root.at("rebuild_s").number(0, 1e6);
+  if (root.has("reload_s")) p.reload_s = root.at("reload_s").number(0, 1e6);
+  if (root.has("pack_s_per_byte")) p.pack_s_per_byte = root.at("pack_s_per_byte").number(0, 1);
+  if (root.has("ist_pack_s_per_byte")) p.ist_pack_s_per_byte = root.at("ist_pack_s_per_byte").number(0, 1);
   return p;
 }
 

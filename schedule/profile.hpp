@@ -4,7 +4,9 @@
 //   {"format": "resist-profile", "version": 1, "model": {ModelOptions},
 //    "batch_size": 128, "device": "cpu"|"cuda:NVIDIA H100 ...", "threads": 2,
 //    "blocks": [{"name": "stem", "forward_s": ..., "backward_s": ...}, ...],
-//    "optimizer_step_s_per_param": ..., "iteration_overhead_s": ...}
+//    "optimizer_step_s_per_param": ..., "iteration_overhead_s": ...,
+//    "rebuild_s": ..., "reload_s": ..., "pack_s_per_byte": ...,
+//    "ist_pack_s_per_byte": ...}   (the last four optional, 0 if absent)
 // Times are per iteration at `batch_size`; block names are the spec's. A
 // profile is bound to what it measured: the simulator refuses it for another
 // model (depth, block, width, dataset) or another batch size.
@@ -31,6 +33,14 @@ struct Profile {
   std::vector<BlockTime> blocks;
   double optimizer_step_s_per_param = 0;  // SGD step time divided by parameters updated
   double iteration_overhead_s = 0;        // per iteration: data loading, zero_grad, loss, launch costs
+  // Per round, outside the iterations, for the whole model (the simulator
+  // scales them by the fraction of its parameters a worker trains):
+  double rebuild_s = 0;  // a network built anew (its modules, their initial weights) and a new optimizer
+  double reload_s = 0;   // the held values copied into the network, and taken out after training
+  // Per sync op, on each participant, per byte of its payload: gathering the
+  // values into one buffer and scattering them back: whole blocks, and (an
+  // MLP only; 0 otherwise) IST's slices by element index.
+  double pack_s_per_byte = 0, ist_pack_s_per_byte = 0;
 };
 
 nlohmann::json to_json(const Profile& p);

@@ -89,6 +89,21 @@ double ComputeModel::backward_fraction(const std::vector<int>& blocks, int rank,
   return total > 0 ? bwd / total : 0;
 }
 
+double ComputeModel::round_setup_s(const std::vector<int>& blocks, int rank, bool rebuilt,
+                                   const ModelSpec* subnet) const {
+  if (!profile_ || spec_.param_count() == 0) return 0;
+  const ModelSpec& m = subnet ? *subnet : spec_;
+  std::uint64_t params = 0;
+  for (int b : blocks) params += m.blocks[b].param_count;
+  const double share = double(params) / double(spec_.param_count());
+  return share * (profile_->reload_s + (rebuilt ? profile_->rebuild_s : 0.0)) / platform_.speed_factor(rank);
+}
+
+double ComputeModel::pack_s_per_byte(bool ist) const {
+  if (!profile_) return 0;
+  return ist ? profile_->ist_pack_s_per_byte : profile_->pack_s_per_byte;
+}
+
 double ComputeModel::round_s(const std::vector<int>& blocks, int rank, int round, int local_iters,
                              const ModelSpec* subnet) const {
   double t = local_iters * iteration_s(blocks, rank, subnet);

@@ -40,6 +40,16 @@ class ComputeModel {
   double aux_head_s(const AuxHeadSpec& head, int rank) const;
   // Fraction of an iteration spent in backward (for overlapping the gradient all-reduce).
   double backward_fraction(const std::vector<int>& blocks, int rank, const ModelSpec* subnet = nullptr) const;
+  // Per round, before its iterations (profiles only; 0 without one): the
+  // held values loaded into the worker's network and taken out after
+  // training, plus, when `rebuilt` (its blocks or its subnet changed), the
+  // network and optimizer built anew: the profile's whole-model figures
+  // times the worker's share of the model's parameters.
+  double round_setup_s(const std::vector<int>& blocks, int rank, bool rebuilt, const ModelSpec* subnet = nullptr) const;
+  // Per byte of a sync op's payload, on each participant (profiles only; 0
+  // without one): packing the values into one buffer and back, by element
+  // index for IST's slices.
+  double pack_s_per_byte(bool ist) const;
   // The round's compute: local_iters iterations, times the straggler slowdown if it hits.
   double round_s(const std::vector<int>& blocks, int rank, int round, int local_iters,
                  const ModelSpec* subnet = nullptr) const;

@@ -281,6 +281,11 @@ void worker(Shared* sh, int w) {
       sh->barrier->wait();
       if (w == 0) res.plan_start_s[p] = sg4::Engine::get_clock();
     }
+    if (!plan.setup_s.empty() && plan.setup_s[w] > 0) {
+      const double t0 = sg4::Engine::get_clock();
+      compute_for(sh, w, plan.setup_s[w]);
+      res.events.push_back({w, p, kSetupOp, -1, t0, sg4::Engine::get_clock(), 0});
+    }
     int first_op = 0;
     if (overlaps(sh, plan, w)) {
       compute_overlapped(sh, w, p, plan.sync[0]);

@@ -41,7 +41,14 @@ struct RoundPlan {
   // Optional, one per sync op: seconds every participant spends before its
   // part (per-call launch latency, group set-up; sim/as_run.hpp). Empty: none.
   std::vector<double> op_delay_s;
+  // Optional, per worker: seconds of host work before the round's compute
+  // (the network reloaded or rebuilt, sim/cost.hpp), on the same processor
+  // as the compute; traced as events with op = kSetupOp. Empty: none.
+  std::vector<double> setup_s;
 };
+
+// EngineEvent::op of a worker's round set-up (RoundPlan::setup_s); -1 is compute.
+constexpr int kSetupOp = -2;
 
 enum class EngineKind { automatic, simgrid, alpha_beta };
 const char* to_string(EngineKind k);
@@ -62,7 +69,7 @@ struct EngineOptions {
 
 struct EngineEvent {
   int worker = 0, plan = 0;
-  int op = -1;           // index into the plan's sync; -1: compute
+  int op = -1;           // index into the plan's sync; -1: compute; kSetupOp: round set-up
   int kind = -1;         // OpKind as int; -1: compute
   double start_s = 0, end_s = 0;
   std::uint64_t bytes = 0;  // sent by this worker

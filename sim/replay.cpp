@@ -70,6 +70,10 @@ struct Replay {
       res.plan_start_s[p] = t;
     }
     for (int w = 0; w < int(ready.size()); ++w) {
+      if (!plan.setup_s.empty() && plan.setup_s[w] > 0) {
+        res.events.push_back({w, p, kSetupOp, -1, ready[w], ready[w] + plan.setup_s[w], 0});
+        ready[w] += plan.setup_s[w];
+      }
       res.events.push_back({w, p, -1, -1, ready[w], ready[w] + plan.compute_s[w], 0});
       ready[w] += plan.compute_s[w];
     }

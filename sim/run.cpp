@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "models/error.hpp"
@@ -29,6 +30,7 @@ std::string plan_key(const RoundPlan& p) {
     put(&op.bytes, sizeof op.bytes);
   }
   put(p.op_delay_s.data(), p.op_delay_s.size() * sizeof(double));
+  put(p.setup_s.data(), p.setup_s.size() * sizeof(double));
   return k;
 }
 
@@ -37,13 +39,17 @@ struct PlanStats {
   std::uint64_t bytes = 0;
 };
 
-// Per plan: compute makespan, longest per-worker communication span.
+// Per plan: compute makespan (a worker's round set-up and compute), longest
+// per-worker communication span.
 std::vector<PlanStats> plan_stats(const EngineResult& r, int nplans) {
   std::vector<PlanStats> s(nplans);
   std::map<std::pair<int, int>, std::pair<double, double>> comm;  // (plan, worker) -> first start, last end
+  std::map<std::pair<int, int>, double> busy;                      // (plan, worker) -> set-up + compute
   for (const auto& e : r.events) {
     if (e.op < 0) {
-      s[e.plan].compute_s = std::max(s[e.plan].compute_s, e.end_s - e.start_s);
+      double& b = busy[{e.plan, e.worker}];
+      b += e.end_s - e.start_s;
+      s[e.plan].compute_s = std::max(s[e.plan].compute_s, b);
       continue;
     }
     auto [it, fresh] = comm.try_emplace({e.plan, e.worker}, e.start_s, e.end_s);
@@ -91,9 +97,12 @@ Timeline build_timeline(const RunOptions& o, const Platform& platform, const std
     const int slot = slot_of_round[r];
     if (slot < 0) {
       const auto& plan = plans[std::size_t(plan_of[r])];
-      for (int w = 0; w < S; ++w)
-        t.events.push_back({w, r, "compute", -1, rows[r].start_s, rows[r].start_s + plan.compute_s[w], 0,
-                            plan.local_iters});
+      for (int w = 0; w < S; ++w) {
+        const double setup = plan.setup_s.empty() ? 0.0 : plan.setup_s[std::size_t(w)];
+        if (setup > 0) t.events.push_back({w, r, "rebuild", -1, rows[r].start_s, rows[r].start_s + setup, 0, 0});
+        t.events.push_back({w, r, "compute", -1, rows[r].start_s + setup,
+                            rows[r].start_s + setup + plan.compute_s[w], 0, plan.local_iters});
+      }
       continue;
     }
     // --full runs rounds back to back: the engine's clock is the run's clock.
@@ -101,14 +110,14 @@ Timeline build_timeline(const RunOptions& o, const Platform& platform, const std
     for (const EngineEvent* e : by_slot[std::size_t(slot)]) {
       TimelineEvent ev;
       if (e->op >= 0) ev = comm_event(to_run[std::size_t(slot)].sync[std::size_t(e->op)], e->worker, S, o.engine.collectives);
-      else ev.kind = "compute";
+      else ev.kind = e->op == kSetupOp ? "rebuild" : "compute";
       ev.worker = e->worker;
       ev.round = r;
-      ev.op = e->op;
+      ev.op = std::max(-1, e->op);
       ev.start_s = e->start_s + shift;
       ev.end_s = e->end_s + shift;
       ev.bytes = e->bytes;
-      ev.iters = e->op < 0 ? rows[r].local_iters : 0;
+      ev.iters = e->op == -1 ? rows[r].local_iters : 0;
       t.events.push_back(std::move(ev));
     }
   }
@@ -132,11 +141,14 @@ class Planner {
     apply_as_run(spec_, round, gpus_per_node_, o_.as_run, plan);  // no-op unless o.as_run.enabled
     // IST: every worker trains its subnet (IstPlan::subnet_options).
     const IstPlan* ist = gen_.ist();
+    add_packing(plan, cost_.pack_s_per_byte(ist != nullptr));
     std::optional<IstPartition> part;
     if (ist) part = ist->partition(round.index);
+    prev_blocks_.resize(std::size_t(header.config.workers));
     for (int w = 0; w < header.config.workers; ++w) {
       const std::vector<int> blocks = trained_blocks(header, round, w);
       const ModelSpec* sub = part ? subnet_of(*ist, *part, w) : nullptr;
+      plan.setup_s.push_back(round_setup_s(blocks, w, sub));
       double compute = cost_.round_s(blocks, w, round.index, round.local_iters, sub);
       // Layer-parallel: the worker also trains an auxiliary head.
       if (const int target = round.workers[std::size_t(w)].aux_target; target >= 0)
@@ -144,10 +156,31 @@ class Planner {
       plan.compute_s.push_back(compute);
       plan.backward_fraction.push_back(o_.engine.overlap ? cost_.backward_fraction(blocks, w, sub) : 0.0);
     }
+    if (std::all_of(plan.setup_s.begin(), plan.setup_s.end(), [](double v) { return v == 0; })) plan.setup_s.clear();
     return plan;
   }
 
  private:
+  // Every op's participants first pack its payload into one buffer and back
+  // (a profile's per-byte figure; sim/cost.hpp), before the op like as-run delays.
+  static void add_packing(RoundPlan& plan, double s_per_byte) {
+    if (!(s_per_byte > 0)) return;
+    plan.op_delay_s.resize(plan.sync.size(), 0.0);
+    for (std::size_t i = 0; i < plan.sync.size(); ++i) plan.op_delay_s[i] += s_per_byte * double(plan.sync[i].bytes);
+  }
+
+  // Worker w's set-up before this round's iterations (sim/cost.hpp): the
+  // runtime builds its network anew in its first round, whenever the blocks
+  // it trains change (ResIST) and every IST round (a new subnet).
+  double round_setup_s(const std::vector<int>& blocks, int w, const ModelSpec* sub) {
+    std::vector<int> sorted = blocks;
+    std::sort(sorted.begin(), sorted.end());
+    auto& prev = prev_blocks_[std::size_t(w)];
+    const bool rebuilt = sub || !prev || *prev != sorted;
+    prev = std::move(sorted);
+    return cost_.round_setup_s(blocks, w, rebuilt, sub);
+  }
+
   // Subnets depend only on the hidden sizes |n_l(w)|, which are the same
   // every round, so their specs are built once per distinct size vector.
   const ModelSpec* subnet_of(const IstPlan& ist, const IstPartition& p, int w) {
@@ -173,6 +206,7 @@ class Planner {
     return it->second;
   }
   std::map<std::vector<std::int64_t>, ModelSpec> subnets_;
+  std::vector<std::optional<std::vector<int>>> prev_blocks_;  // per worker: the blocks of its last round
 };
 
 // The distinct plans (every round's, with options.full) and which one each round uses.
@@ -199,7 +233,8 @@ Plans make_plans(const ModelSpec& spec, const Platform& platform, const RunOptio
     res.rows[r].wire_bytes = acc.wire_bytes + acc.eval_wire_bytes;
     res.bytes_per_round = std::max(res.bytes_per_round, acc.bytes_per_round);
     RoundPlan plan = planner.plan(round);
-    p.round_compute[r] = *std::max_element(plan.compute_s.begin(), plan.compute_s.end());
+    for (std::size_t w = 0; w < plan.compute_s.size(); ++w)
+      p.round_compute[r] = std::max(p.round_compute[r], plan.compute_s[w] + (plan.setup_s.empty() ? 0.0 : plan.setup_s[w]));
     if (o.full) {
       p.plan_of[r] = r;
       p.plans.push_back(std::move(plan));

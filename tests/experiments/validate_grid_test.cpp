@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "experiments/study.hpp"
+#include "experiments/validate_util.hpp"
 #include "models/error.hpp"
 #include "tests/support/process.hpp"
 
@@ -64,6 +65,35 @@ TEST(StudyValidateGrid, ShippedStudyAndBadValues) {
   }
 }
 
+// The network fit recovers a known per-step latency and bandwidth from
+// timings of several sizes (one rank count, as validate-grid sweeps, or
+// several), with and without relative weighting; a fit whose latency comes
+// out negative keeps the bandwidth term alone.
+TEST(StudyValidateGrid, NetworkFitRecoversLatencyAndBandwidth) {
+  using resist::study::validate_util::CommSample;
+  using resist::study::validate_util::fit_alpha_beta;
+  const double a = 150e-6, B = 0.8e9;
+  for (const std::vector<int>& ranks : {std::vector<int>{4}, std::vector<int>{2, 4, 8}}) {
+    std::vector<CommSample> v;
+    for (int n : ranks)
+      for (double floats : {1024.0, 32768.0, 262144.0, 1048576.0}) {
+        const double steps = 2.0 * (n - 1), bytes = steps / n * 4 * floats;
+        v.push_back({steps, bytes, steps * a + bytes / B});
+      }
+    for (bool relative : {false, true}) {
+      const auto [fa, fB] = fit_alpha_beta(v, relative);
+      EXPECT_NEAR(fa, a, 1e-3 * a) << ranks.size() << " " << relative;
+      EXPECT_NEAR(fB, B, 1e-3 * B) << ranks.size() << " " << relative;
+    }
+  }
+  // Timings that shrink faster than the bytes: no physical latency.
+  const std::vector<CommSample> odd = {{6, 1e6, 1e-4}, {6, 4e6, 1e-2}};
+  const auto [oa, oB] = fit_alpha_beta(odd, true);
+  EXPECT_GT(oa, 0);
+  EXPECT_GT(oB, 0);
+  EXPECT_THROW(fit_alpha_beta({}, true), resist::UserError);
+}
+
 #ifdef RESIST_HAVE_RUNTIME
 TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
   TempDir dir;
@@ -76,10 +106,25 @@ TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
                              "| ranks | ℓ | measured ResIST speedup over local SGD", "not modelled",
                              "| local-sgd | 2 | 1 |", "| resist | 2 | 1 |", "| ist | 2 | 1 |"})
     EXPECT_NE(report.find(expect), std::string::npos) << "missing '" << expect << "'\n" << report;
-  // Calibrated once: the platform has this machine's cores and the fitted links.
-  const auto plat = nlohmann::json::parse(read_text(out / "runs" / "localhost-calibrated.json"));
+  // Calibrated once: the platform has this machine's cores and the links
+  // fitted to the all-reduce sweep, a latency as well as a bandwidth.
+  const auto plat = nlohmann::json::parse(read_text(out / "runs" / "localhost-calibrated-m2.json"));
   EXPECT_EQ(plat["cores_per_node"].get<int>(), int(std::max(1u, std::thread::hardware_concurrency())));
   EXPECT_GT(plat["intra"]["bandwidth"].get<double>(), 0);
+  EXPECT_GT(plat["intra"]["latency"].get<double>(), 0);
+  std::istringstream fit(read_text(out / "runs" / "network_fit.csv"));
+  int sizes = 0;
+  for (std::string row; std::getline(fit, row);) sizes += row.rfind("2,", 0) == 0;
+  EXPECT_EQ(sizes, 4);
+  // The per-round rebuild is in the prediction: ResIST and IST rounds rebuild
+  // their (sub-)networks, from the profile's figures.
+  for (const char* tl : {"resist-m2-l1-predicted-timeline.json", "ist-m2-l1-predicted-timeline.json"}) {
+    const std::string text = read_text(out / "runs" / tl);
+    EXPECT_NE(text.find("\"rebuild\""), std::string::npos) << tl;
+  }
+  const auto prof = nlohmann::json::parse(read_text(out / "runs" / "profile-mlp-784-64-10.json"));
+  EXPECT_GT(prof["rebuild_s"].get<double>(), 0);
+  EXPECT_GT(prof["reload_s"].get<double>(), 0);
   // One row per configuration; measured and predicted are different, positive numbers.
   std::istringstream csv(read_text(out / "results.csv"));
   std::string line;

@@ -247,6 +247,29 @@ TEST(IstPieces, CountsEqualIndexLists) {
       }
 }
 
+// The index lists are what an element-by-element membership test gives
+// (piece_indices walks rows and columns instead: it must not change them).
+TEST(IstPieces, IndexListsEqualElementwiseMembership) {
+  const auto spec = small();
+  const IstPlan plan(spec, 3, 4);
+  using K = IstSetKind;
+  const std::vector<IstSet> sets = {{K::shared},        {K::all},         {K::trained, 2, 1},
+                                    {K::trained, 3, 0}, {K::held, 2, 2},  {K::held, 3, 1}};
+  for (const auto& a : sets)
+    for (const auto& b : sets)
+      for (int blk = 0; blk < int(spec.blocks.size()); ++blk)
+        for (int prm = 0; prm < int(spec.blocks[blk].params.size()); ++prm) {
+          const auto pa = plan.partition(std::max(0, a.round)), pb = plan.partition(std::max(0, b.round));
+          std::vector<std::int64_t> expect;
+          std::int64_t n = 1;
+          for (auto d : spec.blocks[blk].params[prm].shape) n *= d;
+          for (std::int64_t e = 0; e < n; ++e)
+            if (plan.contains(a, pa, blk, prm, e) && plan.contains(b, pb, blk, prm, e)) expect.push_back(e);
+          EXPECT_EQ(plan.piece_indices({a, b}, blk, prm), expect)
+              << to_string(a.kind) << " " << to_string(b.kind) << " block " << blk << " param " << prm;
+        }
+}
+
 // Executes the sync ops symbolically, element by element: every worker must
 // hold the newest value of each element it trains, every send must carry
 // newest values, and after the last round (and every eval gather) rank 0

@@ -1,8 +1,10 @@
 // The simulator against closed forms and against the schedule's accounting.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -345,6 +347,91 @@ TEST(SimPlatform, ProfileReplacesTheAnalyticCosts) {
   EXPECT_NEAR(cost.iteration_s(all, 0), 0.003 * double(all.size()) + 0.01, 1e-12);
   prof.blocks.pop_back();
   EXPECT_THROW(ComputeModel(spec, p, 128, 2, prof), UserError);
+}
+
+namespace {
+Profile flat_profile(const ModelSpec& spec, int batch, double rebuild_s, double reload_s) {
+  Profile prof;
+  prof.model = spec.options;
+  prof.batch_size = batch;
+  for (const auto& b : spec.blocks) prof.blocks.push_back({b.name, 0.001, 0.002});
+  prof.rebuild_s = rebuild_s;
+  prof.reload_s = reload_s;
+  return prof;
+}
+
+// Per worker and round: the predicted round set-up ("rebuild" events).
+std::map<std::pair<int, int>, double> setups(const Timeline& t) {
+  std::map<std::pair<int, int>, double> out;
+  for (const auto& e : t.events)
+    if (e.kind == "rebuild") out[{e.round, e.worker}] += e.end_s - e.start_s;
+  return out;
+}
+}  // namespace
+
+// A profile's per-round costs are in every predicted round: the reload each
+// round, the rebuild when the worker's network changes (its first round, a
+// ResIST round with other blocks, every IST round), by its share of the parameters.
+TEST(SimPlatform, ProfileRoundSetupIsInThePredictedRounds) {
+  const Platform p = flat();
+  const ModelSpec spec = paper_model();
+  std::vector<int> all(spec.blocks.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = int(i);
+  const ComputeModel cost(spec, p, 128, 2, flat_profile(spec, 128, 0.2, 0.05));
+  EXPECT_NEAR(cost.round_setup_s(all, 0, false), 0.05, 1e-12);
+  EXPECT_NEAR(cost.round_setup_s(all, 0, true), 0.25, 1e-12);
+  EXPECT_NEAR(cost.round_setup_s({0}, 0, true), 0.25 * double(spec.blocks[0].param_count) / double(spec.param_count()),
+              1e-12);
+
+  RunOptions o = options(Protocol::local_sgd, 4, 2, 5);
+  o.full = true;
+  o.timeline = true;
+  o.profile = flat_profile(spec, 128, 0, 0);
+  const RunResult without = simulate_run(spec, p, o);
+  o.profile = flat_profile(spec, 128, 0.2, 0.05);
+  const RunResult with = simulate_run(spec, p, o);
+  EXPECT_NEAR(with.wall_clock_s - without.wall_clock_s, 0.2 + 5 * 0.05, 1e-6);  // one build, five reloads
+  const auto local = setups(with.timeline);
+  EXPECT_EQ(local.size(), 20u);
+  EXPECT_NEAR(local.at({0, 3}), 0.25, 1e-9);
+  EXPECT_NEAR(local.at({4, 3}), 0.05, 1e-9);
+
+  o = options(Protocol::resist, 4, 2, 6);
+  o.timeline = true;
+  o.profile = flat_profile(spec, 128, 0.2, 0.05);
+  const RunResult resist = simulate_run(spec, p, o);
+  ScheduleGenerator gen(spec, o.schedule);
+  int rebuilt = 0;
+  for (const auto& [key, s] : setups(resist.timeline)) {
+    const auto [r, w] = key;
+    const auto blocks = trained_blocks(gen.header(), gen.round(r), w);
+    auto prev = r > 0 ? trained_blocks(gen.header(), gen.round(r - 1), w) : std::vector<int>{};
+    std::sort(prev.begin(), prev.end());
+    auto now = blocks;
+    std::sort(now.begin(), now.end());
+    const bool changed = r == 0 || prev != now;
+    rebuilt += changed;
+    EXPECT_NEAR(s, cost.round_setup_s(blocks, w, changed), 1e-9) << "round " << r << " worker " << w;
+  }
+  EXPECT_GT(rebuilt, 4);  // ResIST's partitions change between rounds
+}
+
+// A profile's packing cost delays every op by its payload: a local SGD round
+// takes that much longer (its ops run one after the other on every rank).
+TEST(SimPlatform, ProfilePackingDelaysEveryOpByItsPayload) {
+  const Platform p = flat();
+  const ModelSpec spec = paper_model();
+  RunOptions o = options(Protocol::local_sgd, 4, 2, 4);
+  o.profile = flat_profile(spec, 128, 0, 0);
+  const RunResult without = simulate_run(spec, p, o);
+  o.profile->pack_s_per_byte = 1e-9;
+  o.profile->ist_pack_s_per_byte = 1;  // not IST: unused
+  const RunResult with = simulate_run(spec, p, o);
+  ScheduleGenerator gen(spec, o.schedule);
+  double payload = 0;
+  for (const auto& op : gen.round(1).sync) payload += double(op.bytes);
+  EXPECT_GT(payload, 0);
+  EXPECT_NEAR(with.rows[1].duration_s - without.rows[1].duration_s, 1e-9 * payload, 1e-9);
 }
 
 // ------------------------------------------------------------ layer-parallel
