@@ -282,8 +282,8 @@ RoundMeans predict(const Study& t, const Config& c, const Calibration& cal, cons
   return means(r.timeline, r.rounds, t.warmup_rounds);
 }
 
-Result run_config(const Study& s, const Config& c, const Calibration& cal, const Runtime& rt, const std::string& dir,
-                  std::ostringstream& rounds_csv) {
+// A configuration's schedule and prediction, before any run is measured.
+Result prepare_config(const Study& s, const Config& c, const Calibration& cal, const std::string& dir) {
   const Study t = for_protocol(s, c.protocol);
   const ModelSpec spec = build_model(t.model);
   const std::string base = dir + "/" + c.tag();
@@ -291,22 +291,32 @@ Result run_config(const Study& s, const Config& c, const Calibration& cal, const
   Result r;
   r.config = c;
   r.predicted = predict(t, c, cal, base + "-schedule.json", base + "-predicted-timeline.json");
+  return r;
+}
+
+// Repeat k of a configuration, measured.
+void measure_repeat(const Study& s, Result& r, int k, const Runtime& rt, const std::string& dir,
+                    std::ostringstream& rounds_csv) {
+  const Config& c = r.config;
+  const Study t = for_protocol(s, c.protocol);
+  const std::string base = dir + "/" + c.tag();
+  const std::string run_dir = base + "-run" + std::to_string(k + 1);
+  r.runs.push_back(means(measure(t, rt, c.workers, base + "-schedule.json", run_dir), s.rounds, s.warmup_rounds));
+  for (std::size_t i = 0; i < r.runs.back().totals.size(); ++i)
+    rounds_csv << c.protocol << "," << c.workers << "," << c.ell << "," << k + 1 << "," << s.warmup_rounds + int(i)
+               << "," << fmt("%.9g", r.runs.back().totals[i]) << ","
+               << fmt("%.9g", i < r.predicted.totals.size() ? r.predicted.totals[i] : 0.0) << "\n";
+}
+
+// The median of the repeats, their spread, the prediction's error.
+void finish_config(Result& r) {
   std::vector<double> totals;
-  for (int k = 0; k < s.repeats; ++k) {
-    const std::string run_dir = base + "-run" + std::to_string(k + 1);
-    r.runs.push_back(means(measure(t, rt, c.workers, base + "-schedule.json", run_dir), s.rounds, s.warmup_rounds));
-    totals.push_back(r.runs.back().total_s);
-    for (std::size_t i = 0; i < r.runs.back().totals.size(); ++i)
-      rounds_csv << c.protocol << "," << c.workers << "," << c.ell << "," << k + 1 << "," << s.warmup_rounds + int(i)
-                 << "," << fmt("%.9g", r.runs.back().totals[i]) << ","
-                 << fmt("%.9g", i < r.predicted.totals.size() ? r.predicted.totals[i] : 0.0) << "\n";
-  }
+  for (const auto& m : r.runs) totals.push_back(m.total_s);
   r.measured_s = median(totals);
   r.spread = r.measured_s > 0 ? (*std::max_element(totals.begin(), totals.end()) -
                                  *std::min_element(totals.begin(), totals.end())) / r.measured_s
                               : 0;
   r.error = rel_err(r.predicted.total_s, r.measured_s);
-  return r;
 }
 
 std::string pct(double v) { return fmt("%.1f%%", 100 * v); }
@@ -429,7 +439,14 @@ Outcome run_validate_grid(const Study& s, const std::string& out, const Paths& p
   std::ostringstream rounds_csv, results_csv, speedup_csv;
   rounds_csv << "protocol,workers,local_iters,repeat,round,measured_s,predicted_s\n";
   std::vector<Result> results;
-  for (const Config& c : configs(s)) results.push_back(run_config(s, c, cal, rt, dir, rounds_csv));
+  for (const Config& c : configs(s)) results.push_back(prepare_config(s, c, cal, dir));
+  // Repeat k of every configuration before repeat k + 1 of any: a drift of
+  // the machine's speed during the study then spreads the repeats of each
+  // configuration alike instead of biasing one configuration against another
+  // (the speedups compare configurations).
+  for (int k = 0; k < s.repeats; ++k)
+    for (auto& r : results) measure_repeat(s, r, k, rt, dir, rounds_csv);
+  for (auto& r : results) finish_config(r);
   const std::string table = config_table(results, results_csv);
   std::vector<double> speedup_errors;
   const std::string speedups = speedup_table(results, speedup_errors, speedup_csv);

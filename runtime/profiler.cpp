@@ -14,9 +14,11 @@
 #include "models/error.hpp"
 #include "models/torch_model.hpp"
 #include "runtime/context.hpp"
+#include "runtime/data.hpp"
 #include "runtime/trainer.hpp"
 #include "schedule/ist.hpp"
 #include "schedule/profile.hpp"
+#include "schedule/rng.hpp"
 
 namespace resist::runtime {
 
@@ -62,22 +64,44 @@ void time_blocks(const ModelSpec& spec, Net& net, torch::Tensor x, torch::Device
   }
 }
 
-// Median optimizer-step and whole-iteration times of the full model.
-std::pair<double, double> time_iteration(Net& net, torch::Tensor x0, int batch, torch::Device device) {
+// Median optimizer-step and whole-iteration times of the full model, the
+// iteration as resist-train's worker runs it with its batches built on the
+// training thread (trainer.cpp; --loader-threads 0, what ranks that fill the
+// cores get): a batch of the training set built and augmented, the last
+// step's gradients dropped (not zero-filled), forward, loss, backward, the
+// loss and accuracy read back, the SGD step. Without the dataset (e.g.
+// profiling CIFAR without its files) the batch is a fixed random tensor and
+// the profile says so.
+std::pair<double, double> time_iteration(Net& net, const Data* data, torch::Tensor x0, int batch,
+                                         std::uint64_t seed, torch::Device device) {
   torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
-  auto y = torch::zeros({batch}, torch::kInt64).to(device);
+  auto y0 = torch::zeros({batch}, torch::kInt64).to(device);
+  Rng rng(seed, 0x9e0f11e);
   std::vector<double> step_s, iter_s;
-  for (int rep = 0; rep < kWarmup + kReps; ++rep) {
-    sgd.zero_grad();
+  constexpr int kIterWarmup = 3, kIterReps = 15;
+  for (int rep = 0; rep < kIterWarmup + kIterReps; ++rep) {
     device_sync(device);
     auto t = Clock::now();
-    auto loss = torch::nn::functional::cross_entropy(net->forward(x0), y);
+    torch::Tensor x = x0, y = y0;
+    if (data) {
+      std::vector<std::int64_t> index(static_cast<std::size_t>(batch));
+      for (auto& i : index) i = std::int64_t(rng.below(std::uint64_t(data->train.size())));
+      x = make_batch(*data, data->train, index, data->augment, rng).to(device);
+      y = data->train.labels.index_select(0, torch::tensor(index, torch::kInt64)).to(device);
+    }
+    for (auto& group : sgd.param_groups())
+      for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
+    auto logits = net->forward(x);
+    auto loss = torch::nn::functional::cross_entropy(logits, y);
     loss.backward();
+    const double loss_v = loss.item<double>();
+    const auto correct = logits.argmax(1).eq(y).sum().item<std::int64_t>();
+    (void)loss_v, (void)correct;
     device_sync(device);
     auto t1 = Clock::now();
     sgd.step();
     device_sync(device);
-    if (rep >= kWarmup) {
+    if (rep >= kIterWarmup) {
       step_s.push_back(seconds_since(t1));
       iter_s.push_back(seconds_since(t));
     }
@@ -211,11 +235,26 @@ int profile(const TrainOptions& o) {
   p.device = device.is_cuda() ? "cuda" : "cpu";
   p.threads = torch::get_num_threads();
   time_blocks(spec, net, x0, device, p);
-  const auto [step, iter] = time_iteration(net, x0, c.batch_size, device);
+  std::optional<Data> data;
+  try {
+    DataOptions d;
+    d.name = c.model.dataset;
+    d.dir = o.data_dir;
+    d.train_subset = o.train_subset;
+    d.test_subset = 1;
+    d.image_size = c.model.image_size;
+    d.check_images = false;
+    data = load_data(d);
+  } catch (const std::exception& e) {
+    std::cerr << "resist-train: profile: no " << c.model.dataset << " data (" << e.what()
+              << "); the iteration is timed on a fixed random batch, without building batches" << std::endl;
+  }
+  const auto [step, iter] = time_iteration(net, data ? &*data : nullptr, x0, c.batch_size, c.seed, device);
   p.optimizer_step_s_per_param = step / double(spec.param_count());
   double blocks_s = 0;
   for (const auto& b : p.blocks) blocks_s += b.forward_s + b.backward_s;
-  p.iteration_overhead_s = std::max(0.0, iter - blocks_s);
+  // The simulator adds the step (per parameter) to the blocks and this rest.
+  p.iteration_overhead_s = std::max(0.0, iter - blocks_s - step);
   std::tie(p.rebuild_s, p.reload_s) = time_round_costs(spec, c.seed, device);
   std::tie(p.pack_s_per_byte, p.ist_pack_s_per_byte) = time_packing(spec, net, c.seed);
   write_profile_file(p, o.profile);

@@ -32,7 +32,7 @@ struct Profile {
   int threads = 0;
   std::vector<BlockTime> blocks;
   double optimizer_step_s_per_param = 0;  // SGD step time divided by parameters updated
-  double iteration_overhead_s = 0;        // per iteration: data loading, zero_grad, loss, launch costs
+  double iteration_overhead_s = 0;        // per iteration, besides blocks and step: building the batch, loss, bookkeeping
   // Per round, outside the iterations, for the whole model (the simulator
   // scales them by the fraction of its parameters a worker trains):
   double rebuild_s = 0;  // a network built anew (its modules, their initial weights) and a new optimizer
