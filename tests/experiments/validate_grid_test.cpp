@@ -3,8 +3,10 @@
 // reports per configuration and in summary.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -25,7 +27,7 @@ std::string grid(const std::string& extra) {
     "model": {"model": "preact-resnet34", "block": "basic", "base_width": 4, "dataset": "fashion-mnist"},
     "ist_model": {"model": "mlp", "hidden": [64]}, "protocols": ["local-sgd", "resist", "ist"],
     "workers": [2], "local_iters": [1], "batch_size": 16, "min_depth": 2, "rounds": 3, "warmup_rounds": 1,
-    "repeats": 1, "train_subset": 256, "test_subset": 32, "threads": 1)" + extra + "}";
+    "repeats": 2, "train_subset": 256, "test_subset": 32, "threads": 1)" + extra + "}";
 }
 
 std::string error_of(const TempDir& dir, const std::string& text) {
@@ -142,6 +144,24 @@ TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
     EXPECT_NEAR(error, (predicted - measured) / measured, 1e-4) << line;
   }
   EXPECT_EQ(rows, 3);
+  // Repeats are interleaved: every configuration's first run comes before
+  // any configuration's second (rounds.csv is written in measurement order).
+  std::istringstream rounds(read_text(out / "rounds.csv"));
+  std::getline(rounds, line);
+  std::vector<int> order;
+  std::set<std::string> first_repeat;
+  while (std::getline(rounds, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+    ASSERT_GE(cells.size(), 5u) << line;
+    order.push_back(std::stoi(cells[3]));
+    if (order.back() == 1) first_repeat.insert(cells[0]);
+  }
+  ASSERT_FALSE(order.empty());
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+  EXPECT_EQ(order.back(), 2);
+  EXPECT_EQ(first_repeat.size(), 3u);
   const auto summary = nlohmann::json::parse(read_text(out / "summary.json"));
   EXPECT_EQ(summary["configurations"], 3);
   EXPECT_GE(summary["p90_abs_error"].get<double>(), summary["median_abs_error"].get<double>());
