@@ -52,6 +52,9 @@ GradientBuckets::~GradientBuckets() {
 }
 
 void GradientBuckets::begin() {
+  // finish() left each gradient a view of the buffer: a backward pass must
+  // not accumulate into it while the hooks write the buffer.
+  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& b : bucket_) b.missing = 0;
   for (std::size_t i = 0; i < params_.size(); ++i)
@@ -117,13 +120,12 @@ std::pair<double, double> GradientBuckets::finish() {
     armed_ = false;
     if (error_) std::rethrow_exception(error_);
   }
+  // Each gradient becomes a view of its averaged values in the buffer (no
+  // copy back, as DDP's gradient_as_bucket_view); begin() drops them before
+  // the next backward, whose hooks copy the new gradients in.
   torch::NoGradGuard ng;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    auto mean = flat_.slice(0, offset_[i], offset_[i] + params_[i].numel()).view(params_[i].sizes());
-    auto& g = params_[i].mutable_grad();
-    if (g.defined()) g.copy_(mean);
-    else g = mean.clone();
-  }
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    params_[i].mutable_grad() = flat_.slice(0, offset_[i], offset_[i] + params_[i].numel()).view(params_[i].sizes());
   return {first_start_, last_end_};
 }
 

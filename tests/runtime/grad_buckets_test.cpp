@@ -48,8 +48,12 @@ RankData rank_data(const resist::ModelSpec& spec, int rank, int iterations) {
 std::vector<torch::Tensor> grads(RankData& d, resist::runtime::GradientBuckets* buckets) {
   std::vector<torch::Tensor> out;
   for (std::size_t it = 0; it < d.x.size(); ++it) {
-    for (auto& p : d.params) p.mutable_grad().reset();
+    // Bucketed: begin() itself drops the last iteration's gradients (views
+    // of the bucket buffer after finish()); without that the second
+    // iteration would accumulate into them.
     if (buckets) buckets->begin();
+    else
+      for (auto& p : d.params) p.mutable_grad().reset();
     torch::nn::functional::cross_entropy(d.net->forward(d.x[it]), d.y[it]).backward();
     if (buckets) buckets->finish();
     out.clear();
