@@ -116,6 +116,7 @@ class Trainer {
 
   TrainOptions opt_;
   bool loader_auto_ = false;  // --loader-threads chosen from the cores (setup)
+  bool bucket_auto_ = false;  // --bucket-mb chosen from the cores (setup)
   RunContext ctx_;
   RunReport report_;
   ModelSpec spec_;
@@ -448,6 +449,15 @@ void Trainer::setup() {
     const int spare = int(std::thread::hardware_concurrency()) - env.local_world_size * threads;
     opt_.loader_threads = std::clamp(spare / env.local_world_size, 0, 2);
   }
+  // Overlapping the gradient all-reduce with backward needs a core for the
+  // communication thread: where the workers' threads fill the cores it takes
+  // its time from backward (docs/performance.md: 2 workers on 2 cores ran 10%
+  // slower per iteration with 4 MB buckets than with one all-reduce after).
+  bucket_auto_ = opt_.bucket_mb < 0;
+  if (bucket_auto_) {
+    const int spare = int(std::thread::hardware_concurrency()) - env.local_world_size * threads;
+    opt_.bucket_mb = spare >= env.local_world_size ? 4 : 0;
+  }
   load_schedule();
   check_before_rendezvous();
   connect();
@@ -618,15 +628,21 @@ void Trainer::start(int first_round) {
   // A shared time origin: the monotonic clock is system-wide on one machine.
   ctx_.kv->barrier("start", ctx_.rank, ctx_.world);
   ctx_.t0 = Clock::now();
-  if (ctx_.rank == 0 && !opt_.quiet)
-    std::cerr << "resist-train: " << to_string(header.config.protocol) << ", " << spec_.name << ", " << ctx_.world
-              << " worker(s) over " << ctx_.comm->backend() << ", " << N << " rounds of "
-              << header.config.local_iters << " iteration(s), " << data_.train.size() << " training / "
-              << data_.test.size() << " test images, " << torch::get_num_threads() << " thread(s) per worker ("
-              << (opt_.threads > 0 ? "--threads" : "cores / local workers") << "), " << opt_.loader_threads
-              << " loader thread(s) (" << (loader_auto_ ? "the cores left per worker, at most 2" : "--loader-threads")
-              << "); BLAS: "
-              << describe(blas_info()) << std::endl;
+  if (ctx_.rank != 0 || opt_.quiet) return;
+  std::cerr << "resist-train: " << to_string(header.config.protocol) << ", " << spec_.name << ", " << ctx_.world
+            << " worker(s) over " << ctx_.comm->backend() << ", " << N << " rounds of " << header.config.local_iters
+            << " iteration(s), " << data_.train.size() << " training / " << data_.test.size() << " test images, "
+            << torch::get_num_threads() << " thread(s) per worker ("
+            << (opt_.threads > 0 ? "--threads" : "cores / local workers") << "), " << opt_.loader_threads
+            << " loader thread(s) (" << (loader_auto_ ? "the cores left per worker, at most 2" : "--loader-threads")
+            << ")";
+  if (header.config.protocol == Protocol::data_parallel && std::string(ctx_.comm->backend()) == "gloo")
+    std::cerr << ", gradient all-reduce "
+              << (opt_.bucket_mb > 0 ? "in " + std::to_string(int(opt_.bucket_mb)) + "-MB buckets during backward"
+                                     : std::string("after backward"))
+              << " (" << (bucket_auto_ ? "auto: overlapped only with a core per worker to spare" : "--bucket-mb")
+              << ")";
+  std::cerr << "; BLAS: " << describe(blas_info()) << std::endl;
 }
 
 void Trainer::finish(double test_acc) {
