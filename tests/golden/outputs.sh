@@ -44,6 +44,12 @@ fi
 if [[ $what == train || $what == all ]] && [[ -x $build/runtime/resist-train ]]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
+  # Bit-exact model hashes need the same kernels: ATen, oneDNN and OpenBLAS
+  # pick theirs by the host's ISA, and an AVX-512 host rounds differently
+  # from the AVX2 one the hashes were recorded on (every line differed on
+  # one; all equal with these three pinned). A host without AVX2 cannot
+  # reproduce them.
+  export ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell
   train() {  # name, args...
     local name=$1; shift
     "$build/runtime/resist-launch" -n 2 -- "$build/runtime/resist-train" --dataset fashion-mnist --threads 1 \
