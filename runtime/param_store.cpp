@@ -71,10 +71,14 @@ bool BlockStore::load(const Round& round, Net& net) {
   torch::NoGradGuard ng;
   // Keep the modules when the set of blocks does not change (local SGD, DP);
   // the blocks whose value is still in them need no copy.
+  did_ = {};
   if (net && blocks == net_blocks_) {
     if (net_.is_empty() || net.ptr() != net_.ptr()) copy_out_of_net();
     for (int b : blocks)
-      if (!in_net_.count(b)) copy_into(net->block_parameters(b), held_.at(b));
+      if (!in_net_.count(b)) {
+        copy_into(net->block_parameters(b), held_.at(b));
+        did_.reload_blocks.push_back(b);
+      }
     in_net_.clear();  // training the network now changes them
     return false;
   }
@@ -82,9 +86,12 @@ bool BlockStore::load(const Round& round, Net& net) {
   net = Net(spec_, blocks, header_.config.seed);
   net->to(device_);
   net_blocks_ = blocks;
+  did_.rebuild = true;
   for (int b : blocks)
-    if (auto it = held_.find(b); it != held_.end())  // else: the block's seeded initial weights
+    if (auto it = held_.find(b); it != held_.end()) {  // else: the block's seeded initial weights
       copy_into(net->block_parameters(b), it->second);
+      did_.reload_blocks.push_back(b);
+    }
   return true;
 }
 
@@ -195,6 +202,8 @@ bool SliceStore::load(const Round& round, Net& net) {
   slices_ = plan_.worker_slices(part, ctx_.rank);
   net = make_full_net(build_model(plan_.subnet_options(part, ctx_.rank)), header_.config.seed);
   net->to(device_);
+  did_ = {true, std::vector<int>(spec_.blocks.size())};  // a new subnet, every block's slices copied in
+  std::iota(did_.reload_blocks.begin(), did_.reload_blocks.end(), 0);
   torch::NoGradGuard ng;
   std::size_t k = 0;
   for (int b = 0; b < int(spec_.blocks.size()); ++b)

@@ -18,6 +18,7 @@
 #include "models/torch_model.hpp"
 #include "runtime/context.hpp"
 #include "schedule/ist.hpp"
+#include "schedule/round_setup.hpp"
 #include "schedule/schedule.hpp"
 
 namespace resist::runtime {
@@ -71,6 +72,14 @@ class ParamStore : public OpValues {
   virtual bool checkpoints() const { return false; }
   virtual std::map<int, torch::Tensor> snapshot() const { return {}; }
   virtual void restore(std::map<int, torch::Tensor> held) { (void)held; }
+  // What the last load() did: whether it built a new network and which
+  // blocks' values it copied into it. The schedule's round_setup()
+  // (schedule/round_setup.hpp) says what it must do; --check-sync and
+  // tests/runtime/round_setup_store_test.cpp compare the two.
+  const RoundSetup& last_setup() const { return did_; }
+
+ protected:
+  RoundSetup did_;
 };
 
 std::unique_ptr<ParamStore> make_store(const Schedule& header, const ModelSpec& spec, RunContext& ctx,

@@ -42,6 +42,7 @@
 #include "runtime/sampler.hpp"
 #include "schedule/accounting.hpp"
 #include "schedule/rng.hpp"
+#include "schedule/round_setup.hpp"
 #if RESIST_HAVE_NCCL
 #include "runtime/nccl_comm.hpp"
 #endif
@@ -107,6 +108,7 @@ class Trainer {
   void prepare_buckets(const Round& round, bool new_net);
   void finish_buckets(const CommOp& op, int op_index, int round);
   void sync(const Round& round);
+  void check_setup(const Round* previous, const Round& round) const;
   void execute(const CommOp& op, int op_index, int round, OpValues& values);
   double evaluate(int round);
   bool load_aux(const Round& round);
@@ -145,11 +147,14 @@ int Trainer::run() {
   const int first = resume(), N = sched_->num_rounds();
   start(first);
   double test_acc = -1;
+  std::optional<Round> prev;
   for (int r = first; r < N; ++r) {
     const Round round = sched_->round(r);
     const double round_start = seconds_since(ctx_.t0);
     const bool new_head = load_aux(round);
     const bool new_net = store_->load(round, net_);
+    // A resumed run's first round may be loaded twice (resume() loads it to restore the optimizer).
+    if (opt_.check_sync && (r > first || first == 0)) check_setup(prev ? &*prev : nullptr, round);
     if (new_net || new_head || round.reset_optimizer || !optim_) new_optimizer();
     prepare_buckets(round, new_net);
     const std::uint64_t bytes_before = ctx_.comm->bytes_sent();
@@ -169,9 +174,29 @@ int Trainer::run() {
                        sched_->round(r + 1).reset_optimizer ? nullptr : optim_.get(), ckpt_config_,
                        aux_.is_empty() ? torch::Tensor() : flat_parameters(aux_));
     }
+    if (opt_.check_sync) prev = round;
   }
   finish(test_acc);
   return 0;
+}
+
+// --check-sync: the store set the round up as the schedule says it does
+// (schedule/round_setup.hpp), which is also what the simulator charges.
+void Trainer::check_setup(const Round* previous, const Round& round) const {
+  const RoundSetup want = round_setup(sched_->header(), previous, round, ctx_.rank);
+  const RoundSetup& did = store_->last_setup();
+  if (did == want) return;
+  std::ostringstream msg;
+  auto put = [&msg](const RoundSetup& s) {
+    msg << (s.rebuild ? "rebuilt, copied blocks [" : "kept, copied blocks [");
+    for (std::size_t i = 0; i < s.reload_blocks.size(); ++i) msg << (i ? " " : "") << s.reload_blocks[i];
+    msg << "]";
+  };
+  msg << "round " << round.index << ": the network was ";
+  put(did);
+  msg << "; the schedule says ";
+  put(want);
+  die(ctx_.rank, msg.str());
 }
 
 void Trainer::train_round(const Round& round, RoundStats& stats) {
