@@ -108,7 +108,6 @@ class Trainer {
   void prepare_buckets(const Round& round, bool new_net);
   void finish_buckets(const CommOp& op, int op_index, int round);
   void sync(const Round& round);
-  void check_setup(const Round* previous, const Round& round) const;
   void execute(const CommOp& op, int op_index, int round, OpValues& values);
   double evaluate(int round);
   bool load_aux(const Round& round);
@@ -147,19 +146,21 @@ int Trainer::run() {
   const int first = resume(), N = sched_->num_rounds();
   start(first);
   double test_acc = -1;
-  std::optional<Round> prev;
+  const auto& h = sched_->header();
+  std::optional<Round> prev;  // the round before, which this round's set-up depends on
   for (int r = first; r < N; ++r) {
-    const Round round = sched_->round(r);
+    Round round = sched_->round(r);
     const double round_start = seconds_since(ctx_.t0);
     const bool new_head = load_aux(round);
-    const bool new_net = store_->load(round, net_);
-    // A resumed run's first round may be loaded twice (resume() loads it to restore the optimizer).
-    if (opt_.check_sync && (r > first || first == 0)) check_setup(prev ? &*prev : nullptr, round);
+    // As the schedule says (schedule/round_setup.hpp); resume() may have
+    // set the first round up already, to restore the optimizer.
+    const bool loaded = r == first && !net_.is_empty();
+    const bool new_net =
+        !loaded && store_->load(round, round_setup(h, prev ? &*prev : nullptr, round, ctx_.rank), net_);
     if (new_net || new_head || round.reset_optimizer || !optim_) new_optimizer();
     prepare_buckets(round, new_net);
     const std::uint64_t bytes_before = ctx_.comm->bytes_sent();
     RoundStats stats;
-    const auto& h = sched_->header();
     stats.epoch = double(std::min<std::int64_t>(h.total_iters, std::int64_t(r + 1) * h.config.local_iters)) /
                   double(std::max(1, h.iters_per_epoch));
     train_round(round, stats);
@@ -174,29 +175,10 @@ int Trainer::run() {
                        sched_->round(r + 1).reset_optimizer ? nullptr : optim_.get(), ckpt_config_,
                        aux_.is_empty() ? torch::Tensor() : flat_parameters(aux_));
     }
-    if (opt_.check_sync) prev = round;
+    prev = std::move(round);
   }
   finish(test_acc);
   return 0;
-}
-
-// --check-sync: the store set the round up as the schedule says it does
-// (schedule/round_setup.hpp), which is also what the simulator charges.
-void Trainer::check_setup(const Round* previous, const Round& round) const {
-  const RoundSetup want = round_setup(sched_->header(), previous, round, ctx_.rank);
-  const RoundSetup& did = store_->last_setup();
-  if (did == want) return;
-  std::ostringstream msg;
-  auto put = [&msg](const RoundSetup& s) {
-    msg << (s.rebuild ? "rebuilt, copied blocks [" : "kept, copied blocks [");
-    for (std::size_t i = 0; i < s.reload_blocks.size(); ++i) msg << (i ? " " : "") << s.reload_blocks[i];
-    msg << "]";
-  };
-  msg << "round " << round.index << ": the network was ";
-  put(did);
-  msg << "; the schedule says ";
-  put(want);
-  die(ctx_.rank, msg.str());
 }
 
 void Trainer::train_round(const Round& round, RoundStats& stats) {
@@ -622,7 +604,7 @@ int Trainer::resume() {
     set_parameters(aux_, res.aux);
   }
   if (!res.optim_file.empty() && !round.reset_optimizer) {
-    store_->load(round, net_);
+    store_->load(round, round_setup(sched_->header(), nullptr, round, ctx_.rank), net_);
     new_optimizer();
     torch::load(*optim_, res.optim_file);
   }

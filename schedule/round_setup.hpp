@@ -2,8 +2,8 @@
 // What a worker does before a round's iterations: whether it builds its
 // network anew and which blocks' values it copies into the network. The
 // schedule decides it once; the simulator charges it (sim/cost.hpp) and the
-// runtime's parameter stores do it (runtime/param_store.hpp), and a test
-// checks the stores against this function.
+// runtime's parameter stores do it (runtime/param_store.hpp), refusing a
+// set-up that disagrees with what they know is still in the network.
 //
 // The rule (docs/simulator.md, "Round set-up"):
 //  - neuron slices (Holding::slices, IST): a new subnet every round: rebuild,

@@ -1,11 +1,16 @@
-// The parameter stores (runtime/param_store.hpp) set every round up exactly
-// as the schedule's round_setup() says (schedule/round_setup.hpp), which is
-// what the simulator charges: each worker's store is driven through a whole
-// schedule on its own (every op's result stands in for the real one; the
-// values do not matter here, only which blocks are copied when).
+// The parameter stores (runtime/param_store.hpp) set every round up as the
+// schedule's round_setup() says (schedule/round_setup.hpp), which is what the
+// simulator charges, and their own bookkeeping (which blocks' values are
+// still in the network) agrees with it: each worker's store is driven through
+// a whole schedule on its own, as the trainer drives it (every op's result
+// stands in for the real one; the values do not matter here, only which
+// blocks are copied when), and a set-up that leaves out a block the store
+// must copy, or names one it does not hold, is refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include <torch/torch.h>
@@ -37,6 +42,12 @@ ModelSpec small_mlp() {
   return build_model(o);
 }
 
+std::vector<int> sorted_trained(const Schedule& h, const Round& r, int w) {
+  std::vector<int> b = trained_blocks(h, r, w);
+  std::sort(b.begin(), b.end());
+  return b;
+}
+
 ScheduleConfig config(Protocol p, const ModelSpec& spec, int workers) {
   ScheduleConfig c;
   c.protocol = p;
@@ -66,10 +77,23 @@ void expect_store_follows_schedule(const ModelSpec& spec, const ScheduleConfig& 
     int rebuilt = 0, copied = 0;
     for (int r = 0; r < src.num_rounds(); ++r) {
       const Round round = src.round(r);
-      store->load(round, net);
       const RoundSetup want = round_setup(header, prev ? &*prev : nullptr, round, w);
-      EXPECT_EQ(store->last_setup(), want) << to_string(c.protocol) << " warm-up epochs " << c.warmup_epochs
-                                           << " round " << r << " worker " << w;
+      const std::string where = std::string(to_string(c.protocol)) + " warm-up epochs " +
+                                std::to_string(c.warmup_epochs) + " round " + std::to_string(r) + " worker " +
+                                std::to_string(w);
+      if (!want.reload_blocks.empty()) {  // one block fewer is refused (before anything changes)
+        RoundSetup fewer = want;
+        fewer.reload_blocks.pop_back();
+        EXPECT_THROW(store->load(round, fewer, net), std::logic_error) << where;
+      }
+      if (!want.rebuild && want.reload_blocks.empty()) {  // a block more: one it does not hold
+        RoundSetup more = want;
+        more.reload_blocks = {sorted_trained(header, round, w).front()};
+        EXPECT_THROW(store->load(round, more, net), std::logic_error) << where;
+      }
+      const Net before = net;
+      EXPECT_EQ(store->load(round, want, net), want.rebuild) << where;
+      EXPECT_EQ(before.is_empty() || net.ptr() != before.ptr(), want.rebuild) << where;  // a new module
       rebuilt += want.rebuild;
       copied += int(want.reload_blocks.size());
       store->take(net);
