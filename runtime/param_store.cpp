@@ -65,27 +65,44 @@ void GradientValues::scatter(const CommOp& op, const torch::Tensor& values) {
 
 // ------------------------------------------------------------ blocks
 
-bool BlockStore::load(const Round& round, Net& net) {
+bool BlockStore::load(const Round& round, const RoundSetup& setup, Net& net) {
   std::vector<int> blocks = trained_blocks(header_, round, ctx_.rank);
   std::sort(blocks.begin(), blocks.end());
+  const auto& reload = setup.reload_blocks;
+  auto copied = [&reload](int b) { return std::binary_search(reload.begin(), reload.end(), b); };
   torch::NoGradGuard ng;
-  // Keep the modules when the set of blocks does not change (local SGD, DP);
-  // the blocks whose value is still in them need no copy.
-  if (net && blocks == net_blocks_) {
+  if (!setup.rebuild) {  // the same modules (local SGD, DP): copy in what the last sync replaced
+    if (!net || blocks != net_blocks_) disagree(round, "keeps a network this rank has not built");
     if (net_.is_empty() || net.ptr() != net_.ptr()) copy_out_of_net();
     for (int b : blocks)
-      if (!in_net_.count(b)) copy_into(net->block_parameters(b), held_.at(b));
+      if (!copied(b) && !in_net_.count(b))
+        disagree(round, "leaves out block " + std::to_string(b) + ", not in the network");
+    copy_in(round, reload, net);
     in_net_.clear();  // training the network now changes them
     return false;
   }
+  for (int b : blocks)  // not copied: the block's seeded initial weights, before any value is held
+    if (!copied(b) && (held_.count(b) || in_net_.count(b)))
+      disagree(round, "leaves out block " + std::to_string(b) + ", which it holds");
   copy_out_of_net();
   net = Net(spec_, blocks, header_.config.seed);
   net->to(device_);
   net_blocks_ = blocks;
-  for (int b : blocks)
-    if (auto it = held_.find(b); it != held_.end())  // else: the block's seeded initial weights
-      copy_into(net->block_parameters(b), it->second);
+  copy_in(round, reload, net);
   return true;
+}
+
+void BlockStore::copy_in(const Round& round, const std::vector<int>& blocks, Net& net) const {
+  for (int b : blocks) {
+    auto it = held_.find(b);
+    if (it == held_.end()) disagree(round, "copies block " + std::to_string(b) + ", which it does not hold");
+    copy_into(net->block_parameters(b), it->second);
+  }
+}
+
+void BlockStore::disagree(const Round& round, const std::string& what) const {
+  throw std::logic_error("round " + std::to_string(round.index) + ", rank " + std::to_string(ctx_.rank) +
+                         ": the schedule's set-up " + what);
 }
 
 torch::Tensor BlockStore::flat_block(int b) const {
@@ -190,7 +207,10 @@ SliceStore::SliceStore(const Schedule& header, const ModelSpec& spec, RunContext
     }
 }
 
-bool SliceStore::load(const Round& round, Net& net) {
+bool SliceStore::load(const Round& round, const RoundSetup& setup, Net& net) {
+  if (!setup.rebuild || setup.reload_blocks.size() != spec_.blocks.size())
+    throw std::logic_error("round " + std::to_string(round.index) +
+                           ": neuron slices need a new subnet and every block copied in every round");
   const auto part = plan_.partition(round.index);
   slices_ = plan_.worker_slices(part, ctx_.rank);
   net = make_full_net(build_model(plan_.subnet_options(part, ctx_.rank)), header_.config.seed);

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -18,6 +19,7 @@
 #include "models/torch_model.hpp"
 #include "runtime/context.hpp"
 #include "schedule/ist.hpp"
+#include "schedule/round_setup.hpp"
 #include "schedule/schedule.hpp"
 
 namespace resist::runtime {
@@ -53,10 +55,14 @@ struct SyncStats {
 
 class ParamStore : public OpValues {
  public:
-  // Builds (or refreshes) the network this rank trains in `round` from the
-  // stored values. Returns true when `net` is a new module (its optimizer
-  // must be re-created).
-  virtual bool load(const Round& round, Net& net) = 0;
+  // Sets up the network this rank trains in `round` as the schedule says
+  // (`setup` = round_setup(), schedule/round_setup.hpp): builds it anew when
+  // setup.rebuild, and copies the stored values of setup.reload_blocks into
+  // it. Throws std::logic_error when the store's own state disagrees (a
+  // block it would have to copy that `setup` leaves out, or one it does not
+  // hold). Returns setup.rebuild: `net` is a new module (its optimizer must
+  // be re-created).
+  virtual bool load(const Round& round, const RoundSetup& setup, Net& net) = 0;
   // Takes the trained values back from `net` before the round's sync.
   virtual void take(const Net& net) = 0;
   // After round r's sync: keeps what this rank needs next (`keep`, block
@@ -83,13 +89,14 @@ std::uint64_t hash_tensor(const torch::Tensor& t);
 // as nothing else needs it: take() only notes the network; an op that reads
 // a block flattens it straight from the parameters into the op's bucket; a
 // block no op touched is kept in the network (in_net_) and load() does not
-// copy it back. Data-parallel rounds (no round-end ops) then copy nothing,
+// copy it back (the schedule's round_setup() names exactly the others; load()
+// checks that it does). Data-parallel rounds (no round-end ops) then copy nothing,
 // local SGD once each way around its all-reduce.
 class BlockStore : public ParamStore {
  public:
   BlockStore(const Schedule& header, const ModelSpec& spec, RunContext& ctx, torch::Device device)
       : header_(header), spec_(spec), ctx_(ctx), device_(device) {}
-  bool load(const Round& round, Net& net) override;
+  bool load(const Round& round, const RoundSetup& setup, Net& net) override;
   void take(const Net& net) override;
   std::int64_t count(const CommOp& op) override { return std::int64_t(op.bytes / 4); }
   torch::Tensor gather(const CommOp& op) override;
@@ -105,6 +112,8 @@ class BlockStore : public ParamStore {
  private:
   torch::Tensor flat_block(int b) const;  // a copy of block b's parameters in net_, flat
   void copy_out_of_net();                 // in_net_ blocks into held_ (net_ is about to change)
+  void copy_in(const Round& round, const std::vector<int>& blocks, Net& net) const;  // held blocks into net
+  [[noreturn]] void disagree(const Round& round, const std::string& what) const;   // a bug: logic_error
 
   const Schedule& header_;
   const ModelSpec& spec_;
@@ -122,7 +131,7 @@ class BlockStore : public ParamStore {
 class SliceStore : public ParamStore {
  public:
   SliceStore(const Schedule& header, const ModelSpec& spec, RunContext& ctx, torch::Device device);
-  bool load(const Round& round, Net& net) override;
+  bool load(const Round& round, const RoundSetup& setup, Net& net) override;
   void take(const Net& net) override;
   std::int64_t count(const CommOp& op) override;
   torch::Tensor gather(const CommOp& op) override;

@@ -111,8 +111,9 @@ std::pair<double, double> time_iteration(Net& net, const Data* data, torch::Tens
 
 // Median per-round costs outside the iterations, for the whole model, as
 // resist-train's block store pays them (param_store.cpp): a network built
-// anew and a new optimizer (every ResIST and IST round); the held values
-// copied in and taken out again (every round).
+// anew and a new optimizer; the held values copied in and taken out again.
+// Which rounds pay which, for which blocks, the schedule says
+// (schedule/round_setup.hpp).
 std::pair<double, double> time_round_costs(const ModelSpec& spec, std::uint64_t seed, torch::Device device) {
   torch::NoGradGuard ng;
   Net net = make_full_net(spec, seed);

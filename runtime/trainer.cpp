@@ -42,6 +42,7 @@
 #include "runtime/sampler.hpp"
 #include "schedule/accounting.hpp"
 #include "schedule/rng.hpp"
+#include "schedule/round_setup.hpp"
 #if RESIST_HAVE_NCCL
 #include "runtime/nccl_comm.hpp"
 #endif
@@ -146,16 +147,21 @@ int Trainer::run() {
   const int first = resume(), N = sched_->num_rounds();
   start(first);
   double test_acc = -1;
+  const auto& h = sched_->header();
+  std::optional<Round> prev;  // the round before, which this round's set-up depends on
   for (int r = first; r < N; ++r) {
-    const Round round = sched_->round(r);
+    Round round = sched_->round(r);
     const double round_start = seconds_since(ctx_.t0);
     const bool new_head = load_aux(round);
-    const bool new_net = store_->load(round, net_);
+    // As the schedule says (schedule/round_setup.hpp); resume() may have
+    // set the first round up already, to restore the optimizer.
+    const bool loaded = r == first && !net_.is_empty();
+    const bool new_net =
+        !loaded && store_->load(round, round_setup(h, prev ? &*prev : nullptr, round, ctx_.rank), net_);
     if (new_net || new_head || round.reset_optimizer || !optim_) new_optimizer();
     prepare_buckets(round, new_net);
     const std::uint64_t bytes_before = ctx_.comm->bytes_sent();
     RoundStats stats;
-    const auto& h = sched_->header();
     stats.epoch = double(std::min<std::int64_t>(h.total_iters, std::int64_t(r + 1) * h.config.local_iters)) /
                   double(std::max(1, h.iters_per_epoch));
     train_round(round, stats);
@@ -170,6 +176,7 @@ int Trainer::run() {
                        sched_->round(r + 1).reset_optimizer ? nullptr : optim_.get(), ckpt_config_,
                        aux_.is_empty() ? torch::Tensor() : flat_parameters(aux_));
     }
+    prev = std::move(round);
   }
   finish(test_acc);
   return 0;
@@ -607,7 +614,7 @@ int Trainer::resume() {
     set_parameters(aux_, res.aux);
   }
   if (!res.optim_file.empty() && !round.reset_optimizer) {
-    store_->load(round, net_);
+    store_->load(round, round_setup(sched_->header(), nullptr, round, ctx_.rank), net_);
     new_optimizer();
     torch::load(*optim_, res.optim_file);
   }

@@ -89,14 +89,19 @@ double ComputeModel::backward_fraction(const std::vector<int>& blocks, int rank,
   return total > 0 ? bwd / total : 0;
 }
 
-double ComputeModel::round_setup_s(const std::vector<int>& blocks, int rank, bool rebuilt,
+double ComputeModel::round_setup_s(const std::vector<int>& trained, const RoundSetup& setup, int rank,
                                    const ModelSpec* subnet) const {
   if (!profile_ || spec_.param_count() == 0) return 0;
   const ModelSpec& m = subnet ? *subnet : spec_;
-  std::uint64_t params = 0;
-  for (int b : blocks) params += m.blocks[b].param_count;
-  const double share = double(params) / double(spec_.param_count());
-  return share * (profile_->reload_s + (rebuilt ? profile_->rebuild_s : 0.0)) / platform_.speed_factor(rank);
+  // The share of the whole model's parameters in `blocks` (of the subnet's, if any).
+  auto share = [&](const std::vector<int>& blocks) {
+    std::uint64_t params = 0;
+    for (int b : blocks) params += m.blocks[b].param_count;
+    return double(params) / double(spec_.param_count());
+  };
+  const double reload = share(setup.reload_blocks) * profile_->reload_s;
+  const double rebuild = setup.rebuild ? share(trained) * profile_->rebuild_s : 0.0;
+  return (reload + rebuild) / platform_.speed_factor(rank);
 }
 
 double ComputeModel::pack_s_per_byte(bool ist) const {

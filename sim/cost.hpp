@@ -20,6 +20,7 @@
 
 #include "models/spec.hpp"
 #include "schedule/profile.hpp"
+#include "schedule/round_setup.hpp"
 #include "sim/platform.hpp"
 
 namespace resist::sim {
@@ -40,12 +41,15 @@ class ComputeModel {
   double aux_head_s(const AuxHeadSpec& head, int rank) const;
   // Fraction of an iteration spent in backward (for overlapping the gradient all-reduce).
   double backward_fraction(const std::vector<int>& blocks, int rank, const ModelSpec* subnet = nullptr) const;
-  // Per round, before its iterations (profiles only; 0 without one): the
-  // held values loaded into the worker's network and taken out after
-  // training, plus, when `rebuilt` (its blocks or its subnet changed), the
-  // network and optimizer built anew: the profile's whole-model figures
-  // times the worker's share of the model's parameters.
-  double round_setup_s(const std::vector<int>& blocks, int rank, bool rebuilt, const ModelSpec* subnet = nullptr) const;
+  // Per round, before its iterations (profiles only; 0 without one): what
+  // the schedule says the worker does (schedule/round_setup.hpp), at the
+  // profile's whole-model figures: `reload_s` times the share of the model's
+  // parameters in setup.reload_blocks (their values copied into the network
+  // and taken out after training), plus, when setup.rebuild, `rebuild_s`
+  // times the share in `trained` (the network and optimizer built anew).
+  // `trained`: all the blocks the worker trains.
+  double round_setup_s(const std::vector<int>& trained, const RoundSetup& setup, int rank,
+                       const ModelSpec* subnet = nullptr) const;
   // Per byte of a sync op's payload, on each participant (profiles only; 0
   // without one): packing the values into one buffer and back, by element
   // index for IST's slices.

@@ -9,6 +9,7 @@
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
 #include "schedule/ist.hpp"
+#include "schedule/round_setup.hpp"
 #include "sim/as_run.hpp"
 #include "sim/cost.hpp"
 
@@ -144,11 +145,12 @@ class Planner {
     add_packing(plan, cost_.pack_s_per_byte(ist != nullptr));
     std::optional<IstPartition> part;
     if (ist) part = ist->partition(round.index);
-    prev_blocks_.resize(std::size_t(header.config.workers));
     for (int w = 0; w < header.config.workers; ++w) {
       const std::vector<int> blocks = trained_blocks(header, round, w);
       const ModelSpec* sub = part ? subnet_of(*ist, *part, w) : nullptr;
-      plan.setup_s.push_back(round_setup_s(blocks, w, sub));
+      // What it rebuilds and reloads before its iterations (schedule/round_setup.hpp).
+      const RoundSetup setup = round_setup(header, prev_round_ ? &*prev_round_ : nullptr, round, w);
+      plan.setup_s.push_back(cost_.round_setup_s(blocks, setup, w, sub));
       double compute = cost_.round_s(blocks, w, round.index, round.local_iters, sub);
       // Layer-parallel: the worker also trains an auxiliary head.
       if (const int target = round.workers[std::size_t(w)].aux_target; target >= 0)
@@ -157,6 +159,7 @@ class Planner {
       plan.backward_fraction.push_back(o_.engine.overlap ? cost_.backward_fraction(blocks, w, sub) : 0.0);
     }
     if (std::all_of(plan.setup_s.begin(), plan.setup_s.end(), [](double v) { return v == 0; })) plan.setup_s.clear();
+    prev_round_ = round;
     return plan;
   }
 
@@ -167,18 +170,6 @@ class Planner {
     if (!(s_per_byte > 0)) return;
     plan.op_delay_s.resize(plan.sync.size(), 0.0);
     for (std::size_t i = 0; i < plan.sync.size(); ++i) plan.op_delay_s[i] += s_per_byte * double(plan.sync[i].bytes);
-  }
-
-  // Worker w's set-up before this round's iterations (sim/cost.hpp): the
-  // runtime builds its network anew in its first round, whenever the blocks
-  // it trains change (ResIST) and every IST round (a new subnet).
-  double round_setup_s(const std::vector<int>& blocks, int w, const ModelSpec* sub) {
-    std::vector<int> sorted = blocks;
-    std::sort(sorted.begin(), sorted.end());
-    auto& prev = prev_blocks_[std::size_t(w)];
-    const bool rebuilt = sub || !prev || *prev != sorted;
-    prev = std::move(sorted);
-    return cost_.round_setup_s(blocks, w, rebuilt, sub);
   }
 
   // Subnets depend only on the hidden sizes |n_l(w)|, which are the same
@@ -206,7 +197,9 @@ class Planner {
     return it->second;
   }
   std::map<std::vector<std::int64_t>, ModelSpec> subnets_;
-  std::vector<std::optional<std::vector<int>>> prev_blocks_;  // per worker: the blocks of its last round
+  // The round planned before this one (plan() is called in round order):
+  // what each worker's set-up depends on (schedule/round_setup.hpp).
+  std::optional<Round> prev_round_;
 };
 
 // The distinct plans (every round's, with options.full) and which one each round uses.

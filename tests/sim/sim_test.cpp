@@ -5,12 +5,15 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
 #include "schedule/accounting.hpp"
+#include "schedule/ist.hpp"
+#include "schedule/round_setup.hpp"
 #include "sim/cost.hpp"
 #include "sim/platform.hpp"
 #include "sim/run.hpp"
@@ -369,20 +372,50 @@ std::map<std::pair<int, int>, double> setups(const Timeline& t) {
 }
 }  // namespace
 
-// A profile's per-round costs are in every predicted round: the reload each
-// round, the rebuild when the worker's network changes (its first round, a
-// ResIST round with other blocks, every IST round), by its share of the parameters.
+// A profile's per-round costs are charged as the schedule's round set-up says
+// (schedule/round_setup.hpp): the rebuild by the share of the parameters the
+// worker trains, the reload by the share of the blocks it copies in.
 TEST(SimPlatform, ProfileRoundSetupIsInThePredictedRounds) {
   const Platform p = flat();
   const ModelSpec spec = paper_model();
   std::vector<int> all(spec.blocks.size());
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = int(i);
   const ComputeModel cost(spec, p, 128, 2, flat_profile(spec, 128, 0.2, 0.05));
-  EXPECT_NEAR(cost.round_setup_s(all, 0, false), 0.05, 1e-12);
-  EXPECT_NEAR(cost.round_setup_s(all, 0, true), 0.25, 1e-12);
-  EXPECT_NEAR(cost.round_setup_s({0}, 0, true), 0.25 * double(spec.blocks[0].param_count) / double(spec.param_count()),
-              1e-12);
+  const double share0 = double(spec.blocks[0].param_count) / double(spec.param_count());
+  EXPECT_NEAR(cost.round_setup_s(all, {false, all}, 0), 0.05, 1e-12);
+  EXPECT_NEAR(cost.round_setup_s(all, {true, all}, 0), 0.25, 1e-12);
+  EXPECT_NEAR(cost.round_setup_s(all, {true, {}}, 0), 0.2, 1e-12);
+  EXPECT_NEAR(cost.round_setup_s(all, {false, {0}}, 0), 0.05 * share0, 1e-12);
+  EXPECT_NEAR(cost.round_setup_s({0}, {true, {0}}, 0), 0.25 * share0, 1e-12);
+  EXPECT_EQ(cost.round_setup_s(all, {false, {}}, 0), 0.0);
+}
 
+// Data-parallel: one build in round 0 (seeded weights, nothing copied), then
+// nothing: its ops are per-iteration gradient all-reduces.
+TEST(SimPlatform, DataParallelChargesOnlyTheFirstBuild) {
+  const Platform p = flat();
+  const ModelSpec spec = paper_model();
+  RunOptions o = options(Protocol::data_parallel, 4, 1, 5);
+  o.full = true;
+  o.timeline = true;
+  o.profile = flat_profile(spec, 128, 0, 0);
+  const RunResult without = simulate_run(spec, p, o);
+  o.profile = flat_profile(spec, 128, 0.2, 0.05);
+  const RunResult with = simulate_run(spec, p, o);
+  EXPECT_NEAR(with.wall_clock_s - without.wall_clock_s, 0.2, 1e-6);
+  const auto s = setups(with.timeline);
+  EXPECT_EQ(s.size(), 4u);  // round 0's, one per worker
+  for (const auto& [key, v] : s) {
+    EXPECT_EQ(key.first, 0);
+    EXPECT_NEAR(v, 0.2, 1e-9);
+  }
+}
+
+// Local SGD: one build, then every round the reload of every block (its
+// all-reduce replaced them all), never a rebuild.
+TEST(SimPlatform, LocalSgdChargesTheReloadOfEveryBlock) {
+  const Platform p = flat();
+  const ModelSpec spec = paper_model();
   RunOptions o = options(Protocol::local_sgd, 4, 2, 5);
   o.full = true;
   o.timeline = true;
@@ -390,30 +423,81 @@ TEST(SimPlatform, ProfileRoundSetupIsInThePredictedRounds) {
   const RunResult without = simulate_run(spec, p, o);
   o.profile = flat_profile(spec, 128, 0.2, 0.05);
   const RunResult with = simulate_run(spec, p, o);
-  EXPECT_NEAR(with.wall_clock_s - without.wall_clock_s, 0.2 + 5 * 0.05, 1e-6);  // one build, five reloads
+  EXPECT_NEAR(with.wall_clock_s - without.wall_clock_s, 0.2 + 4 * 0.05, 1e-6);  // one build, four reloads
   const auto local = setups(with.timeline);
   EXPECT_EQ(local.size(), 20u);
-  EXPECT_NEAR(local.at({0, 3}), 0.25, 1e-9);
-  EXPECT_NEAR(local.at({4, 3}), 0.05, 1e-9);
+  EXPECT_NEAR(local.at({0, 3}), 0.2, 1e-9);
+  for (int r = 1; r < 5; ++r) EXPECT_NEAR(local.at({r, 3}), 0.05, 1e-9) << r;
+}
 
-  o = options(Protocol::resist, 4, 2, 6);
+// ResIST (with and without warm-up): each (round, worker) is charged what
+// round_setup() decides, rebuilds whenever the block set changes.
+TEST(SimPlatform, ResistChargesTheRebuildWhenTheBlocksChange) {
+  const Platform p = flat();
+  const ModelSpec spec = paper_model();
+  const ComputeModel cost(spec, p, 128, 2, flat_profile(spec, 128, 0.2, 0.05));
+  for (int warmup : {0, 1}) {
+    RunOptions o = options(Protocol::resist, 4, 2, 0);
+    o.schedule.epochs = 3;
+    o.schedule.train_size = 4 * 128 * 6;  // 3 rounds per epoch
+    o.schedule.warmup_epochs = warmup;
+    o.full = true;
+    o.timeline = true;
+    o.profile = flat_profile(spec, 128, 0.2, 0.05);
+    const RunResult resist = simulate_run(spec, p, o);
+    ScheduleGenerator gen(spec, o.schedule);
+    const auto s = setups(resist.timeline);
+    int rebuilt = 0;
+    std::optional<Round> prev;
+    for (int r = 0; r < gen.num_rounds(); ++r) {
+      const Round round = gen.round(r);
+      for (int w = 0; w < 4; ++w) {
+        const auto blocks = trained_blocks(gen.header(), round, w);
+        const RoundSetup setup = round_setup(gen.header(), prev ? &*prev : nullptr, round, w);
+        rebuilt += setup.rebuild;
+        auto it = s.find({r, w});
+        const double charged = it == s.end() ? 0.0 : it->second;
+        EXPECT_NEAR(charged, cost.round_setup_s(blocks, setup, w), 1e-9) << "round " << r << " worker " << w;
+        if (r > 0 && r != gen.warmup_rounds()) continue;
+        EXPECT_TRUE(setup.rebuild);  // the first round and the first ResIST round after the warm-up
+      }
+      prev = round;
+    }
+    EXPECT_GT(rebuilt, 4 * 4) << "warmup " << warmup;  // ResIST's partitions change between rounds
+  }
+}
+
+// IST: a new subnet every round: its rebuild and the reload of all its
+// slices, by the subnet's share of the parameters.
+TEST(SimPlatform, IstChargesRebuildAndReloadEveryRound) {
+  const Platform p = flat();
+  ModelOptions mlp;
+  mlp.model = "mlp";
+  mlp.dataset = "fashion-mnist";
+  mlp.hidden = {256, 256};
+  const ModelSpec spec = build_model(mlp);
+  RunOptions o = options(Protocol::ist, 4, 2, 3);
+  o.schedule.model = spec.options;
+  o.full = true;
   o.timeline = true;
   o.profile = flat_profile(spec, 128, 0.2, 0.05);
-  const RunResult resist = simulate_run(spec, p, o);
-  ScheduleGenerator gen(spec, o.schedule);
-  int rebuilt = 0;
-  for (const auto& [key, s] : setups(resist.timeline)) {
-    const auto [r, w] = key;
-    const auto blocks = trained_blocks(gen.header(), gen.round(r), w);
-    auto prev = r > 0 ? trained_blocks(gen.header(), gen.round(r - 1), w) : std::vector<int>{};
-    std::sort(prev.begin(), prev.end());
-    auto now = blocks;
-    std::sort(now.begin(), now.end());
-    const bool changed = r == 0 || prev != now;
-    rebuilt += changed;
-    EXPECT_NEAR(s, cost.round_setup_s(blocks, w, changed), 1e-9) << "round " << r << " worker " << w;
+  const RunResult ist = simulate_run(spec, p, o);
+  const auto s = setups(ist.timeline);
+  ASSERT_EQ(s.size(), 12u);
+  const ComputeModel cost(spec, p, 128, 2, flat_profile(spec, 128, 0.2, 0.05));
+  const ScheduleGenerator gen(spec, o.schedule);
+  for (int r = 0; r < 3; ++r) {
+    const Round round = gen.round(r);
+    const IstPartition part = gen.ist()->partition(r);
+    for (int w = 0; w < 4; ++w) {
+      const ModelSpec sub = build_model(gen.ist()->subnet_options(part, w));
+      std::vector<int> blocks = trained_blocks(gen.header(), round, w);
+      std::sort(blocks.begin(), blocks.end());
+      EXPECT_NEAR(s.at({r, w}), cost.round_setup_s(blocks, {true, blocks}, w, &sub), 1e-9) << r << " " << w;
+      EXPECT_GT(s.at({r, w}), 0.25 * 0.1);  // a good part of the model, not all of it
+      EXPECT_LT(s.at({r, w}), 0.25 * 0.5);
+    }
   }
-  EXPECT_GT(rebuilt, 4);  // ResIST's partitions change between rounds
 }
 
 // A profile's packing cost delays every op by its payload: a local SGD round
