@@ -273,10 +273,7 @@ RoundMeans predict(const Study& t, const Config& c, const Calibration& cal, cons
   o.profile = cal.profiles.at(spec.name);
   o.full = true;
   o.timeline = true;
-  // resist-train's default (--bucket-mb -1): 4 MiB gradient buckets during
-  // backward where the ranks' threads leave a core per rank, else one
-  // all-reduce after backward.
-  if (c.protocol == "data-parallel" && cal.cores - c.workers * t.threads >= c.workers) {
+  if (c.protocol == "data-parallel") {  // resist-train's default: 4 MiB gradient buckets during backward
     o.engine.overlap = true;
     o.engine.bucket_bytes = 4u << 20;
   }

@@ -61,7 +61,7 @@ json run_record(const TrainOptions& o, const Schedule& header, const ModelSpec& 
       {"eval_batch", o.eval_batch},
       {"threads", threads},
       {"loader_threads", o.loader_threads},  // as resolved (auto: from the cores)
-      {"bucket_mb", o.bucket_mb},            // data-parallel on Gloo, as resolved (0: after backward)
+      {"bucket_mb", o.bucket_mb},            // data-parallel on Gloo (0: all-reduce after backward)
       {"device", o.device},
       {"backend", o.backend},
       {"timeout_s", o.timeout_s},

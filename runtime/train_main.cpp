@@ -104,8 +104,7 @@ void add_train_options(boost::program_options::options_description& d, resist::r
       ("broadcast", po::value(&t.broadcast)->default_value(t.broadcast), "gloo broadcast: chain|tree|auto")
       ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb),
        "per-iteration gradient all-reduce (data-parallel, Gloo): buckets of this many MB all-reduced while "
-       "backward runs, as PyTorch DDP (0: one all-reduce after backward; -1: 4 where the workers' threads leave "
-       "a core per worker for the communication thread, else 0)")
+       "backward runs, as PyTorch DDP (0: one all-reduce after backward)")
       ("check-sync", po::bool_switch(&o.check_sync), "after every sync, compare hashes of all shared copies")
       ("quiet", po::bool_switch(&o.quiet), "no progress on stderr")
       ("fail-at-round", po::value(&o.fail_round)->default_value(-1), "testing: inject a fault at this round")
@@ -122,8 +121,8 @@ void check_more_flags(const boost::program_options::variables_map& vm, resist::r
   o.check_images = !vm["no-image-check"].as<bool>();
   if (const int size = o.schedule.model.image_size; size != 0 && (size < 16 || size > 2048))  // before any data
     throw resist::UserError("--image-size: must be in 16..2048 (got " + std::to_string(size) + ")");
-  if (!(o.bucket_mb == -1 || (o.bucket_mb >= 0 && o.bucket_mb <= 65536)))
-    throw resist::UserError("--bucket-mb: must be -1 (auto) or in 0..65536 (got " + num(o.bucket_mb) + ")");
+  if (!(o.bucket_mb >= 0 && o.bucket_mb <= 65536))
+    throw resist::UserError("--bucket-mb: must be in 0..65536 (got " + num(o.bucket_mb) + ")");
   resist::cli::reject_layer_parallel_flags(vm, o.schedule.protocol);
   if (!(o.lp_beta > 0 && o.lp_beta <= 1e6))
     throw resist::UserError("--lp-beta: must be in (0, 1000000] (got " + num(o.lp_beta) + ")");

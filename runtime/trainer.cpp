@@ -117,7 +117,6 @@ class Trainer {
 
   TrainOptions opt_;
   bool loader_auto_ = false;  // --loader-threads chosen from the cores (setup)
-  bool bucket_auto_ = false;  // --bucket-mb chosen from the cores (setup)
   RunContext ctx_;
   RunReport report_;
   ModelSpec spec_;
@@ -456,15 +455,6 @@ void Trainer::setup() {
     const int spare = int(std::thread::hardware_concurrency()) - env.local_world_size * threads;
     opt_.loader_threads = std::clamp(spare / env.local_world_size, 0, 2);
   }
-  // Overlapping the gradient all-reduce with backward needs a core for the
-  // communication thread: where the workers' threads fill the cores it takes
-  // its time from backward (docs/performance.md: 2 workers on 2 cores ran 10%
-  // slower per iteration with 4 MB buckets than with one all-reduce after).
-  bucket_auto_ = opt_.bucket_mb < 0;
-  if (bucket_auto_) {
-    const int spare = int(std::thread::hardware_concurrency()) - env.local_world_size * threads;
-    opt_.bucket_mb = spare >= env.local_world_size ? 4 : 0;
-  }
   load_schedule();
   check_before_rendezvous();
   connect();
@@ -647,8 +637,7 @@ void Trainer::start(int first_round) {
     std::cerr << ", gradient all-reduce "
               << (opt_.bucket_mb > 0 ? "in " + std::to_string(int(opt_.bucket_mb)) + "-MB buckets during backward"
                                      : std::string("after backward"))
-              << " (" << (bucket_auto_ ? "auto: overlapped only with a core per worker to spare" : "--bucket-mb")
-              << ")";
+              << " (--bucket-mb)";
   std::cerr << "; BLAS: " << describe(blas_info()) << std::endl;
 }
 

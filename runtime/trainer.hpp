@@ -49,7 +49,7 @@ struct TrainOptions {
   std::string fail_mode;
 
   std::vector<std::string> argv;  // the command line, for report.json
-  double bucket_mb = -1;  // data-parallel: gradient buckets all-reduced during backward (0: after it; -1: auto, setup)
+  double bucket_mb = 4;  // data-parallel: gradient buckets all-reduced during backward (0: after it)
 
   // Layer-parallel: weight β of the stage penalty (docs/layer-parallel.md).
   double lp_beta = 1.0;
