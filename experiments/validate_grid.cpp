@@ -412,15 +412,17 @@ std::string calibration_md(const Calibration& cal) {
 
 const char* kNotModelled =
     "What the prediction contains: the profile (`resist-train --profile`) times every block's forward and backward "
-    "pass, the SGD step and the rest of an iteration on a fixed input tensor (zero_grad, loss, launch costs); per "
-    "round the network's values loaded and taken out again, and the network and optimizer built anew (ResIST when a "
-    "worker's blocks change, every IST round), scaled by the share of the parameters a worker trains; and per op "
-    "the packing of its payload into one buffer and back (IST: by element index); the network fit gives every "
-    "message a latency and a bandwidth. What is not modelled, each with its measured size in the tables: data "
-    "loading and augmentation and the loss/accuracy bookkeeping of each iteration (inside *measured compute*: "
-    "compare it with the predicted compute); evaluation and round bookkeeping (in *between rounds*, beside the "
-    "predicted rebuild); Gloo's own CPU use while ranks share cores (inside *measured comm*, which also holds the "
-    "time a rank waits for its peers).\n\n";
+    "pass, the SGD step and the rest of an iteration as the worker runs it with its batches built on the training "
+    "thread (a batch of the dataset built, gradients dropped, loss and accuracy read back); per round the set-up "
+    "the schedule decides (`schedule/round_setup.hpp`): the network and optimizer built anew when a worker's "
+    "network changes (its first round, ResIST's blocks, every IST round) and the values the previous round's sync "
+    "replaced loaded into it, each scaled by its share of the parameters; per op the packing of its payload into "
+    "one buffer and back (IST: by element index); the network fit gives every message a latency and a bandwidth. "
+    "What is not modelled, each with its measured size in the tables: evaluation and round bookkeeping (in "
+    "*between rounds*, beside the predicted set-up); the cost of a worker's first iterations in a network built "
+    "anew, beyond the profile's steady state (inside *measured compute*); Gloo's own CPU use while ranks share "
+    "cores, and the operating system's time slices when four ranks share two cores (inside *measured comm*, which "
+    "also holds the time a rank waits for its peers).\n\n";
 
 }  // namespace
 
