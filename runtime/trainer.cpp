@@ -633,7 +633,12 @@ void Trainer::start(int first_round) {
             << (opt_.threads > 0 ? "--threads" : "cores / local workers") << "), " << opt_.loader_threads
             << " loader thread(s) (" << (loader_auto_ ? "the cores left per worker, at most 2" : "--loader-threads")
             << ")";
-  if (header.config.protocol == Protocol::data_parallel && std::string(ctx_.comm->backend()) == "gloo")
+  // The per-iteration gradient all-reduce (prepare_buckets), if the rounds have one.
+  int grad_allreduces = 0;
+  if (N > 0)
+    for (const auto& op : sched_->round(std::min(first_round, N - 1)).sync)
+      grad_allreduces += op.phase == Phase::iteration && op.kind == OpKind::allreduce;
+  if (grad_allreduces == 1 && std::string(ctx_.comm->backend()) == "gloo")
     std::cerr << ", gradient all-reduce "
               << (opt_.bucket_mb > 0 ? "in " + std::to_string(int(opt_.bucket_mb)) + "-MB buckets during backward"
                                      : std::string("after backward"))
