@@ -370,6 +370,17 @@ std::map<std::pair<int, int>, double> setups(const Timeline& t) {
     if (e.kind == "rebuild") out[{e.round, e.worker}] += e.end_s - e.start_s;
   return out;
 }
+
+// The run of `o` predicted without set-up costs and with a profile's
+// rebuild of 0.2 s and reload of 0.05 s (whole model), both with timelines.
+std::pair<RunResult, RunResult> without_and_with_setup(const ModelSpec& spec, RunOptions o) {
+  o.full = true;
+  o.timeline = true;
+  o.profile = flat_profile(spec, 128, 0, 0);
+  RunResult without = simulate_run(spec, flat(), o);
+  o.profile = flat_profile(spec, 128, 0.2, 0.05);
+  return {std::move(without), simulate_run(spec, flat(), o)};
+}
 }  // namespace
 
 // A profile's per-round costs are charged as the schedule's round set-up says
@@ -393,15 +404,8 @@ TEST(SimPlatform, ProfileRoundSetupIsInThePredictedRounds) {
 // Data-parallel: one build in round 0 (seeded weights, nothing copied), then
 // nothing: its ops are per-iteration gradient all-reduces.
 TEST(SimPlatform, DataParallelChargesOnlyTheFirstBuild) {
-  const Platform p = flat();
   const ModelSpec spec = paper_model();
-  RunOptions o = options(Protocol::data_parallel, 4, 1, 5);
-  o.full = true;
-  o.timeline = true;
-  o.profile = flat_profile(spec, 128, 0, 0);
-  const RunResult without = simulate_run(spec, p, o);
-  o.profile = flat_profile(spec, 128, 0.2, 0.05);
-  const RunResult with = simulate_run(spec, p, o);
+  const auto [without, with] = without_and_with_setup(spec, options(Protocol::data_parallel, 4, 1, 5));
   EXPECT_NEAR(with.wall_clock_s - without.wall_clock_s, 0.2, 1e-6);
   const auto s = setups(with.timeline);
   EXPECT_EQ(s.size(), 4u);  // round 0's, one per worker
@@ -414,15 +418,8 @@ TEST(SimPlatform, DataParallelChargesOnlyTheFirstBuild) {
 // Local SGD: one build, then every round the reload of every block (its
 // all-reduce replaced them all), never a rebuild.
 TEST(SimPlatform, LocalSgdChargesTheReloadOfEveryBlock) {
-  const Platform p = flat();
   const ModelSpec spec = paper_model();
-  RunOptions o = options(Protocol::local_sgd, 4, 2, 5);
-  o.full = true;
-  o.timeline = true;
-  o.profile = flat_profile(spec, 128, 0, 0);
-  const RunResult without = simulate_run(spec, p, o);
-  o.profile = flat_profile(spec, 128, 0.2, 0.05);
-  const RunResult with = simulate_run(spec, p, o);
+  const auto [without, with] = without_and_with_setup(spec, options(Protocol::local_sgd, 4, 2, 5));
   EXPECT_NEAR(with.wall_clock_s - without.wall_clock_s, 0.2 + 4 * 0.05, 1e-6);  // one build, four reloads
   const auto local = setups(with.timeline);
   EXPECT_EQ(local.size(), 20u);
