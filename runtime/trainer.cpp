@@ -638,11 +638,12 @@ void Trainer::start(int first_round) {
   if (N > 0)
     for (const auto& op : sched_->round(std::min(first_round, N - 1)).sync)
       grad_allreduces += op.phase == Phase::iteration && op.kind == OpKind::allreduce;
-  if (grad_allreduces == 1 && std::string(ctx_.comm->backend()) == "gloo")
-    std::cerr << ", gradient all-reduce "
-              << (opt_.bucket_mb > 0 ? "in " + std::to_string(int(opt_.bucket_mb)) + "-MB buckets during backward"
-                                     : std::string("after backward"))
-              << " (--bucket-mb)";
+  if (grad_allreduces == 1 && std::string(ctx_.comm->backend()) == "gloo") {
+    std::cerr << ", gradient all-reduce ";
+    if (opt_.bucket_mb > 0) std::cerr << "in " << opt_.bucket_mb << "-MB buckets during backward";
+    else std::cerr << "after backward";
+    std::cerr << " (--bucket-mb)";
+  }
   std::cerr << "; BLAS: " << describe(blas_info()) << std::endl;
 }
 
