@@ -272,16 +272,23 @@ void Trainer::exchange_gradients(const Round& round, double round_start) {
     ctx_.timeline.events.push_back({ctx_.rank, round.index, "optimizer", -1, t_opt, ctx_.now(), 0, 0});
 }
 
+// The index of `round`'s per-iteration op when it is rank's only one and an
+// all-reduce of the gradients (what buckets can carry out); -1 otherwise.
+int gradient_allreduce(const Round& round, int rank) {
+  int found = -1, count = 0;
+  for (std::size_t k = 0; k < round.sync.size(); ++k)
+    if (round.sync[k].phase == Phase::iteration && round.sync[k].involves(rank)) found = int(k), ++count;
+  return count == 1 && round.sync[std::size_t(found)].kind == OpKind::allreduce ? found : -1;
+}
+
 // Buckets for the round's per-iteration all-reduce of gradients, when there
 // is exactly one, on Gloo, with --bucket-mb > 0; kept while the network and
 // the op's blocks stay the same.
 void Trainer::prepare_buckets(const Round& round, bool new_net) {
   bucket_op_ = -1;
   if (opt_.bucket_mb <= 0 || std::string(ctx_.comm->backend()) != "gloo") return;
-  int found = -1, count = 0;
-  for (std::size_t k = 0; k < round.sync.size(); ++k)
-    if (round.sync[k].phase == Phase::iteration && round.sync[k].involves(ctx_.rank)) found = int(k), ++count;
-  if (count != 1 || round.sync[std::size_t(found)].kind != OpKind::allreduce) return;
+  const int found = gradient_allreduce(round, ctx_.rank);
+  if (found < 0) return;
   const auto& op = round.sync[std::size_t(found)];
   if (new_net || !buckets_ || bucket_blocks_ != op.blocks) {
     std::vector<torch::Tensor> params;
@@ -634,11 +641,8 @@ void Trainer::start(int first_round) {
             << " loader thread(s) (" << (loader_auto_ ? "the cores left per worker, at most 2" : "--loader-threads")
             << ")";
   // The per-iteration gradient all-reduce (prepare_buckets), if the rounds have one.
-  int grad_allreduces = 0;
-  if (N > 0)
-    for (const auto& op : sched_->round(std::min(first_round, N - 1)).sync)
-      grad_allreduces += op.phase == Phase::iteration && op.kind == OpKind::allreduce;
-  if (grad_allreduces == 1 && std::string(ctx_.comm->backend()) == "gloo") {
+  if (N > 0 && gradient_allreduce(sched_->round(std::min(first_round, N - 1)), ctx_.rank) >= 0 &&
+      std::string(ctx_.comm->backend()) == "gloo") {
     std::cerr << ", gradient all-reduce ";
     if (opt_.bucket_mb > 0) std::cerr << "in " << opt_.bucket_mb << "-MB buckets during backward";
     else std::cerr << "after backward";
