@@ -13,6 +13,7 @@
 
 #include "models/error.hpp"
 #include "models/torch_model.hpp"
+#include "runtime/blas.hpp"
 #include "runtime/context.hpp"
 #include "runtime/data.hpp"
 #include "runtime/trainer.hpp"
@@ -218,7 +219,11 @@ std::pair<double, double> time_packing(const ModelSpec& spec, const Net& net, st
 int profile(const TrainOptions& o) {
   const auto& c = o.schedule;
   const ModelSpec spec = build_model(c.model);
+  // The worker's threads (trainer.cpp): intra-op and the BLAS's own pool
+  // alike, so that a matrix product is timed on as many threads as training
+  // gives it (OpenBLAS otherwise takes every core).
   if (o.threads > 0) torch::set_num_threads(o.threads);
+  set_blas_threads(torch::get_num_threads());
   torch::Device device(torch::kCPU);
   if (o.device == "cuda") {
     if (!torch::cuda::is_available()) throw UserError("--device cuda: this LibTorch build has no usable CUDA device");
@@ -235,6 +240,7 @@ int profile(const TrainOptions& o) {
   p.batch_size = c.batch_size;
   p.device = device.is_cuda() ? "cuda" : "cpu";
   p.threads = torch::get_num_threads();
+  p.blas_threads = blas_info().threads;
   time_blocks(spec, net, x0, device, p);
   std::optional<Data> data;
   try {

@@ -19,6 +19,7 @@ nlohmann::json to_json(const Profile& p) {
           {"batch_size", p.batch_size},
           {"device", p.device},
           {"threads", p.threads},
+          {"blas_threads", p.blas_threads},
           {"blocks", blocks},
           {"optimizer_step_s_per_param", p.optimizer_step_s_per_param},
           {"iteration_overhead_s", p.iteration_overhead_s},
@@ -46,6 +47,7 @@ Profile profile_from_json(const nlohmann::json& j) {
   p.batch_size = int(root.at("batch_size").integer(1, json_util::kMaxInt));
   p.device = root.at("device").str();
   p.threads = int(root.at("threads").integer(0, 4096));
+  if (root.has("blas_threads")) p.blas_threads = int(root.at("blas_threads").integer(0, 4096));
   const Reader blocks = root.at("blocks");
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const Reader b = blocks.at(i);
