@@ -99,7 +99,15 @@ double ComputeModel::round_setup_s(const std::vector<int>& trained, const RoundS
     for (int b : blocks) params += m.blocks[b].param_count;
     return double(params) / double(spec_.param_count());
   };
-  const double reload = share(setup.reload_blocks) * profile_->reload_s;
+  // IST's slices go in by element index (index_select) and come out the same
+  // way (index_copy_; param_store.cpp's SliceStore): the profile's per-byte
+  // cost of that, not its contiguous copy of whole blocks.
+  double reload = share(setup.reload_blocks) * profile_->reload_s;
+  if (subnet && profile_->ist_pack_s_per_byte > 0) {
+    std::uint64_t params = 0;
+    for (int b : setup.reload_blocks) params += m.blocks[b].param_count;
+    reload = 4.0 * double(params) * profile_->ist_pack_s_per_byte;
+  }
   const double rebuild = setup.rebuild ? share(trained) * profile_->rebuild_s : 0.0;
   return (reload + rebuild) / platform_.speed_factor(rank);
 }

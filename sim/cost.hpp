@@ -47,6 +47,9 @@ class ComputeModel {
   // parameters in setup.reload_blocks (their values copied into the network
   // and taken out after training), plus, when setup.rebuild, `rebuild_s`
   // times the share in `trained` (the network and optimizer built anew).
+  // IST (a `subnet`): the reload is the subnet's bytes in reload_blocks at
+  // the profile's `ist_pack_s_per_byte` (slices by element index), where the
+  // profile has that figure.
   // `trained`: all the blocks the worker trains.
   double round_setup_s(const std::vector<int>& trained, const RoundSetup& setup, int rank,
                        const ModelSpec* subnet = nullptr) const;

@@ -497,6 +497,32 @@ TEST(SimPlatform, IstChargesRebuildAndReloadEveryRound) {
   }
 }
 
+// IST with a profile that timed slice packing: the reload is the subnet's
+// bytes gathered and scattered by element index at that per-byte cost (what
+// SliceStore does), not the contiguous copy `reload_s` times.
+TEST(SimPlatform, IstChargesItsSlicesAtTheSlicePackingCost) {
+  const Platform p = flat();
+  ModelOptions mlp;
+  mlp.model = "mlp";
+  mlp.dataset = "fashion-mnist";
+  mlp.hidden = {256, 256};
+  const ModelSpec spec = build_model(mlp);
+  RunOptions o = options(Protocol::ist, 2, 2, 2);
+  o.schedule.model = spec.options;
+  o.full = true;
+  o.timeline = true;
+  o.profile = flat_profile(spec, 128, 0, 1000);  // a reload_s this large would dominate if it were used
+  o.profile->ist_pack_s_per_byte = 1e-6;
+  const auto s = setups(simulate_run(spec, p, o).timeline);
+  const ScheduleGenerator gen(spec, o.schedule);
+  ASSERT_EQ(s.size(), 4u);
+  for (int r = 0; r < 2; ++r)
+    for (int w = 0; w < 2; ++w) {
+      const ModelSpec sub = build_model(gen.ist()->subnet_options(gen.ist()->partition(r), w));
+      EXPECT_NEAR(s.at({r, w}), 4.0 * double(sub.param_count()) * 1e-6, 1e-9) << r << " " << w;
+    }
+}
+
 // A profile's packing cost delays every op by its payload: a local SGD round
 // takes that much longer (its ops run one after the other on every rank).
 TEST(SimPlatform, ProfilePackingDelaysEveryOpByItsPayload) {
