@@ -299,7 +299,9 @@ void worker(Shared* sh, int w) {
       const CommOp& op = plan.sync[i];
       if (!op.involves(w)) continue;
       const double s = sg4::Engine::get_clock();
-      if (!plan.op_delay_s.empty() && plan.op_delay_s[i] > 0) sg4::this_actor::sleep_for(plan.op_delay_s[i]);
+      // Host work (packing, launches, group set-up): it shares the node's
+      // cores with the ranks computing there, as compute does.
+      if (!plan.op_delay_s.empty() && plan.op_delay_s[i] > 0) compute_for(sh, w, plan.op_delay_s[i]);
       const std::uint64_t sent = execute(sh->collectives[p][i], w, 0);
       res.events.push_back({w, p, i, int(op.kind), s, sg4::Engine::get_clock(), sent});
     }

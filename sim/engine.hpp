@@ -39,7 +39,9 @@ struct RoundPlan {
   // reduce-scatters this way, which no schedule op describes).
   std::vector<CollectivePlan> collectives;
   // Optional, one per sync op: seconds every participant spends before its
-  // part (per-call launch latency, group set-up; sim/as_run.hpp). Empty: none.
+  // part (per-call launch latency, group set-up; sim/as_run.hpp; packing the
+  // payload, sim/run.cpp): host work, on the node's shared cores where it has
+  // them (as compute). Empty: none.
   std::vector<double> op_delay_s;
   // Optional, per worker: seconds of host work before the round's compute
   // (the network reloaded or rebuilt, sim/cost.hpp), on the same processor

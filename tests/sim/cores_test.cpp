@@ -65,6 +65,26 @@ TEST(SimCores, RanksOnOneNodeShareItsCores) {
   EXPECT_NEAR(compute_round(platform_from_json(gpus), 4, t), t, 1e-9);
 }
 
+// An op's host work before its part (packing, launches: RoundPlan::op_delay_s)
+// runs on the node's cores like compute: two ranks packing at once on one
+// core take twice as long as on two.
+TEST(SimCores, OpHostWorkSharesTheCores) {
+  auto round_end = [](int cores) {
+    RoundPlan plan;
+    plan.compute_s.assign(2, 0.0);
+    plan.backward_fraction.assign(2, 0.5);
+    plan.sync.push_back(CommOp(OpKind::allreduce, Payload::shared, {0, 1}, {0}, 4));
+    plan.op_delay_s = {0.5};
+    EngineOptions o;
+    o.kind = EngineKind::simgrid;
+    return run_engine(platform_from_json(cpu_node(cores, 2)), 2, {plan}, o).end_s;
+  };
+  const double two = round_end(2), one = round_end(1);
+  EXPECT_GT(two, 0.5);
+  EXPECT_LT(two, 0.51);  // 4 bytes over a 1 GB/s, 10 µs link: little more than the packing
+  EXPECT_NEAR(one - two, 0.5, 1e-3);
+}
+
 TEST(SimCores, SharedCoresSlowAWholeRunDown) {
   // A local-SGD run of 4 ranks with a compute-bound round: on 2 shared cores
   // the rounds take about twice as long as on 4.
