@@ -160,7 +160,7 @@ double bench_seconds(const std::string& log) {
     const auto at = line.find('{');
     if (at == std::string::npos || line.find("s_per_allreduce") == std::string::npos) continue;
     try {
-      return json::parse(line.substr(at)).at("variants").at("pipelined").at("s_per_allreduce").get<double>();
+      return json::parse(line.substr(at)).at("variants").at("step").at("s_per_allreduce").get<double>();
     } catch (const json::exception&) {
       break;
     }
@@ -168,8 +168,9 @@ double bench_seconds(const std::string& log) {
   throw UserError("validate-grid: no all-reduce timing in " + log);
 }
 
-// The network-fit runs at `m` ranks: resist-bench-comm times resist's
-// pipelined ring all-reduce (what resist-train runs) of each size, the ranks
+// The network-fit runs at `m` ranks: resist-bench-comm times resist's ring
+// all-reduce step by step (what resist-train runs: P2PCommunicator's default
+// pipelining, none) of each size, the ranks
 // sharing the cores as in the training runs; the fit gives a per-step latency
 // as well as a bandwidth. No training run takes part.
 LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
@@ -179,7 +180,7 @@ LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
     const std::string log = dir + "/network-fit-m" + std::to_string(m) + "-" + std::to_string(floats) + ".log";
     run_command(quote(rt.launch) + " -n " + std::to_string(m) + " -- " + quote(rt.bench_comm) + " --floats " +
                     std::to_string(floats) + " --iters " + (floats >= 262144 ? "5" : "20") +
-                    " --repeats 5 --variants pipelined",
+                    " --repeats 5 --variants step",
                 log, "validate-grid");
     const double steps = 2.0 * (m - 1);
     f.samples.push_back({steps, steps / m * 4.0 * double(floats), bench_seconds(log)});
@@ -404,8 +405,8 @@ std::string calibration_md(const Calibration& cal) {
              fmt("%.3g", f.step_latency_s * 1e6) + " µs per ring step, " + fmt("%.3g", f.bandwidth_Bps / 1e9) +
              " GB/s";
   return "Calibration (once, `runs/`): profiles " + profiles +
-         "network fit per rank count on `resist-bench-comm` all-reduces of 4 KiB to 4 MiB (the runtime's pipelined "
-         "ring, the ranks sharing the cores; no training run; `runs/network_fit.csv`): " + links +
+         "network fit per rank count on `resist-bench-comm` all-reduces of 4 KiB to 4 MiB (the runtime's ring "
+         "step by step, the ranks sharing the cores; no training run; `runs/network_fit.csv`): " + links +
          ". Platform `localhost` with " + std::to_string(cal.cores) +
          " cores shared by the ranks (`runs/localhost-calibrated-m*.json`).\n\n";
 }
