@@ -3,7 +3,7 @@
 //
 // Calibration, once: a `resist-train --profile` run per model (the ResNet, and
 // the MLP when IST is in the grid; it also times the per-round rebuild and
-// reload of the network) and, per rank count, a sweep of all-reduce sizes
+// reload of the network), one process per core profiling at once, and, per rank count, a sweep of all-reduce sizes
 // with resist-bench-comm whose timings fit the loopback links, a latency per
 // ring step and a bandwidth (validate_util::fit_alpha_beta). The platform is
 // `localhost` (sim/platform.hpp): one node with this machine's cores, shared
@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -121,9 +122,13 @@ struct Runtime {
   std::string train, launch, bench_comm;
 };
 
+// One profile launched on every core at once (resist-train --profile under
+// resist-launch): the ranks of every configuration fill the cores, and a
+// core's speed when the others are busy is what they get.
 std::string profile_run(const Study& t, const Runtime& rt, const std::string& dir, const std::string& name) {
   const std::string path = dir + "/profile-" + name + ".json";
-  run_command(quote(rt.train) + model_flags(t) + " --batch-size " + std::to_string(t.batch_size) + " --threads " +
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  run_command(quote(rt.launch) + " -n " + std::to_string(cores) + " -- " + quote(rt.train) + model_flags(t) + " --batch-size " + std::to_string(t.batch_size) + " --threads " +
                   std::to_string(t.threads) + " --train-subset " + std::to_string(t.train_subset) +
                   " --test-subset " + std::to_string(t.test_subset) + " --quiet --profile " + quote(path),
               dir + "/profile-" + name + ".log");
@@ -404,7 +409,7 @@ std::string calibration_md(const Calibration& cal) {
     links += std::string(links.empty() ? "" : ", ") + std::to_string(m) + " ranks: " +
              fmt("%.3g", f.step_latency_s * 1e6) + " µs per ring step, " + fmt("%.3g", f.bandwidth_Bps / 1e9) +
              " GB/s";
-  return "Calibration (once, `runs/`): profiles " + profiles +
+  return "Calibration (once, `runs/`): profiles (one process per core profiling at once) " + profiles +
          "network fit per rank count on `resist-bench-comm` all-reduces of 4 KiB to 4 MiB (the runtime's ring "
          "step by step, the ranks sharing the cores; no training run; `runs/network_fit.csv`): " + links +
          ". Platform `localhost` with " + std::to_string(cal.cores) +

@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <thread>
 #include <tuple>
 
 #include <torch/torch.h>
@@ -16,6 +17,7 @@
 #include "runtime/blas.hpp"
 #include "runtime/context.hpp"
 #include "runtime/data.hpp"
+#include "runtime/dist.hpp"
 #include "runtime/trainer.hpp"
 #include "schedule/ist.hpp"
 #include "schedule/profile.hpp"
@@ -219,10 +221,15 @@ std::pair<double, double> time_packing(const ModelSpec& spec, const Net& net, st
 int profile(const TrainOptions& o) {
   const auto& c = o.schedule;
   const ModelSpec spec = build_model(c.model);
+  // Launched as N processes on a machine (resist-launch -n N), all N time
+  // the same steps at once, so that the cores are as busy as in a run of N
+  // ranks there; rank 0 writes the profile.
+  const Env env = read_env();
   // The worker's threads (trainer.cpp): intra-op and the BLAS's own pool
   // alike, so that a matrix product is timed on as many threads as training
   // gives it (OpenBLAS otherwise takes every core).
-  if (o.threads > 0) torch::set_num_threads(o.threads);
+  torch::set_num_threads(o.threads > 0 ? o.threads
+                                       : std::max(1, int(std::thread::hardware_concurrency()) / env.local_world_size));
   set_blas_threads(torch::get_num_threads());
   torch::Device device(torch::kCPU);
   if (o.device == "cuda") {
@@ -241,6 +248,7 @@ int profile(const TrainOptions& o) {
   p.device = device.is_cuda() ? "cuda" : "cpu";
   p.threads = torch::get_num_threads();
   p.blas_threads = blas_info().threads;
+  p.processes = env.local_world_size;
   time_blocks(spec, net, x0, device, p);
   std::optional<Data> data;
   try {
@@ -264,9 +272,12 @@ int profile(const TrainOptions& o) {
   p.iteration_overhead_s = std::max(0.0, iter - blocks_s - step);
   std::tie(p.rebuild_s, p.reload_s) = time_round_costs(spec, c.seed, device);
   std::tie(p.pack_s_per_byte, p.ist_pack_s_per_byte) = time_packing(spec, net, c.seed);
+  if (env.rank != 0) return 0;
   write_profile_file(p, o.profile);
   std::cerr << "resist-train: profile of " << spec.name << " at batch " << c.batch_size << " written to " << o.profile
-            << " (" << std::setprecision(3) << blocks_s << " s forward+backward per iteration)" << std::endl;
+            << " (" << std::setprecision(3) << blocks_s << " s forward+backward per iteration"
+            << (p.processes > 1 ? ", " + std::to_string(p.processes) + " processes profiling at once" : std::string())
+            << ")" << std::endl;
   return 0;
 }
 

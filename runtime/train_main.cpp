@@ -93,7 +93,9 @@ void add_train_options(boost::program_options::options_description& d, resist::r
        "and about 48 evenly spaced)")
       ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(0), "checkpoint every K rounds (needs --out)")
       ("resume", po::value(&o.resume), "continue from the checkpoints in this earlier --out directory")
-      ("profile", po::value(&o.profile), "measure per-block forward/backward times, write this profile file, exit")
+      ("profile", po::value(&o.profile),
+       "measure per-block forward/backward times, write this profile file, exit (under resist-launch -n N: N "
+       "processes profile at once, the cores as busy as in a run of N ranks, and rank 0 writes the file)")
       ("timeout", po::value(&o.timeout_s)->default_value(o.timeout_s),
        "seconds to wait for a peer (rendezvous and every message) before failing")
       ("threads", po::value(&o.threads)->default_value(0), "intra-op threads (0: cores / local workers)")

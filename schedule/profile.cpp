@@ -20,6 +20,7 @@ nlohmann::json to_json(const Profile& p) {
           {"device", p.device},
           {"threads", p.threads},
           {"blas_threads", p.blas_threads},
+          {"processes", p.processes},
           {"blocks", blocks},
           {"optimizer_step_s_per_param", p.optimizer_step_s_per_param},
           {"iteration_overhead_s", p.iteration_overhead_s},
@@ -48,6 +49,7 @@ Profile profile_from_json(const nlohmann::json& j) {
   p.device = root.at("device").str();
   p.threads = int(root.at("threads").integer(0, 4096));
   if (root.has("blas_threads")) p.blas_threads = int(root.at("blas_threads").integer(0, 4096));
+  if (root.has("processes")) p.processes = int(root.at("processes").integer(1, 1 << 20));
   const Reader blocks = root.at("blocks");
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const Reader b = blocks.at(i);

@@ -2,11 +2,11 @@
 // A measured per-block time profile: the runtime writes it (resist-train
 // --profile), the simulator reads it as its compute cost source.
 //   {"format": "resist-profile", "version": 1, "model": {ModelOptions},
-//    "batch_size": 128, "device": "cpu"|"cuda:NVIDIA H100 ...", "threads": 2, "blas_threads": 2,
+//    "batch_size": 128, "device": "cpu"|"cuda:NVIDIA H100 ...", "threads": 2, "blas_threads": 2, "processes": 1,
 //    "blocks": [{"name": "stem", "forward_s": ..., "backward_s": ...}, ...],
 //    "optimizer_step_s_per_param": ..., "iteration_overhead_s": ...,
 //    "rebuild_s": ..., "reload_s": ..., "pack_s_per_byte": ...,
-//    "ist_pack_s_per_byte": ...}   (blas_threads and the last four optional, 0 if absent)
+//    "ist_pack_s_per_byte": ...}   (blas_threads, processes (1 if absent) and the last four optional, 0 if absent)
 // Times are per iteration at `batch_size`; block names are the spec's. A
 // profile is bound to what it measured: the simulator refuses it for another
 // model (depth, block, width, dataset) or another batch size.
@@ -31,6 +31,7 @@ struct Profile {
   std::string device;
   int threads = 0;
   int blas_threads = 0;  // the BLAS's own threads it ran with (0: it has none or does not say)
+  int processes = 1;     // processes that profiled at once on the machine (resist-launch -n N)
   std::vector<BlockTime> blocks;
   double optimizer_step_s_per_param = 0;  // SGD step time divided by parameters updated
   double iteration_overhead_s = 0;        // per iteration, besides blocks and step: building the batch, loss, bookkeeping

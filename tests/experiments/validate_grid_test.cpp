@@ -129,6 +129,8 @@ TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
   EXPECT_GT(prof["reload_s"].get<double>(), 0);
   // Its matrix products ran on the worker's threads: the BLAS's own pool
   // (OpenBLAS takes every core unless told) the same as the study's threads.
+  // Profiled on every core at once, as the runs fill them.
+  EXPECT_EQ(prof["processes"].get<int>(), int(std::max(1u, std::thread::hardware_concurrency())));
   if (prof["blas_threads"].get<int>() > 0) {
     EXPECT_EQ(prof["blas_threads"].get<int>(), 1);
   }
