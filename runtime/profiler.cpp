@@ -223,8 +223,15 @@ int profile(const TrainOptions& o) {
   const ModelSpec spec = build_model(c.model);
   // Launched as N processes on a machine (resist-launch -n N), all N time
   // the same steps at once, so that the cores are as busy as in a run of N
-  // ranks there; rank 0 writes the profile.
+  // ranks there: they start every timed phase together (a barrier on the
+  // launcher's store) and none leaves before all are done; rank 0 writes
+  // the profile.
   const Env env = read_env();
+  std::shared_ptr<KeyValue> store;
+  if (env.world_size > 1) store = connect_store(env, std::chrono::milliseconds(std::int64_t(o.timeout_s * 1000)));
+  const auto together = [&](const std::string& phase) {
+    if (store) store->barrier("profile/" + phase, env.rank, env.world_size);
+  };
   // The worker's threads (trainer.cpp): intra-op and the BLAS's own pool
   // alike, so that a matrix product is timed on as many threads as training
   // gives it (OpenBLAS otherwise takes every core).
@@ -249,6 +256,7 @@ int profile(const TrainOptions& o) {
   p.threads = torch::get_num_threads();
   p.blas_threads = blas_info().threads;
   p.processes = env.local_world_size;
+  together("blocks");
   time_blocks(spec, net, x0, device, p);
   std::optional<Data> data;
   try {
@@ -264,14 +272,18 @@ int profile(const TrainOptions& o) {
     std::cerr << "resist-train: profile: no " << c.model.dataset << " data (" << e.what()
               << "); the iteration is timed on a fixed random batch, without building batches" << std::endl;
   }
+  together("iteration");
   const auto [step, iter] = time_iteration(net, data ? &*data : nullptr, x0, c.batch_size, c.seed, device);
   p.optimizer_step_s_per_param = step / double(spec.param_count());
   double blocks_s = 0;
   for (const auto& b : p.blocks) blocks_s += b.forward_s + b.backward_s;
   // The simulator adds the step (per parameter) to the blocks and this rest.
   p.iteration_overhead_s = std::max(0.0, iter - blocks_s - step);
+  together("round-costs");
   std::tie(p.rebuild_s, p.reload_s) = time_round_costs(spec, c.seed, device);
+  together("packing");
   std::tie(p.pack_s_per_byte, p.ist_pack_s_per_byte) = time_packing(spec, net, c.seed);
+  together("done");
   if (env.rank != 0) return 0;
   write_profile_file(p, o.profile);
   std::cerr << "resist-train: profile of " << spec.name << " at batch " << c.batch_size << " written to " << o.profile
