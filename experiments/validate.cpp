@@ -1,7 +1,8 @@
 // The `validate` study: predicted vs measured on the machine at hand.
 //
 // Per protocol and rank count, three runtime runs on loopback (Gloo):
-//   1. profile     resist-train --profile: per-block forward/backward times
+//   1. profile     resist-train --profile (as many processes at once as the
+//                  runs put on the cores): per-block forward/backward times
 //                  (the simulator's compute cost source);
 //   2. calibration a short training run with another seed: its measured
 //                  all-reduce events fit the loopback "network"
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -195,9 +197,13 @@ Outcome run_validate(const Study& s, const std::string& out, const Paths& paths)
   const int ell = s.local_iters.front();
   fs::create_directories(out + "/runs");
 
-  // 1. The profile (one process, the threads each rank will have).
+  // 1. The profile, with the threads each rank will have, on as many
+  // processes at once as the runs put on the cores (resist-train --profile
+  // under resist-launch): a core's speed while the others are busy too.
   const std::string profile_path = out + "/runs/profile.json";
-  run_command(quote(train) + model_flags(s) + " --batch-size " +
+  const int procs = std::min(*std::max_element(s.machines.begin(), s.machines.end()),
+                             int(std::max(1u, std::thread::hardware_concurrency())));
+  run_command(quote(launch) + " -n " + std::to_string(procs) + " -- " + quote(train) + model_flags(s) + " --batch-size " +
                   std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) + " --train-subset " +
                   std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) +
                   " --quiet --profile " + quote(profile_path),
