@@ -363,6 +363,23 @@ Profile flat_profile(const ModelSpec& spec, int batch, double rebuild_s, double 
   return prof;
 }
 
+// An MLP 784-256-256-10, and an IST run of it (ℓ = 2) traced in full.
+ModelSpec ist_mlp() {
+  ModelOptions mlp;
+  mlp.model = "mlp";
+  mlp.dataset = "fashion-mnist";
+  mlp.hidden = {256, 256};
+  return build_model(mlp);
+}
+
+RunOptions ist_run(const ModelSpec& spec, int workers, int rounds) {
+  RunOptions o = options(Protocol::ist, workers, 2, rounds);
+  o.schedule.model = spec.options;
+  o.full = true;
+  o.timeline = true;
+  return o;
+}
+
 // Per worker and round: the predicted round set-up ("rebuild" events).
 std::map<std::pair<int, int>, double> setups(const Timeline& t) {
   std::map<std::pair<int, int>, double> out;
@@ -468,15 +485,8 @@ TEST(SimPlatform, ResistChargesTheRebuildWhenTheBlocksChange) {
 // slices, by the subnet's share of the parameters.
 TEST(SimPlatform, IstChargesRebuildAndReloadEveryRound) {
   const Platform p = flat();
-  ModelOptions mlp;
-  mlp.model = "mlp";
-  mlp.dataset = "fashion-mnist";
-  mlp.hidden = {256, 256};
-  const ModelSpec spec = build_model(mlp);
-  RunOptions o = options(Protocol::ist, 4, 2, 3);
-  o.schedule.model = spec.options;
-  o.full = true;
-  o.timeline = true;
+  const ModelSpec spec = ist_mlp();
+  RunOptions o = ist_run(spec, 4, 3);
   o.profile = flat_profile(spec, 128, 0.2, 0.05);
   const RunResult ist = simulate_run(spec, p, o);
   const auto s = setups(ist.timeline);
@@ -502,15 +512,8 @@ TEST(SimPlatform, IstChargesRebuildAndReloadEveryRound) {
 // SliceStore does), not the contiguous copy `reload_s` times.
 TEST(SimPlatform, IstChargesItsSlicesAtTheSlicePackingCost) {
   const Platform p = flat();
-  ModelOptions mlp;
-  mlp.model = "mlp";
-  mlp.dataset = "fashion-mnist";
-  mlp.hidden = {256, 256};
-  const ModelSpec spec = build_model(mlp);
-  RunOptions o = options(Protocol::ist, 2, 2, 2);
-  o.schedule.model = spec.options;
-  o.full = true;
-  o.timeline = true;
+  const ModelSpec spec = ist_mlp();
+  RunOptions o = ist_run(spec, 2, 2);
   o.profile = flat_profile(spec, 128, 0, 1000);  // a reload_s this large would dominate if it were used
   o.profile->ist_pack_s_per_byte = 1e-6;
   const auto s = setups(simulate_run(spec, p, o).timeline);
