@@ -213,9 +213,9 @@ Calibration calibrate(const Study& s, const Runtime& rt, const std::string& dir)
                             sim::to_json(cal.platforms[m]).dump(2) + "\n");
   }
   json_util::write_atomic(dir + "/network_fit.csv", csv.str());
-  // The profiles last, after a minute of the network fit's all-reduces: the
-  // machine as warm as during the runs (a profile taken first, after idle,
-  // came out up to 30% faster than the same runs measured).
+  // The profiles last, after the network fit's minute of all-reduces, so
+  // that the machine has been as busy as during the runs (docs/performance.md:
+  // what that did and did not change).
   for (const auto& p : s.protocols) {
     const Study t = for_protocol(s, p);
     const std::string name = build_model(t.model).name;
