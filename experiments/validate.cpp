@@ -203,10 +203,10 @@ Outcome run_validate(const Study& s, const std::string& out, const Paths& paths)
   const std::string profile_path = out + "/runs/profile.json";
   const int procs = std::min(*std::max_element(s.machines.begin(), s.machines.end()),
                              int(std::max(1u, std::thread::hardware_concurrency())));
-  run_command(quote(launch) + " -n " + std::to_string(procs) + " -- " + quote(train) + model_flags(s) + " --batch-size " +
-                  std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) + " --train-subset " +
-                  std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) +
-                  " --quiet --profile " + quote(profile_path),
+  run_command(quote(launch) + " -n " + std::to_string(procs) + " -- " + quote(train) + model_flags(s) +
+                  " --batch-size " + std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) +
+                  " --train-subset " + std::to_string(s.train_subset) + " --test-subset " +
+                  std::to_string(s.test_subset) + " --quiet --profile " + quote(profile_path),
               out + "/runs/profile.log");
   const Profile profile = read_profile_file(profile_path);
 

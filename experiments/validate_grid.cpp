@@ -1,11 +1,12 @@
 // The `validate-grid` study: predictions checked on runs that took no part in
 // the calibration.
 //
-// Calibration, once: a `resist-train --profile` run per model (the ResNet, and
-// the MLP when IST is in the grid; it also times the per-round rebuild and
-// reload of the network), one process per core profiling at once, and, per rank count, a sweep of all-reduce sizes
-// with resist-bench-comm whose timings fit the loopback links, a latency per
-// ring step and a bandwidth (validate_util::fit_alpha_beta). The platform is
+// Calibration, once: per rank count, a sweep of all-reduce sizes with
+// resist-bench-comm whose timings fit the loopback links, a latency per ring
+// step and a bandwidth (validate_util::fit_alpha_beta); then a
+// `resist-train --profile` run per model (the ResNet, and the MLP when IST is
+// in the grid; it also times the per-round rebuild and reload of the
+// network), one process per core profiling at once. The platform is
 // `localhost` (sim/platform.hpp): one node with this machine's cores, shared
 // by the ranks placed on it, with the fitted links between ranks.
 //
@@ -18,10 +19,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <thread>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -128,9 +129,10 @@ struct Runtime {
 std::string profile_run(const Study& t, const Runtime& rt, const std::string& dir, const std::string& name) {
   const std::string path = dir + "/profile-" + name + ".json";
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  run_command(quote(rt.launch) + " -n " + std::to_string(cores) + " -- " + quote(rt.train) + model_flags(t) + " --batch-size " + std::to_string(t.batch_size) + " --threads " +
-                  std::to_string(t.threads) + " --train-subset " + std::to_string(t.train_subset) +
-                  " --test-subset " + std::to_string(t.test_subset) + " --quiet --profile " + quote(path),
+  run_command(quote(rt.launch) + " -n " + std::to_string(cores) + " -- " + quote(rt.train) + model_flags(t) +
+                  " --batch-size " + std::to_string(t.batch_size) + " --threads " + std::to_string(t.threads) +
+                  " --train-subset " + std::to_string(t.train_subset) + " --test-subset " +
+                  std::to_string(t.test_subset) + " --quiet --profile " + quote(path),
               dir + "/profile-" + name + ".log");
   return path;
 }

@@ -2,11 +2,13 @@
 // A measured per-block time profile: the runtime writes it (resist-train
 // --profile), the simulator reads it as its compute cost source.
 //   {"format": "resist-profile", "version": 1, "model": {ModelOptions},
-//    "batch_size": 128, "device": "cpu"|"cuda:NVIDIA H100 ...", "threads": 2, "blas_threads": 2, "processes": 1,
+//    "batch_size": 128, "device": "cpu"|"cuda:NVIDIA H100 ...", "threads": 2,
+//    "blas_threads": 2, "processes": 1,
 //    "blocks": [{"name": "stem", "forward_s": ..., "backward_s": ...}, ...],
 //    "optimizer_step_s_per_param": ..., "iteration_overhead_s": ...,
 //    "rebuild_s": ..., "reload_s": ..., "pack_s_per_byte": ...,
-//    "ist_pack_s_per_byte": ...}   (blas_threads, processes (1 if absent) and the last four optional, 0 if absent)
+//    "ist_pack_s_per_byte": ...}   (blas_threads, processes (1 if absent) and
+//    the last four optional, 0 if absent)
 // Times are per iteration at `batch_size`; block names are the spec's. A
 // profile is bound to what it measured: the simulator refuses it for another
 // model (depth, block, width, dataset) or another batch size.
