@@ -9,16 +9,23 @@
 
 namespace resist::runtime {
 
-namespace {
+torch::Tensor flat_copy(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> flat;
+  for (const auto& p : params) flat.push_back(p.detach().reshape({-1}));
+  return torch::cat(flat);  // a new tensor: cat copies
+}
 
-// Copies a flat tensor into parameters, in order.
 void copy_into(const std::vector<torch::Tensor>& params, const torch::Tensor& flat) {
+  torch::NoGradGuard ng;
   std::int64_t off = 0;
   for (auto p : params) {
     p.copy_(flat.slice(0, off, off + p.numel()).view(p.sizes()));
     off += p.numel();
   }
 }
+
+namespace {
 
 // Flat (row-major) indices of a slice into its full parameter of `cols` columns.
 torch::Tensor slice_flat_index(const IstSlice& s, std::int64_t cols, torch::Device device) {
@@ -105,12 +112,7 @@ void BlockStore::disagree(const Round& round, const std::string& what) const {
                          ": the schedule's set-up " + what);
 }
 
-torch::Tensor BlockStore::flat_block(int b) const {
-  torch::NoGradGuard ng;
-  std::vector<torch::Tensor> flat;
-  for (auto& p : net_->block_parameters(b)) flat.push_back(p.detach().reshape({-1}));
-  return torch::cat(flat);  // a new tensor: cat copies
-}
+torch::Tensor BlockStore::flat_block(int b) const { return flat_copy(net_->block_parameters(b)); }
 
 void BlockStore::copy_out_of_net() {
   for (int b : in_net_) held_[b] = flat_block(b);

@@ -82,6 +82,12 @@ class ParamStore : public OpValues {
 std::unique_ptr<ParamStore> make_store(const Schedule& header, const ModelSpec& spec, RunContext& ctx,
                                        torch::Device device);
 
+// A block's values as the stores hold them: a copy of `params` in one flat
+// tensor, in order; and back, `flat` copied into `params`. (The profiler
+// times these, runtime/profiler.cpp.)
+torch::Tensor flat_copy(const std::vector<torch::Tensor>& params);
+void copy_into(const std::vector<torch::Tensor>& params, const torch::Tensor& flat);
+
 // FNV-1a over a tensor's bytes: what ranks exchange to prove identical copies.
 std::uint64_t hash_tensor(const torch::Tensor& t);
 

@@ -18,6 +18,7 @@
 #include "runtime/context.hpp"
 #include "runtime/data.hpp"
 #include "runtime/dist.hpp"
+#include "runtime/param_store.hpp"
 #include "runtime/trainer.hpp"
 #include "schedule/ist.hpp"
 #include "schedule/profile.hpp"
@@ -113,8 +114,9 @@ std::pair<double, double> time_iteration(Net& net, const Data* data, torch::Tens
 }
 
 // Median per-round costs outside the iterations, for the whole model, as
-// resist-train's block store pays them (param_store.cpp): a network built
-// anew and a new optimizer; the held values copied in and taken out again.
+// resist-train's block store pays them (param_store.cpp, with its own
+// copy_into and flat_copy): a network built anew and a new optimizer; the
+// held values copied in and taken out again.
 // Which rounds pay which, for which blocks, the schedule says
 // (schedule/round_setup.hpp).
 std::pair<double, double> time_round_costs(const ModelSpec& spec, std::uint64_t seed, torch::Device device) {
@@ -122,11 +124,7 @@ std::pair<double, double> time_round_costs(const ModelSpec& spec, std::uint64_t 
   Net net = make_full_net(spec, seed);
   net->to(device);
   std::vector<torch::Tensor> held;
-  for (int b = 0; b < int(spec.blocks.size()); ++b) {
-    std::vector<torch::Tensor> flat;
-    for (auto& p : net->block_parameters(b)) flat.push_back(p.detach().reshape({-1}));
-    held.push_back(torch::cat(flat));
-  }
+  for (int b = 0; b < int(spec.blocks.size()); ++b) held.push_back(flat_copy(net->block_parameters(b)));
   std::vector<double> rebuild_s, reload_s;
   for (int rep = 0; rep < kWarmup + kReps; ++rep) {
     device_sync(device);
@@ -137,18 +135,8 @@ std::pair<double, double> time_round_costs(const ModelSpec& spec, std::uint64_t 
     device_sync(device);
     const double built = seconds_since(t);
     t = Clock::now();
-    for (int b = 0; b < int(spec.blocks.size()); ++b) {
-      std::int64_t off = 0;
-      for (auto& p : fresh->block_parameters(b)) {
-        p.copy_(held[std::size_t(b)].slice(0, off, off + p.numel()).view(p.sizes()));
-        off += p.numel();
-      }
-    }
-    for (int b = 0; b < int(spec.blocks.size()); ++b) {
-      std::vector<torch::Tensor> flat;
-      for (auto& p : fresh->block_parameters(b)) flat.push_back(p.detach().reshape({-1}));
-      held[std::size_t(b)] = torch::cat(flat);
-    }
+    for (int b = 0; b < int(spec.blocks.size()); ++b) copy_into(fresh->block_parameters(b), held[std::size_t(b)]);
+    for (int b = 0; b < int(spec.blocks.size()); ++b) held[std::size_t(b)] = flat_copy(fresh->block_parameters(b));
     device_sync(device);
     if (rep >= kWarmup) {
       rebuild_s.push_back(built);
@@ -171,12 +159,8 @@ std::pair<double, double> time_packing(const ModelSpec& spec, const Net& net, st
   std::vector<torch::Tensor> flat;
   for (int b = 0; b < int(spec.blocks.size()); ++b) {
     params.emplace_back();
-    std::vector<torch::Tensor> parts;
-    for (auto& p : net->block_parameters(b)) {
-      params.back().push_back(p.detach().clone());
-      parts.push_back(p.detach().reshape({-1}));
-    }
-    flat.push_back(torch::cat(parts));
+    for (auto& p : net->block_parameters(b)) params.back().push_back(p.detach().clone());
+    flat.push_back(flat_copy(net->block_parameters(b)));
   }
   std::vector<double> blocks_s, ist_s;
   std::int64_t ist_elements = 0;
