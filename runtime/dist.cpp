@@ -134,8 +134,17 @@ Env read_env() {
 }
 
 void KeyValue::barrier(const std::string& name, int rank, int world_size) {
-  set("barrier/" + name + "/" + std::to_string(rank), "1");
-  for (int r = 0; r < world_size; ++r) get("barrier/" + name + "/" + std::to_string(r));
+  const std::string key = "barrier/" + name + "/";
+  set(key + std::to_string(rank), "1");
+  for (int r = 0; r < world_size; ++r) get(key + std::to_string(r));
+  // Rank 0 serves the store (resist-launch): it leaves last, once every
+  // other rank has finished asking, so that no rank's last get finds the
+  // server gone with rank 0's exit (seen as a profile rank's exit 1 under load).
+  if (rank != 0) {
+    set(key + "left/" + std::to_string(rank), "1");
+    return;
+  }
+  for (int r = 1; r < world_size; ++r) get(key + "left/" + std::to_string(r));
 }
 
 namespace {

@@ -34,7 +34,8 @@ class KeyValue {
   virtual ~KeyValue() = default;
   virtual void set(const std::string& key, const std::string& value) = 0;
   virtual std::string get(const std::string& key) = 0;  // waits for the key
-  // Every rank calls it with the same name; returns when all have.
+  // Every rank calls it with the same name; returns when all have (rank 0,
+  // which serves the store, last: once the others have stopped asking).
   void barrier(const std::string& name, int rank, int world_size);
   // A second connection to the same store, for another thread (a
   // connection serves one thread at a time); nullptr: this one may be
