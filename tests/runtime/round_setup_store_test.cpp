@@ -18,6 +18,7 @@
 #include "models/torch_model.hpp"
 #include "runtime/param_store.hpp"
 #include "schedule/round_setup.hpp"
+#include "tests/support/models.hpp"
 
 using namespace resist;
 using namespace resist::runtime;
@@ -34,13 +35,7 @@ ModelSpec small_resnet(const std::string& model = "preact-resnet18") {
   return build_model(o);
 }
 
-ModelSpec small_mlp() {
-  ModelOptions o;
-  o.model = "mlp";
-  o.dataset = "fashion-mnist";
-  o.hidden = {16, 12};
-  return build_model(o);
-}
+ModelSpec small_mlp() { return test::mlp({16, 12}); }
 
 std::vector<int> sorted_trained(const Schedule& h, const Round& r, int w) {
   std::vector<int> b = trained_blocks(h, r, w);

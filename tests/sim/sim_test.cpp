@@ -364,13 +364,7 @@ Profile flat_profile(const ModelSpec& spec, int batch, double rebuild_s, double 
 }
 
 // An MLP 784-256-256-10, and an IST run of it (ℓ = 2) traced in full.
-ModelSpec ist_mlp() {
-  ModelOptions mlp;
-  mlp.model = "mlp";
-  mlp.dataset = "fashion-mnist";
-  mlp.hidden = {256, 256};
-  return build_model(mlp);
-}
+ModelSpec ist_mlp() { return test::mlp({256, 256}); }
 
 RunOptions ist_run(const ModelSpec& spec, int workers, int rounds) {
   RunOptions o = options(Protocol::ist, workers, 2, rounds);

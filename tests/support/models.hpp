@@ -1,6 +1,7 @@
 #pragma once
 // Model specs the tests use again and again.
 #include <string>
+#include <vector>
 
 #include "models/spec.hpp"
 
@@ -13,6 +14,15 @@ inline ModelSpec resnet(const std::string& model, const std::string& block, cons
   o.block = block;
   o.dataset = dataset;
   o.base_width = width;
+  return build_model(o);
+}
+
+// An MLP on Fashion-MNIST with these hidden sizes (IST's model).
+inline ModelSpec mlp(const std::vector<int>& hidden) {
+  ModelOptions o;
+  o.model = "mlp";
+  o.dataset = "fashion-mnist";
+  o.hidden = hidden;
   return build_model(o);
 }
 
