@@ -7,7 +7,6 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
-#include <thread>
 #include <tuple>
 
 #include <torch/torch.h>
@@ -216,12 +215,9 @@ int profile(const TrainOptions& o) {
   const auto together = [&](const std::string& phase) {
     if (store) store->barrier("profile/" + phase, env.rank, env.world_size);
   };
-  // The worker's threads (trainer.cpp): intra-op and the BLAS's own pool
-  // alike, so that a matrix product is timed on as many threads as training
-  // gives it (OpenBLAS otherwise takes every core).
-  torch::set_num_threads(o.threads > 0 ? o.threads
-                                       : std::max(1, int(std::thread::hardware_concurrency()) / env.local_world_size));
-  set_blas_threads(torch::get_num_threads());
+  // The worker's threads, so that a matrix product is timed on as many
+  // threads as training gives it.
+  set_worker_threads(o.threads, env.local_world_size);
   torch::Device device(torch::kCPU);
   if (o.device == "cuda") {
     if (!torch::cuda::is_available()) throw UserError("--device cuda: this LibTorch build has no usable CUDA device");

@@ -448,12 +448,7 @@ void Trainer::setup() {
     if (!torch::cuda::is_available()) throw UserError("--device cuda: this LibTorch build has no usable CUDA device");
     device_ = torch::Device(torch::kCUDA, env.local_rank % int(torch::cuda::device_count()));
   }
-  // Default: the machine's cores shared among the ranks on it; OpenBLAS keeps
-  // its own pool (all cores by default), so it gets the same number.
-  const int threads = opt_.threads > 0 ? opt_.threads
-                                       : std::max(1, int(std::thread::hardware_concurrency()) / env.local_world_size);
-  torch::set_num_threads(threads);
-  set_blas_threads(threads);
+  const int threads = set_worker_threads(opt_.threads, env.local_world_size);
   // Decoder threads only where the ranks' intra-op threads leave cores idle:
   // on an oversubscribed machine they take their time from the training
   // step (docs/performance.md: 4 ranks on 2 cores ran 14% faster without).
@@ -676,6 +671,14 @@ void Trainer::finish(double test_acc) {
 }
 
 }  // namespace
+
+int set_worker_threads(int requested, int local_workers) {
+  const int threads =
+      requested > 0 ? requested : std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, local_workers));
+  torch::set_num_threads(threads);
+  set_blas_threads(threads);
+  return threads;
+}
 
 int train(const TrainOptions& options) {
   Trainer t(options);

@@ -60,4 +60,10 @@ struct TrainOptions {
 int train(const TrainOptions& options);
 int profile(const TrainOptions& options);
 
+// A worker's threads, intra-op and the BLAS's own pool alike: `requested`
+// (--threads) if > 0, else the machine's cores shared among the
+// `local_workers` ranks on it (OpenBLAS would otherwise take every core).
+// Sets both; returns the number.
+int set_worker_threads(int requested, int local_workers);
+
 }  // namespace resist::runtime
