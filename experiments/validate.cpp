@@ -72,6 +72,15 @@ std::string model_flags(const Study& s) {
   return f;
 }
 
+std::string profile_command(const Study& s, const std::string& launch, const std::string& train, int max_ranks,
+                            const std::string& profile) {
+  const int procs = std::max(1, std::min(max_ranks, int(std::max(1u, std::thread::hardware_concurrency()))));
+  return quote(launch) + " -n " + std::to_string(procs) + " -- " + quote(train) + model_flags(s) + " --batch-size " +
+         std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) + " --train-subset " +
+         std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) +
+         " --quiet --profile " + quote(profile);
+}
+
 // resist-train's flags for a run walking `schedule_file`: everything the
 // schedule does not state (data, threads).
 std::string train_flags(const Study& s, const std::string& schedule_file) {
@@ -201,12 +210,7 @@ Outcome run_validate(const Study& s, const std::string& out, const Paths& paths)
   // processes at once as the runs put on the cores (resist-train --profile
   // under resist-launch): a core's speed while the others are busy too.
   const std::string profile_path = out + "/runs/profile.json";
-  const int procs = std::min(*std::max_element(s.machines.begin(), s.machines.end()),
-                             int(std::max(1u, std::thread::hardware_concurrency())));
-  run_command(quote(launch) + " -n " + std::to_string(procs) + " -- " + quote(train) + model_flags(s) +
-                  " --batch-size " + std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) +
-                  " --train-subset " + std::to_string(s.train_subset) + " --test-subset " +
-                  std::to_string(s.test_subset) + " --quiet --profile " + quote(profile_path),
+  run_command(profile_command(s, launch, train, *std::max_element(s.machines.begin(), s.machines.end()), profile_path),
               out + "/runs/profile.log");
   const Profile profile = read_profile_file(profile_path);
 

@@ -22,7 +22,6 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <thread>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -123,16 +122,12 @@ struct Runtime {
   std::string train, launch, bench_comm;
 };
 
-// One profile launched on every core at once (resist-train --profile under
-// resist-launch): the ranks of every configuration fill the cores, and a
-// core's speed when the others are busy is what they get.
+// One profile launched on as many cores at once as the largest
+// configuration fills (resist-train --profile under resist-launch): a core's
+// speed when the others are busy is what the ranks get.
 std::string profile_run(const Study& t, const Runtime& rt, const std::string& dir, const std::string& name) {
   const std::string path = dir + "/profile-" + name + ".json";
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  run_command(quote(rt.launch) + " -n " + std::to_string(cores) + " -- " + quote(rt.train) + model_flags(t) +
-                  " --batch-size " + std::to_string(t.batch_size) + " --threads " + std::to_string(t.threads) +
-                  " --train-subset " + std::to_string(t.train_subset) + " --test-subset " +
-                  std::to_string(t.test_subset) + " --quiet --profile " + quote(path),
+  run_command(profile_command(t, rt.launch, rt.train, *std::max_element(t.machines.begin(), t.machines.end()), path),
               dir + "/profile-" + name + ".log");
   return path;
 }

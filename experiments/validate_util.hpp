@@ -19,6 +19,11 @@ std::string fmt(const char* f, double v);
 void run_command(const std::string& cmd, const std::string& log, const std::string& who = "validate");
 std::string model_flags(const Study& s);
 std::string train_flags(const Study& s, const std::string& schedule_file);
+// `resist-train --profile` of the study's model into `profile`, launched as
+// min(max_ranks, cores) processes profiling at once (the cores as busy as
+// in runs of up to max_ranks ranks); returns the command line.
+std::string profile_command(const Study& s, const std::string& launch, const std::string& train, int max_ranks,
+                            const std::string& profile);
 ScheduleConfig config_for(const Study& s, Protocol p, int machines, int ell, std::uint64_t seed);
 std::shared_ptr<const Schedule> write_schedule(const ModelSpec& spec, const ScheduleConfig& c, const std::string& path);
 // One timed collective: ring steps, bytes one rank sends, seconds.
