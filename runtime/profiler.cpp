@@ -7,6 +7,8 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <sstream>
+#include <thread>
 #include <tuple>
 
 #include <torch/torch.h>
@@ -27,7 +29,7 @@ namespace resist::runtime {
 
 namespace {
 
-constexpr int kWarmup = 2, kReps = 5;
+constexpr int kWarmup = 2, kReps = 9;
 
 void device_sync(torch::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize();
@@ -67,7 +69,12 @@ void time_blocks(const ModelSpec& spec, Net& net, torch::Tensor x, torch::Device
   }
 }
 
-// Median optimizer-step and whole-iteration times of the full model, the
+struct IterationTimes {
+  double step_s = 0, iteration_s = 0, batch_s = 0;  // medians
+  std::vector<double> iterations;                     // every timed iteration, in order
+};
+
+// Median optimizer-step, whole-iteration and batch-building times of the full model, the
 // iteration as resist-train's worker runs it with its batches built on the
 // training thread (trainer.cpp; --loader-threads 0, what ranks that fill the
 // cores get): a batch of the training set built and augmented, the last
@@ -75,13 +82,13 @@ void time_blocks(const ModelSpec& spec, Net& net, torch::Tensor x, torch::Device
 // loss and accuracy read back, the SGD step. Without the dataset (e.g.
 // profiling CIFAR without its files) the batch is a fixed random tensor and
 // the profile says so.
-std::pair<double, double> time_iteration(Net& net, const Data* data, torch::Tensor x0, int batch,
-                                         std::uint64_t seed, torch::Device device) {
+IterationTimes time_iteration(Net& net, const Data* data, torch::Tensor x0, int batch, std::uint64_t seed,
+                              torch::Device device) {
   torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
   auto y0 = torch::zeros({batch}, torch::kInt64).to(device);
   Rng rng(seed, 0x9e0f11e);
-  std::vector<double> step_s, iter_s;
-  constexpr int kIterWarmup = 3, kIterReps = 15;
+  std::vector<double> step_s, iter_s, batch_s;
+  constexpr int kIterWarmup = 3, kIterReps = 25;
   for (int rep = 0; rep < kIterWarmup + kIterReps; ++rep) {
     device_sync(device);
     auto t = Clock::now();
@@ -92,6 +99,8 @@ std::pair<double, double> time_iteration(Net& net, const Data* data, torch::Tens
       x = make_batch(*data, data->train, index, data->augment, rng).to(device);
       y = data->train.labels.index_select(0, torch::tensor(index, torch::kInt64)).to(device);
     }
+    device_sync(device);
+    const double batch = seconds_since(t);
     for (auto& group : sgd.param_groups())
       for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
     auto logits = net->forward(x);
@@ -107,9 +116,10 @@ std::pair<double, double> time_iteration(Net& net, const Data* data, torch::Tens
     if (rep >= kIterWarmup) {
       step_s.push_back(seconds_since(t1));
       iter_s.push_back(seconds_since(t));
+      batch_s.push_back(batch);
     }
   }
-  return {median(step_s), median(iter_s)};
+  return {median(step_s), median(iter_s), median(batch_s), iter_s};
 }
 
 // Median per-round costs outside the iterations, for the whole model, as
@@ -199,6 +209,28 @@ std::pair<double, double> time_packing(const ModelSpec& spec, const Net& net, st
   return {median(blocks_s) / bytes, plan && ist_elements > 0 ? median(ist_s) / (4.0 * double(ist_elements)) : 0.0};
 }
 
+// Rank 0 gets the iteration times of ranks 0..n-1 through the store (every
+// rank's, in rank order); the others get their own back.
+std::vector<double> gather_iterations(KeyValue* store, const std::string& key, const std::vector<double>& mine,
+                                      int rank, int n) {
+  if (!store) return mine;
+  if (rank != 0) {
+    if (rank < n) {
+      std::ostringstream text;
+      text << std::setprecision(9);
+      for (double v : mine) text << v << ' ';
+      store->set(key + "/" + std::to_string(rank), text.str());
+    }
+    return mine;
+  }
+  std::vector<double> all = mine;
+  for (int r = 1; r < n; ++r) {
+    std::istringstream text(store->get(key + "/" + std::to_string(r)));
+    for (double v; text >> v;) all.push_back(v);
+  }
+  return all;
+}
+
 }  // namespace
 
 int profile(const TrainOptions& o) {
@@ -217,7 +249,7 @@ int profile(const TrainOptions& o) {
   };
   // The worker's threads, so that a matrix product is timed on as many
   // threads as training gives it.
-  set_worker_threads(o.threads, env.local_world_size);
+  const int threads = set_worker_threads(o.threads, env.local_world_size);
   torch::Device device(torch::kCPU);
   if (o.device == "cuda") {
     if (!torch::cuda::is_available()) throw UserError("--device cuda: this LibTorch build has no usable CUDA device");
@@ -235,9 +267,19 @@ int profile(const TrainOptions& o) {
   p.device = device.is_cuda() ? "cuda" : "cpu";
   p.threads = torch::get_num_threads();
   p.blas_threads = blas_info().threads;
-  p.processes = env.local_world_size;
+  // More processes than the cores hold (each with its threads): the first
+  // ones, as many as fit, time every phase (the profile's figures, for ranks
+  // that each have their share of a core); then all of them time the
+  // iteration once more, for the simulator's variability at that many ranks
+  // per machine (schedule/profile.hpp). The others wait meanwhile.
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int world = std::max(1, env.world_size);
+  const int fit = device.is_cuda() ? world : std::min(world, std::max(1, cores / std::max(1, threads)));
+  const bool timing = env.rank < fit;
+  p.processes = fit;
+  p.cores = cores;
   together("blocks");
-  time_blocks(spec, net, x0, device, p);
+  if (timing) time_blocks(spec, net, x0, device, p);
   std::optional<Data> data;
   try {
     DataOptions d;
@@ -253,22 +295,48 @@ int profile(const TrainOptions& o) {
               << "); the iteration is timed on a fixed random batch, without building batches" << std::endl;
   }
   together("iteration");
-  const auto [step, iter] = time_iteration(net, data ? &*data : nullptr, x0, c.batch_size, c.seed, device);
-  p.optimizer_step_s_per_param = step / double(spec.param_count());
+  IterationTimes it;
+  if (timing) it = time_iteration(net, data ? &*data : nullptr, x0, c.batch_size, c.seed, device);
+  p.iteration_samples.push_back({fit, gather_iterations(store.get(), "profile/samples/" + std::to_string(fit),
+                                                        it.iterations, env.rank, fit)});
+  if (world > fit) {
+    together("iteration-all");
+    const IterationTimes all = time_iteration(net, data ? &*data : nullptr, x0, c.batch_size, c.seed, device);
+    p.iteration_samples.push_back({world, gather_iterations(store.get(), "profile/samples/" + std::to_string(world),
+                                                            all.iterations, env.rank, world)});
+  }
+  p.optimizer_step_s_per_param = it.step_s / double(spec.param_count());
   double blocks_s = 0;
   for (const auto& b : p.blocks) blocks_s += b.forward_s + b.backward_s;
+  p.blocks_timed_s = blocks_s;
+  p.iteration_s = it.iteration_s;
   // The simulator adds the step (per parameter) to the blocks and this rest.
-  p.iteration_overhead_s = std::max(0.0, iter - blocks_s - step);
+  // The whole iteration, timed as the worker runs it, is the total: timed one
+  // by one, the blocks can add up to more than the network's forward and
+  // backward in one piece (a backward started per block, the other
+  // processes' phases not aligned with each block); then they keep their
+  // shares and are scaled down to what the iteration leaves after the step
+  // and the batch.
+  const double network_s = std::max(0.0, it.iteration_s - it.step_s - it.batch_s);
+  if (blocks_s > network_s && blocks_s > 0) {
+    const double scale = network_s / blocks_s;
+    for (auto& b : p.blocks) b.forward_s *= scale, b.backward_s *= scale;
+    blocks_s = network_s;
+    p.iteration_overhead_s = it.batch_s;
+  } else {
+    p.iteration_overhead_s = std::max(0.0, it.iteration_s - blocks_s - it.step_s);
+  }
   together("round-costs");
-  std::tie(p.rebuild_s, p.reload_s) = time_round_costs(spec, c.seed, device);
+  if (timing) std::tie(p.rebuild_s, p.reload_s) = time_round_costs(spec, c.seed, device);
   together("packing");
-  std::tie(p.pack_s_per_byte, p.ist_pack_s_per_byte) = time_packing(spec, net, c.seed);
+  if (timing) std::tie(p.pack_s_per_byte, p.ist_pack_s_per_byte) = time_packing(spec, net, c.seed);
   together("done");
   if (env.rank != 0) return 0;
   write_profile_file(p, o.profile);
   std::cerr << "resist-train: profile of " << spec.name << " at batch " << c.batch_size << " written to " << o.profile
             << " (" << std::setprecision(3) << blocks_s << " s forward+backward per iteration"
             << (p.processes > 1 ? ", " + std::to_string(p.processes) + " processes profiling at once" : std::string())
+            << (world > fit ? "; the iteration also on all " + std::to_string(world) + " processes" : std::string())
             << ")" << std::endl;
   return 0;
 }

@@ -27,7 +27,13 @@ nlohmann::json to_json(const Profile& p) {
           {"rebuild_s", p.rebuild_s},
           {"reload_s", p.reload_s},
           {"pack_s_per_byte", p.pack_s_per_byte},
-          {"ist_pack_s_per_byte", p.ist_pack_s_per_byte}};
+          {"ist_pack_s_per_byte", p.ist_pack_s_per_byte},
+          {"iteration_s", p.iteration_s},
+          {"blocks_timed_s", p.blocks_timed_s},
+          {"cores", p.cores}};
+  json samples = json::array();
+  for (const auto& s : p.iteration_samples) samples.push_back({{"processes", s.processes}, {"iteration_s", s.iteration_s}});
+  out["iteration_samples"] = samples;
   if (p.model.image_size > 0) out["model"]["image_size"] = p.model.image_size;
   return out;
 }
@@ -61,6 +67,20 @@ Profile profile_from_json(const nlohmann::json& j) {
   if (root.has("reload_s")) p.reload_s = root.at("reload_s").number(0, 1e6);
   if (root.has("pack_s_per_byte")) p.pack_s_per_byte = root.at("pack_s_per_byte").number(0, 1);
   if (root.has("ist_pack_s_per_byte")) p.ist_pack_s_per_byte = root.at("ist_pack_s_per_byte").number(0, 1);
+  if (root.has("iteration_s")) p.iteration_s = root.at("iteration_s").number(0, 1e6);
+  if (root.has("blocks_timed_s")) p.blocks_timed_s = root.at("blocks_timed_s").number(0, 1e6);
+  if (root.has("cores")) p.cores = int(root.at("cores").integer(0, 1 << 20));
+  if (root.has("iteration_samples")) {
+    const Reader samples = root.at("iteration_samples");
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+      const Reader s = samples.at(i);
+      IterationSamples set;
+      set.processes = int(s.at("processes").integer(1, 1 << 20));
+      const Reader v = s.at("iteration_s");
+      for (std::size_t k = 0; k < v.size(); ++k) set.iteration_s.push_back(v.at(k).number(0, 1e6));
+      p.iteration_samples.push_back(std::move(set));
+    }
+  }
   return p;
 }
 

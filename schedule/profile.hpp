@@ -7,8 +7,11 @@
 //    "blocks": [{"name": "stem", "forward_s": ..., "backward_s": ...}, ...],
 //    "optimizer_step_s_per_param": ..., "iteration_overhead_s": ...,
 //    "rebuild_s": ..., "reload_s": ..., "pack_s_per_byte": ...,
-//    "ist_pack_s_per_byte": ...}   (blas_threads, processes (1 if absent) and
-//    the last four optional, 0 if absent)
+//    "ist_pack_s_per_byte": ..., "iteration_s": ..., "blocks_timed_s": ...,
+//    "cores": 2, "iteration_samples": [{"processes": 2, "iteration_s": [...]},
+//    ...]}   (blas_threads, processes (1 if absent) and everything after
+//    optimizer_step_s_per_param and iteration_overhead_s optional: 0 or
+//    empty if absent)
 // Times are per iteration at `batch_size`; block names are the spec's. A
 // profile is bound to what it measured: the simulator refuses it for another
 // model (depth, block, width, dataset) or another batch size.
@@ -27,13 +30,20 @@ struct BlockTime {
   double forward_s = 0, backward_s = 0;
 };
 
+// Every timed iteration (seconds) of every process while `processes` of them
+// ran the iteration at once on the machine.
+struct IterationSamples {
+  int processes = 0;
+  std::vector<double> iteration_s;
+};
+
 struct Profile {
   ModelOptions model;
   int batch_size = 0;
   std::string device;
   int threads = 0;
   int blas_threads = 0;  // the BLAS's own threads it ran with (0: it has none or does not say)
-  int processes = 1;     // processes that profiled at once on the machine (resist-launch -n N)
+  int processes = 1;     // processes that timed its figures at once on the machine (resist-launch -n N; at most the cores hold)
   std::vector<BlockTime> blocks;
   double optimizer_step_s_per_param = 0;  // SGD step time divided by parameters updated
   double iteration_overhead_s = 0;        // per iteration, besides blocks and step: building the batch, loss, bookkeeping
@@ -45,6 +55,16 @@ struct Profile {
   // values into one buffer and scattering them back: whole blocks, and (an
   // MLP only; 0 otherwise) IST's slices by element index.
   double pack_s_per_byte = 0, ist_pack_s_per_byte = 0;
+  // What the blocks were fitted to (0: not recorded): the whole iteration as
+  // the worker runs it (median), and the blocks' times as timed one by one
+  // before they were scaled to it (resist-train --profile).
+  double iteration_s = 0, blocks_timed_s = 0;
+  // Variability (the simulator draws every iteration's time from it,
+  // sim/cost.hpp): the machine's cores (hardware threads) and, for the
+  // processes that profiled at once (and, launched as more processes than
+  // the cores hold, for all of them), every iteration each of them timed.
+  int cores = 0;
+  std::vector<IterationSamples> iteration_samples;
 };
 
 nlohmann::json to_json(const Profile& p);

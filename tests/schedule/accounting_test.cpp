@@ -157,8 +157,24 @@ TEST(Profile, RoundTripAndValidation) {
   p.threads = 2;
   p.blocks = {{"stem", 0.001, 0.002}, {"head", 0.0001, 0.0002}};
   p.optimizer_step_s_per_param = 1e-9;
+  p.iteration_s = 0.004;
+  p.blocks_timed_s = 0.005;
+  p.cores = 2;
+  p.iteration_samples = {{2, {0.004, 0.0041}}, {4, {0.0085, 0.009, 0.0079}}};
   const auto j = to_json(p);
   EXPECT_EQ(to_json(profile_from_json(j)), j);
+  const Profile back = profile_from_json(j);
+  ASSERT_EQ(back.iteration_samples.size(), 2u);
+  EXPECT_EQ(back.iteration_samples[1].processes, 4);
+  EXPECT_EQ(back.iteration_samples[1].iteration_s, (std::vector<double>{0.0085, 0.009, 0.0079}));
+  EXPECT_EQ(back.cores, 2);
+  // Profiles written before these fields still read (none of them required).
+  auto old = j;
+  for (const char* k : {"iteration_s", "blocks_timed_s", "cores", "iteration_samples"}) old.erase(k);
+  EXPECT_TRUE(profile_from_json(old).iteration_samples.empty());
+  auto negative = j;
+  negative["iteration_samples"][0]["iteration_s"][1] = -0.1;
+  EXPECT_THROW(profile_from_json(negative), UserError);
   auto bad = j;
   bad["blocks"][1]["forward_s"] = -1;
   try {
