@@ -12,8 +12,19 @@
 //              what PyTorch's DistributedDataParallel calls
 // Rank 0 prints one JSON object: per variant the seconds per all-reduce of
 // every repeat (its `iters` timed back to back after one untimed) and the median.
+//
+// --busy-ms B: every rank first computes for B ms of its own CPU time before
+// each all-reduce, as training ranks do between syncs, so that an all-reduce
+// starts and ends while the other ranks' work holds the cores (on a machine
+// the ranks share, a rank that finishes its part waits for a core). Then
+// s_per_iteration is the time per (compute + all-reduce) and s_per_allreduce
+// that minus the compute's wall time at an even share of the cores: B ×
+// max(1, ranks on this machine / cores).
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <iostream>
 #include <map>
 
@@ -35,7 +46,22 @@ struct Options {
   std::int64_t floats = 2800000;
   int iters = 10, repeats = 5;
   std::string variants = "step,pipelined,gloo";
+  double busy_ms = 0;
 };
+
+double thread_cpu_s() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+// `seconds` of this thread's CPU time spent on arithmetic.
+void compute_for(double seconds) {
+  const double end = thread_cpu_s() + seconds;
+  volatile double x = 1.0;
+  while (thread_cpu_s() < end)
+    for (int i = 0; i < 1000; ++i) x = x * 1.0000001 + 1e-9;
+}
 
 // Gloo's own all-reduce on a process group of its own (store on MASTER_PORT + 1).
 c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo_group(const Env& env, std::chrono::milliseconds timeout) {
@@ -64,7 +90,10 @@ int run(const Options& o) {
   auto kv = connect_store(env, timeout);
   auto comm = make_gloo_communicator(env, kv, timeout);
   auto& p2p = dynamic_cast<P2PCommunicator&>(*comm);
-  const auto pg = gloo_group(env, timeout);
+  // Gloo's own group only when asked for: its store takes another port.
+  const bool with_gloo = std::find(variants.begin(), variants.end(), "gloo") != variants.end();
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  if (with_gloo) pg = gloo_group(env, timeout);
   std::vector<int> ranks;
   for (int r = 0; r < env.world_size; ++r) ranks.push_back(r);
   torch::Tensor buf = torch::rand({o.floats});
@@ -86,17 +115,24 @@ int run(const Options& o) {
       once(v);
       kv->barrier("bench/" + std::to_string(rep) + "/" + v, env.rank, env.world_size);
       const auto t0 = Clock::now();
-      for (int k = 0; k < o.iters; ++k) once(v);
+      for (int k = 0; k < o.iters; ++k) {
+        if (o.busy_ms > 0) compute_for(o.busy_ms / 1000);
+        once(v);
+      }
       runs[v].push_back(std::chrono::duration<double>(Clock::now() - t0).count() / o.iters);
     }
   kv->barrier("bench/end", env.rank, env.world_size);
   if (env.rank != 0) return 0;
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const double busy_wall_s = o.busy_ms / 1000 * std::max(1.0, double(env.local_world_size) / cores);
   nlohmann::json out = {{"world_size", env.world_size}, {"floats", o.floats}, {"iters", o.iters},
-                        {"threads", torch::get_num_threads()}};
+                        {"threads", torch::get_num_threads()}, {"busy_s", o.busy_ms / 1000}, {"cores", cores}};
   for (auto& [v, r] : runs) {
     auto sorted = r;
     std::sort(sorted.begin(), sorted.end());
-    out["variants"][v] = {{"s_per_allreduce", sorted[sorted.size() / 2]}, {"runs", r}};
+    const double median = sorted[sorted.size() / 2];
+    out["variants"][v] = {{"s_per_allreduce", std::max(0.0, median - busy_wall_s)}, {"runs", r}};
+    if (o.busy_ms > 0) out["variants"][v]["s_per_iteration"] = median;
   }
   std::cout << out.dump() << std::endl;
   return 0;
@@ -113,12 +149,16 @@ int main(int argc, char** argv) {
         ("floats", po::value(&o.floats)->default_value(o.floats), "fp32 elements all-reduced")
         ("iters", po::value(&o.iters)->default_value(o.iters), "all-reduces timed per repeat")
         ("repeats", po::value(&o.repeats)->default_value(o.repeats), "rounds over the variants")
-        ("variants", po::value(&o.variants)->default_value(o.variants), "step, pipelined, gloo (comma-separated)");
+        ("variants", po::value(&o.variants)->default_value(o.variants), "step, pipelined, gloo (comma-separated)")
+        ("busy-ms", po::value(&o.busy_ms)->default_value(o.busy_ms),
+         "CPU time every rank computes before each all-reduce, as training does between syncs (0: none)");
     po::variables_map vm;
     if (!resist::cli::parse(argc, argv, d, vm, "usage: resist-launch -n N -- resist-bench-comm [options]")) return 0;
     if (o.floats < 1 || o.floats > (std::int64_t(1) << 32))
       throw resist::UserError("--floats: must be in 1..4294967296 (got " + std::to_string(o.floats) + ")");
     if (o.iters < 1 || o.iters > 100000) throw resist::UserError("--iters: must be in 1..100000 (got " + std::to_string(o.iters) + ")");
+    if (!(o.busy_ms >= 0 && o.busy_ms <= 60000))
+      throw resist::UserError("--busy-ms: must be in 0..60000 (got " + std::to_string(o.busy_ms) + ")");
     if (o.repeats < 1 || o.repeats > 1000)
       throw resist::UserError("--repeats: must be in 1..1000 (got " + std::to_string(o.repeats) + ")");
     return run(o);
