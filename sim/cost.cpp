@@ -1,12 +1,14 @@
 #include "sim/cost.hpp"
 
+#include <algorithm>
+
 #include "models/error.hpp"
 #include "schedule/rng.hpp"
 
 namespace resist::sim {
 
 ComputeModel::ComputeModel(const ModelSpec& spec, const Platform& platform, int batch_size, double backward_factor,
-                           std::optional<Profile> profile)
+                           std::optional<Profile> profile, int workers)
     : spec_(spec), platform_(platform), batch_size_(batch_size), backward_factor_(backward_factor),
       profile_(std::move(profile)) {
   if (!(backward_factor >= 0 && backward_factor <= 1000))
@@ -32,6 +34,33 @@ ComputeModel::ComputeModel(const ModelSpec& spec, const Platform& platform, int 
   for (std::size_t i = 0; i < spec.blocks.size(); ++i)
     if (profile_fwd_s_[i] < 0)
       throw UserError("--profile: no time for block '" + spec.blocks[i].name + "' of model " + spec.name);
+  set_variability(workers);
+}
+
+void ComputeModel::set_variability(int workers) {
+  const Profile& p = *profile_;
+  if (workers <= 0 || !(p.iteration_s > 0) || p.iteration_samples.empty()) return;
+  const int per_node = std::max(1, platform_.gpus_per_node);
+  const double slots = p.cores > 0 ? std::max(1, p.cores / std::max(1, p.threads)) : 1e300;
+  variability_of_rank_.assign(std::size_t(workers), nullptr);
+  for (int r = 0; r < workers; ++r) {
+    // Processes at once on this rank's machine: the node's ranks on a CPU node, else one.
+    const int node = r / per_node;
+    const int at_once = platform_.cores_per_node > 0 ? std::min(per_node, workers - node * per_node) : 1;
+    const IterationSamples* best = nullptr;
+    for (const auto& set : p.iteration_samples)
+      if (set.processes <= at_once && !set.iteration_s.empty() && (!best || set.processes > best->processes))
+        best = &set;
+    if (!best) continue;
+    auto it = variability_.find(best->processes);
+    if (it == variability_.end()) {
+      const double even_share = std::max(1.0, double(best->processes) / slots);
+      std::vector<double> f;
+      for (double v : best->iteration_s) f.push_back(v / (p.iteration_s * even_share));
+      it = variability_.emplace(best->processes, std::move(f)).first;
+    }
+    variability_of_rank_[std::size_t(r)] = &it->second;
+  }
 }
 
 namespace {
@@ -120,6 +149,15 @@ double ComputeModel::pack_s_per_byte(bool ist) const {
 double ComputeModel::round_s(const std::vector<int>& blocks, int rank, int round, int local_iters,
                              const ModelSpec* subnet) const {
   double t = local_iters * iteration_s(blocks, rank, subnet);
+  if (rank < int(variability_of_rank_.size()) && variability_of_rank_[std::size_t(rank)] && local_iters > 0) {
+    // The mean of the round's draws (of at most 64: beyond, the mean hardly moves).
+    const auto& f = *variability_of_rank_[std::size_t(rank)];
+    Rng rng(0x7a11a6e5u, std::uint64_t(round) * 1048576u + std::uint64_t(rank));
+    const int n = std::min(local_iters, 64);
+    double sum = 0;
+    for (int i = 0; i < n; ++i) sum += f[rng.below(f.size())];
+    t *= sum / n;
+  }
   if (platform_.straggler_probability > 0) {
     Rng rng(platform_.straggler_seed, std::uint64_t(round) * 1048576u + std::uint64_t(rank));
     if (rng.uniform() < platform_.straggler_probability) t *= platform_.straggler_slowdown;

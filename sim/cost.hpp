@@ -15,6 +15,21 @@
 //
 // Straggler noise: in each (rank, round), with the platform's probability
 // (seeded, reproducible), the round's compute takes `slowdown` times longer.
+//
+// Variability (profiles with iteration samples, schedule/profile.hpp): each
+// of a round's iterations on a rank takes the profile's time times a factor
+// drawn from what the profile measured with as many processes at once as
+// the platform puts on the rank's node (on a CPU node, the ranks placed
+// there; on a GPU platform, one): every timed iteration divided by the
+// profile's median iteration and by the share of a core the simulator
+// already gives each of those processes (max(1, processes / (cores /
+// threads)), as the profile's machine had them). So a round's compute is the
+// mean of its draws (iterations that ran slow), ranks differ from one
+// another in every round (the synchronisation waits for the slowest), and
+// more ranks than cores pay what the profile measured beyond an even share
+// of the cores. Draws are seeded by (round, rank): reproducible. No samples
+// for that many processes: the largest fewer; none: no variability.
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -28,8 +43,9 @@ namespace resist::sim {
 class ComputeModel {
  public:
   // Throws UserError when the profile does not cover the spec's blocks.
+  // `workers`: the ranks the platform holds in this run (0: no variability).
   ComputeModel(const ModelSpec& spec, const Platform& platform, int batch_size, double backward_factor,
-               std::optional<Profile> profile);
+               std::optional<Profile> profile, int workers = 0);
   // One iteration over `blocks` (all the blocks the worker trains), without noise.
   // `subnet` (IST): the worker trains a smaller model with the same blocks in
   // the same order (IstPlan::subnet_options); its FLOPs and parameter counts
@@ -57,7 +73,8 @@ class ComputeModel {
   // without one): packing the values into one buffer and back, by element
   // index for IST's slices.
   double pack_s_per_byte(bool ist) const;
-  // The round's compute: local_iters iterations, times the straggler slowdown if it hits.
+  // The round's compute: local_iters iterations, each times its drawn
+  // variability factor, times the straggler slowdown if it hits.
   double round_s(const std::vector<int>& blocks, int rank, int round, int local_iters,
                  const ModelSpec* subnet = nullptr) const;
 
@@ -70,6 +87,10 @@ class ComputeModel {
   double backward_factor_;
   std::optional<Profile> profile_;
   std::vector<double> profile_fwd_s_, profile_bwd_s_;  // per spec block, at our batch size
+  // Variability factors per processes-at-once count, and which one each rank draws from (null: none).
+  std::map<int, std::vector<double>> variability_;
+  std::vector<const std::vector<double>*> variability_of_rank_;
+  void set_variability(int workers);
 };
 
 }  // namespace resist::sim

@@ -257,6 +257,8 @@ void compute_overlapped(Shared* sh, int w, int p, const CommOp& op) {
     }));
   }
   res.events.push_back({w, p, -1, -1, t0, sg4::Engine::get_clock(), 0});
+  // Its compute done, the rank's part of the last buckets waits (Platform::sync_entry_delay_s).
+  if (!plan.entry_wait_s.empty() && plan.entry_wait_s[w] > 0) sg4::this_actor::sleep_for(plan.entry_wait_s[w]);
   for (auto& h : helpers) h->join();
   res.events.push_back({w, p, 0, int(op.kind), comm_start, sg4::Engine::get_clock(), *sent});
 }
@@ -295,10 +297,13 @@ void worker(Shared* sh, int w) {
       compute_for(sh, w, plan.compute_s[w]);
       res.events.push_back({w, p, -1, -1, t0, sg4::Engine::get_clock(), 0});
     }
+    double entry_wait = plan.entry_wait_s.empty() || first_op > 0 ? 0.0 : plan.entry_wait_s[w];  // overlapped: waited there
     for (int i = first_op; i < int(plan.sync.size()); ++i) {
       const CommOp& op = plan.sync[i];
       if (!op.involves(w)) continue;
       const double s = sg4::Engine::get_clock();
+      if (entry_wait > 0) sg4::this_actor::sleep_for(entry_wait);
+      entry_wait = 0;
       // Host work (packing, launches, group set-up): it shares the node's
       // cores with the ranks computing there, as compute does.
       if (!plan.op_delay_s.empty() && plan.op_delay_s[i] > 0) compute_for(sh, w, plan.op_delay_s[i]);

@@ -47,6 +47,11 @@ struct RoundPlan {
   // (the network reloaded or rebuilt, sim/cost.hpp), on the same processor
   // as the compute; traced as events with op = kSetupOp. Empty: none.
   std::vector<double> setup_s;
+  // Optional, per worker: seconds it waits after its compute before its
+  // first sync op (Platform::sync_entry_delay_s), inside that op's span (a
+  // gradient all-reduce overlapped with backward: before its last buckets
+  // can end). Empty: none.
+  std::vector<double> entry_wait_s;
 };
 
 // EngineEvent::op of a worker's round set-up (RoundPlan::setup_s); -1 is compute.

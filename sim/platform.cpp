@@ -1,6 +1,7 @@
 #include "sim/platform.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -128,7 +129,8 @@ Platform platform_from_json(const json& j) {
   const Reader root{j, ""};
   json_util::expect_format(root, "resist-platform", 1);
   only_keys(root, {"format", "version", "name", "description", "nodes", "gpus_per_node", "ranks_per_node",
-                   "cores_per_node", "gpu", "intra", "nic", "topology", "speed_factors", "straggler", "network"});
+                   "cores_per_node", "gpu", "intra", "nic", "topology", "speed_factors", "straggler", "network",
+                   "sync_entry_delay", "sync_entry_rise"});
   Platform p;
   p.name = required(root, "name", "a word naming the platform").str();
   if (root.has("description")) p.description = root.at("description").str();
@@ -185,6 +187,8 @@ Platform platform_from_json(const json& j) {
     p.straggler_slowdown = required(s, "slowdown", "compute time multiplier, >= 1").number(1, 1e6);
     p.straggler_seed = s.has("seed") ? s.at("seed").uint() : 1;
   }
+  if (root.has("sync_entry_delay")) p.sync_entry_delay_s = non_negative(root.at("sync_entry_delay"), Unit::time);
+  if (root.has("sync_entry_rise")) p.sync_entry_rise_s = non_negative(root.at("sync_entry_rise"), Unit::time);
   if (root.has("network")) {
     const Reader n = root.at("network");
     only_keys(n, {"model", "latency_factor", "bandwidth_factor", "crosstraffic", "tcp_gamma"});
@@ -209,7 +213,7 @@ json gpu_json(const Platform& p) {
 }  // namespace
 
 json to_json(const Platform& p) {
-  return {{"format", "resist-platform"},
+  json out = {{"format", "resist-platform"},
           {"version", 1},
           {"name", p.name},
           {"description", p.description},
@@ -229,6 +233,17 @@ json to_json(const Platform& p) {
             {"bandwidth_factor", p.network.bandwidth_factor},
             {"crosstraffic", p.network.crosstraffic},
             {"tcp_gamma", p.network.tcp_gamma_bytes}}}};
+  if (p.sync_entry_delay_s > 0) {
+    out["sync_entry_delay"] = p.sync_entry_delay_s;
+    out["sync_entry_rise"] = p.sync_entry_rise_s;
+  }
+  return out;
+}
+
+double Platform::sync_entry_wait_s(double compute_s) const {
+  if (!(sync_entry_delay_s > 0)) return 0;
+  if (!(sync_entry_rise_s > 0)) return sync_entry_delay_s;
+  return sync_entry_delay_s * -std::expm1(-std::max(0.0, compute_s) / sync_entry_rise_s);
 }
 
 std::string gpu_speed_source(const Platform& p) {
@@ -248,7 +263,9 @@ const char* platform_keys_help() {
          "gpu.optimizer_step_per_param (0s), nic.rails (1: one NIC per node; GPU g uses rail g % rails),\n"
          "topology {kind: star}, fat-tree: nodes_per_leaf and uplink required, speed_factors ([]: all 1),\n"
          "straggler (none; seed 1), network {model CM02, latency_factor 1, bandwidth_factor 1,\n"
-         "crosstraffic false, tcp_gamma 1e12}.";
+         "crosstraffic false, tcp_gamma 1e12}, sync_entry_delay (0s) and sync_entry_rise (0s): on cores\n"
+         "the ranks share, a rank that computed c seconds waits delay × (1 − exp(−c / rise)) before its\n"
+         "round's first sync op (rise 0: the whole delay).";
 }
 
 const char* default_platform_json() {

@@ -61,6 +61,14 @@ struct Platform {
   double straggler_probability = 0;         // per (worker, round)
   double straggler_slowdown = 1;            // compute time multiplier when straggling
   std::uint64_t straggler_seed = 1;
+  // CPU nodes whose cores the ranks share: a rank that has just computed
+  // for c seconds waits sync_entry_delay × (1 − exp(−c / sync_entry_rise))
+  // before its round's first sync op (its threads wait for a core the
+  // others still hold, more likely the longer they have computed);
+  // sync_entry_rise 0: the whole delay whatever c. validate-grid measures
+  // both. 0: none.
+  double sync_entry_delay_s = 0, sync_entry_rise_s = 0;
+  double sync_entry_wait_s(double compute_s) const;
   NetworkSettings network;
 
   int gpus() const { return nodes * gpus_per_node; }

@@ -1,6 +1,7 @@
 #include "sim/replay.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "models/error.hpp"
 #include "schedule/collectives.hpp"
@@ -23,6 +24,7 @@ struct Replay {
   bool uniform = false;  // one GPU per node on a star: every route is the same
   LinkSpec flat_route;
   std::vector<double> ready;  // per rank: when it has finished everything so far
+  std::vector<double> entry_wait;  // per rank: still to wait before its next op (RoundPlan::entry_wait_s)
   std::vector<Transfer> transfers;
   std::vector<double> end;  // per message of the current step
   EngineResult res;
@@ -36,6 +38,7 @@ struct Replay {
     for (int pos = 0; pos < n; ++pos) {
       begin[pos] = ready[ranks[pos]];
       ready[ranks[pos]] += delay_s;  // launch latency, group set-up (engine.hpp: op_delay_s)
+      if (!entry_wait.empty()) ready[ranks[pos]] += std::exchange(entry_wait[std::size_t(ranks[pos])], 0.0);
     }
     for (int k = 0; k < plan.steps(); ++k) {
       transfers.clear();
@@ -77,6 +80,7 @@ struct Replay {
       res.events.push_back({w, p, -1, -1, ready[w], ready[w] + plan.compute_s[w], 0});
       ready[w] += plan.compute_s[w];
     }
+    entry_wait = plan.entry_wait_s;
     for (int i = 0; i < int(plan.sync.size()); ++i)
       op(p, i, plan.sync[i], collectives[i], plan.op_delay_s.empty() ? 0.0 : plan.op_delay_s[i]);
     res.plan_end_s[p] = *std::max_element(ready.begin(), ready.end());

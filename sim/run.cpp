@@ -32,6 +32,7 @@ std::string plan_key(const RoundPlan& p) {
   }
   put(p.op_delay_s.data(), p.op_delay_s.size() * sizeof(double));
   put(p.setup_s.data(), p.setup_s.size() * sizeof(double));
+  put(p.entry_wait_s.data(), p.entry_wait_s.size() * sizeof(double));
   return k;
 }
 
@@ -131,7 +132,9 @@ class Planner {
  public:
   Planner(const ModelSpec& spec, const Platform& platform, const RunOptions& o, const RoundSource& gen)
       : gen_(gen), o_(o), spec_(spec), gpus_per_node_(platform.gpus_per_node),
-        cost_(spec, platform, gen.header().config.batch_size, o.backward_factor, o.profile) {}
+        platform_(platform),
+        cost_(spec, platform, gen.header().config.batch_size, o.backward_factor, o.profile,
+              gen.header().config.workers) {}
 
   RoundPlan plan(const Round& round) {
     const Schedule& header = gen_.header();
@@ -159,6 +162,14 @@ class Planner {
       plan.backward_fraction.push_back(o_.engine.overlap ? cost_.backward_fraction(blocks, w, sub) : 0.0);
     }
     if (std::all_of(plan.setup_s.begin(), plan.setup_s.end(), [](double v) { return v == 0; })) plan.setup_s.clear();
+    // On shared cores, a rank that has computed waits before its first sync op (Platform::sync_entry_delay_s).
+    if (platform_.sync_entry_delay_s > 0)
+      for (int w = 0; w < header.config.workers; ++w) {
+        const bool syncs = std::any_of(plan.sync.begin(), plan.sync.end(), [&](const CommOp& op) { return op.involves(w); });
+        if (!syncs) continue;
+        plan.entry_wait_s.resize(std::size_t(header.config.workers), 0.0);
+        plan.entry_wait_s[std::size_t(w)] = platform_.sync_entry_wait_s(plan.compute_s[std::size_t(w)]);
+      }
     prev_round_ = round;
     return plan;
   }
@@ -186,6 +197,7 @@ class Planner {
   const RunOptions& o_;
   const ModelSpec& spec_;
   const int gpus_per_node_;
+  const Platform& platform_;
   const ComputeModel cost_;
   std::map<std::pair<int, int>, double> aux_s_;  // (target, rank) -> one iteration of the head
 

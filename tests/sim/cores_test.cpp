@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
+#include "sim/cost.hpp"
 #include "sim/engine.hpp"
 #include "sim/platform.hpp"
 #include "sim/run.hpp"
@@ -135,4 +137,111 @@ TEST(SimCores, LocalhostHasThisMachinesCores) {
   EXPECT_GE(p.gpus(), 8);
   EXPECT_NO_THROW(check_ranks(p, 4, "--workers"));
   EXPECT_EQ(load_platform("localhost", {"cores_per_node=1"}).cores_per_node, 1);
+}
+
+namespace {
+// A profile of `spec`: 1 ms forward and 2 ms backward per block, its whole
+// iteration that sum, timed on `cores` cores; samples per processes-at-once.
+Profile timed_profile(const ModelSpec& spec, int cores, std::vector<IterationSamples> samples) {
+  Profile p;
+  p.model = spec.options;
+  p.batch_size = 32;
+  p.threads = 1;
+  p.cores = cores;
+  for (const auto& b : spec.blocks) p.blocks.push_back({b.name, 0.001, 0.002});
+  p.iteration_s = 0.003 * double(spec.blocks.size());
+  p.iteration_samples = std::move(samples);
+  return p;
+}
+
+std::vector<int> all_blocks(const ModelSpec& spec) {
+  std::vector<int> all(spec.blocks.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = int(i);
+  return all;
+}
+}  // namespace
+
+// A profile's iteration samples make every iteration's time a draw: a
+// round's compute is the mean of its draws, reproducible per (round, rank);
+// a rank draws from the samples of as many processes at once as its node
+// holds ranks, each divided by the even share of the cores the simulator
+// already gives them.
+TEST(SimCores, ProfileVariabilityDrawsEveryIteration) {
+  const ModelSpec spec = test::mlp({64});
+  const auto all = all_blocks(spec);
+  const double T = 0.003 * double(spec.blocks.size());
+  const Platform two = platform_from_json(cpu_node(2, 2));
+  const ComputeModel cost(spec, two, 32, 2, timed_profile(spec, 2, {{2, {T, 1.5 * T}}}), 2);
+  std::set<double> seen;
+  for (int r = 0; r < 40; ++r) {
+    const double t = cost.round_s(all, 1, r, 1, nullptr);
+    EXPECT_EQ(t, cost.round_s(all, 1, r, 1, nullptr));  // the same draw again
+    seen.insert(std::round(t / T * 1000) / 1000);
+  }
+  EXPECT_EQ(seen, (std::set<double>{1.0, 1.5}));
+  // Many iterations in a round: close to the samples' mean.
+  double mean = 0;
+  for (int r = 0; r < 20; ++r) mean += cost.round_s(all, 0, r, 64, nullptr) / (64 * T) / 20;
+  EXPECT_NEAR(mean, 1.25, 0.03);
+  // Four ranks on two cores: the 4-process samples, over the 2× share of a
+  // core the cores' sharing already gives (2.4 T / 2 T: 1.2).
+  const Platform four = platform_from_json(cpu_node(2, 4));
+  const Profile both = timed_profile(spec, 2, {{2, {T}}, {4, {2.4 * T}}});
+  EXPECT_NEAR(ComputeModel(spec, four, 32, 2, both, 4).round_s(all, 3, 0, 1, nullptr), 1.2 * T, 1e-12);
+  EXPECT_NEAR(ComputeModel(spec, four, 32, 2, both, 2).round_s(all, 1, 0, 1, nullptr), T, 1e-12);  // 2 ranks there
+  // GPUs (a processor per rank): the 1-process samples; none here, so none.
+  auto gpus = cpu_node(2, 4);
+  gpus.erase("cores_per_node");
+  EXPECT_NEAR(ComputeModel(spec, platform_from_json(gpus), 32, 2, both, 4).round_s(all, 3, 0, 1, nullptr), T, 1e-12);
+  // No workers given, or a profile without samples: the profile's time.
+  EXPECT_NEAR(ComputeModel(spec, four, 32, 2, both).round_s(all, 3, 0, 1, nullptr), T, 1e-12);
+  EXPECT_NEAR(ComputeModel(spec, four, 32, 2, timed_profile(spec, 2, {}), 4).round_s(all, 3, 0, 1, nullptr), T, 1e-12);
+}
+
+// The sync entry delay: a rank that has computed waits before its round's
+// first op, once per round whatever the number of ops, in both engines;
+// with a rise, less after a short compute.
+TEST(SimCores, SyncEntryDelayWaitsOncePerRound) {
+  auto round_end = [](EngineKind kind, std::vector<double> wait) {
+    RoundPlan plan;
+    plan.compute_s.assign(2, 0.5);
+    plan.backward_fraction.assign(2, 0.5);
+    plan.sync.push_back(CommOp(OpKind::allreduce, Payload::shared, {0, 1}, {0}, 4));
+    plan.sync.push_back(CommOp(OpKind::allreduce, Payload::shared, {0, 1}, {0}, 4));
+    plan.entry_wait_s = std::move(wait);
+    EngineOptions o;
+    o.kind = kind;
+    return run_engine(platform_from_json(cpu_node(2, 2)), 2, {plan}, o).end_s;
+  };
+  for (EngineKind kind : {EngineKind::simgrid, EngineKind::alpha_beta}) {
+    const double without = round_end(kind, {}), with = round_end(kind, {0.01, 0.01});
+    EXPECT_NEAR(with - without, 0.01, 1e-6) << to_string(kind);
+    EXPECT_NEAR(round_end(kind, {0.0, 0.01}) - without, 0.01, 1e-6) << to_string(kind);  // the peer waits for it
+  }
+  auto j = cpu_node(2, 2);
+  j["sync_entry_delay"] = "4ms";
+  const Platform flat = platform_from_json(j);
+  EXPECT_DOUBLE_EQ(flat.sync_entry_wait_s(0.001), 0.004);
+  j["sync_entry_rise"] = "10ms";
+  const Platform rising = platform_from_json(j);
+  EXPECT_NEAR(rising.sync_entry_wait_s(0.01), 0.004 * (1 - std::exp(-1.0)), 1e-12);
+  EXPECT_NEAR(rising.sync_entry_wait_s(1.0), 0.004, 1e-9);
+  EXPECT_EQ(platform_from_json(to_json(rising)).sync_entry_rise_s, 0.01);
+  EXPECT_EQ(platform_from_json(cpu_node(2, 2)).sync_entry_wait_s(1.0), 0);
+  j["sync_entry_delay"] = "-1ms";
+  EXPECT_NE(error_of(j).find("sync_entry_delay"), std::string::npos) << error_of(j);
+  // A run: local SGD, 3 rounds of one iteration, every round waits once.
+  auto run = [](const Platform& p) {
+    RunOptions o;
+    o.schedule.protocol = Protocol::local_sgd;
+    o.schedule.model = test::paper_model().options;
+    o.schedule.workers = 2;
+    o.schedule.local_iters = 1;
+    o.schedule.rounds = 3;
+    o.full = true;
+    return simulate_run(test::paper_model(), p, o).wall_clock_s;
+  };
+  auto big = cpu_node(2, 2);
+  big["sync_entry_delay"] = "50ms";
+  EXPECT_NEAR(run(platform_from_json(big)) - run(platform_from_json(cpu_node(2, 2))), 3 * 0.05, 1e-6);
 }
