@@ -172,8 +172,7 @@ void train_run(const Study& s, const Paths& paths, const Schedule& sched, const 
   const int st = std::system((cmd + " >" + quote(log) + " 2>&1").c_str());
   if (st != 0) {
     fs::remove(runs + "/" + tag + ".cmd");
-    throw UserError("convergence: runtime command failed (exit " +
-                    std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) + "), see " + log);
+    throw UserError(validate_util::failure_line("convergence", st, log));
   }
   std::fprintf(stderr, "convergence: %s trained in %.0f s\n", tag.c_str(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -18,9 +18,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <sstream>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -47,12 +47,20 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+std::string failure_line(const std::string& who, int status, const std::string& log) {
+  std::string last;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);)
+    if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
+  if (last.size() > 400) last = last.substr(0, 400) + "...";
+  return who + ": runtime command failed (exit " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
+         "), its last line: " + (last.empty() ? "(no output)" : last) + " (log: " + log + ")";
+}
+
 void run_command(const std::string& cmd, const std::string& log, const std::string& who) {
   std::fprintf(stderr, "%s: %s\n", who.c_str(), cmd.c_str());
   const int st = std::system((cmd + " >" + quote(log) + " 2>&1").c_str());
-  if (st != 0)
-    throw UserError(who + ": runtime command failed (exit " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) +
-                    "), see " + log);
+  if (st != 0) throw UserError(failure_line(who, st, log));
 }
 
 std::string model_flags(const Study& s) {
@@ -72,10 +80,12 @@ std::string model_flags(const Study& s) {
   return f;
 }
 
+// As many processes as the largest run has ranks: the profile times its
+// figures on as many as the cores hold and, if more, the iteration on all
+// (runtime/profiler.cpp).
 std::string profile_command(const Study& s, const std::string& launch, const std::string& train, int max_ranks,
                             const std::string& profile) {
-  const int procs = std::max(1, std::min(max_ranks, int(std::max(1u, std::thread::hardware_concurrency()))));
-  return quote(launch) + " -n " + std::to_string(procs) + " -- " + quote(train) + model_flags(s) + " --batch-size " +
+  return quote(launch) + " -n " + std::to_string(std::max(1, max_ranks)) + " -- " + quote(train) + model_flags(s) + " --batch-size " +
          std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) + " --train-subset " +
          std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) +
          " --quiet --profile " + quote(profile);
@@ -107,6 +117,21 @@ std::shared_ptr<const Schedule> write_schedule(const ModelSpec& spec, const Sche
 // Least squares of seconds = steps·a + bytes/B (with `relative`, each
 // residual divided by the sample's seconds: relative errors count alike).
 // Returns {a, B}.
+std::pair<double, double> fit_entry_delay(double b1, double d1, double b2, double d2) {
+  if (!(d2 > 0)) return {std::max(0.0, d1), 0.0};
+  const double r = d1 / d2;
+  if (r >= 0.999) return {(std::max(0.0, d1) + d2) / 2, 0.0};  // already alike: the whole delay
+  const auto ratio = [&](double rise) { return std::expm1(-b1 / rise) / std::expm1(-b2 / rise); };
+  // The ratio falls from 1 towards b1/b2 as the rise grows.
+  double lo = b2 * 1e-3, hi = b2;
+  if (r <= ratio(hi)) lo = hi;
+  for (int i = 0; i < 200 && lo < hi * (1 - 1e-12); ++i) {
+    const double mid = std::sqrt(lo * hi);
+    (ratio(mid) > r ? lo : hi) = mid;
+  }
+  return {d2 / -std::expm1(-b2 / lo), lo};
+}
+
 std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples, bool relative) {
   double sxx = 0, sxy = 0, syy = 0, sxd = 0, syd = 0;  // x = steps, y = bytes, d = seconds
   for (const auto& s : samples) {

@@ -107,6 +107,11 @@ namespace {
 // The loopback "network" at one rank count, fitted to a sweep of all-reduce sizes.
 struct LinkFit {
   double step_latency_s = 0, bandwidth_Bps = 0;
+  // The smallest all-reduce again, each after kFitBusyMs[k] of CPU time on
+  // every rank: how much longer it takes then, and the delay and rise
+  // fitted to that (sim::Platform::sync_entry_delay_s, sync_entry_rise_s).
+  std::vector<double> busy_extra_s;
+  double entry_delay_s = 0, entry_rise_s = 0;
   std::vector<CommSample> samples;  // one per size: median seconds per all-reduce
   std::vector<std::int64_t> floats;
 };
@@ -145,10 +150,13 @@ Timeline measure(const Study& t, const Runtime& rt, int workers, const std::stri
 // sub-network and optimizer rebuilds, evaluation, bookkeeping).
 double busy_s(const RoundCut& c) { return c.compute_s + c.comm_s; }
 
-sim::Platform localhost_fitted(double step_s, double bw_Bps) {
+sim::Platform localhost_fitted(double step_s, double bw_Bps, double entry_delay_s, double entry_rise_s) {
   json j = sim::localhost_platform_json();
   j["name"] = "localhost-calibrated";
-  j["description"] = j["description"].get<std::string>() + "; links fitted to a sweep of all-reduce sizes";
+  j["description"] = j["description"].get<std::string>() +
+                     "; links fitted to a sweep of all-reduce sizes, the sync entry delay to one after computing";
+  j["sync_entry_delay"] = fmt("%.9gs", entry_delay_s);
+  j["sync_entry_rise"] = fmt("%.9gs", entry_rise_s);
   // a ring step crosses two links (each rank's own): each gets half the step latency
   j["intra"] = {{"bandwidth", fmt("%.9gBps", bw_Bps)}, {"latency", fmt("%.9gs", step_s / 2)}};
   j["nic"] = j["intra"];
@@ -175,6 +183,19 @@ double bench_seconds(const std::string& log) {
 // pipelining, none) of each size, the ranks
 // sharing the cores as in the training runs; the fit gives a per-step latency
 // as well as a bandwidth. No training run takes part.
+// Then the smallest size twice more, every all-reduce after this much CPU
+// time of every rank, as a training round's sync follows its iterations
+// (resist-bench-comm --busy-ms): on the cores the ranks share it takes
+// longer (its threads wait for a core the others still hold), the more so
+// the longer the compute before it, up to a bound (this machine, 2 ranks:
+// 1.9, 3.7 and 3.4 ms after 5, 20 and 80 ms against 0.14 ms back to back;
+// docs/performance.md).
+// The two differences give the platform's sync entry delay and rise (sim/
+// platform.hpp): once per round and rank, not per message (a round's later
+// ops start with the cores free).
+constexpr double kFitBusyMs[2] = {5, 40};
+
+
 LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
   LinkFit f;
   f.floats = {1024, 32768, 262144, 1048576};  // 4 KiB .. 4 MiB
@@ -188,6 +209,16 @@ LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
     f.samples.push_back({steps, steps / m * 4.0 * double(floats), bench_seconds(log)});
   }
   std::tie(f.step_latency_s, f.bandwidth_Bps) = fit_alpha_beta(f.samples, true);
+  for (const double busy : kFitBusyMs) {
+    const std::string log = dir + "/network-fit-m" + std::to_string(m) + "-" + std::to_string(f.floats[0]) +
+                            "-busy" + fmt("%g", busy) + ".log";
+    run_command(quote(rt.launch) + " -n " + std::to_string(m) + " -- " + quote(rt.bench_comm) + " --floats " +
+                    std::to_string(f.floats[0]) + " --iters 10 --repeats 5 --variants step --busy-ms " + fmt("%g", busy),
+                log, "validate-grid");
+    f.busy_extra_s.push_back(bench_seconds(log) - f.samples[0].seconds);
+  }
+  std::tie(f.entry_delay_s, f.entry_rise_s) =
+      fit_entry_delay(kFitBusyMs[0] / 1000, f.busy_extra_s[0], kFitBusyMs[1] / 1000, f.busy_extra_s[1]);
   return f;
 }
 
@@ -204,7 +235,7 @@ Calibration calibrate(const Study& s, const Runtime& rt, const std::string& dir)
           << "," << fmt("%.9g", x.steps * f.step_latency_s + x.bytes / f.bandwidth_Bps) << "\n";
     }
     cal.links[m] = f;
-    cal.platforms[m] = localhost_fitted(f.step_latency_s, f.bandwidth_Bps);
+    cal.platforms[m] = localhost_fitted(f.step_latency_s, f.bandwidth_Bps, f.entry_delay_s, f.entry_rise_s);
     cal.cores = cal.platforms[m].cores_per_node;
     json_util::write_atomic(dir + "/localhost-calibrated-m" + std::to_string(m) + ".json",
                             sim::to_json(cal.platforms[m]).dump(2) + "\n");
@@ -402,16 +433,23 @@ std::string calibration_md(const Calibration& cal) {
     for (const auto& b : p.blocks) fb += b.forward_s + b.backward_s;
     profiles += "`" + name + "`: forward+backward " + fmt("%.4f", fb) + " s, rest of an iteration " +
                 fmt("%.4f", p.iteration_overhead_s) + " s per iteration at batch " + std::to_string(p.batch_size) +
+                " (the iteration timed whole: " + fmt("%.4f", p.iteration_s) + " s; the blocks one by one: " +
+                fmt("%.4f", p.blocks_timed_s) + " s)" +
                 "; per round, network and optimizer rebuilt " + fmt("%.4f", p.rebuild_s) + " s, values reloaded " +
                 fmt("%.4f", p.reload_s) + " s (whole model); ";
   }
   for (const auto& [m, f] : cal.links)
     links += std::string(links.empty() ? "" : ", ") + std::to_string(m) + " ranks: " +
              fmt("%.3g", f.step_latency_s * 1e6) + " µs per ring step, " + fmt("%.3g", f.bandwidth_Bps / 1e9) +
-             " GB/s";
+             " GB/s, " + fmt("%.3g", f.busy_extra_s[0] * 1e3) + " and " + fmt("%.3g", f.busy_extra_s[1] * 1e3) +
+             " ms more after " + fmt("%g", kFitBusyMs[0]) + " and " + fmt("%g", kFitBusyMs[1]) +
+             " ms of compute (sync entry delay " + fmt("%.3g", f.entry_delay_s * 1e3) + " ms, rise " +
+             fmt("%.3g", f.entry_rise_s * 1e3) + " ms)";
   return "Calibration (once, `runs/`): profiles (one process per core profiling at once) " + profiles +
          "network fit per rank count on `resist-bench-comm` all-reduces of 4 KiB to 4 MiB (the runtime's ring "
-         "step by step, the ranks sharing the cores; no training run; `runs/network_fit.csv`): " + links +
+         "step by step, the ranks sharing the cores; no training run; `runs/network_fit.csv`), and the smallest "
+         "twice more, each all-reduce after some CPU time on every rank (how much longer it then takes gives the "
+         "sync entry delay, once per round and rank): " + links +
          ". Platform `localhost` with " + std::to_string(cal.cores) +
          " cores shared by the ranks (`runs/localhost-calibrated-m*.json`).\n\n";
 }

@@ -16,7 +16,11 @@ namespace resist::study::validate_util {
 std::string quote(const std::string& s);
 std::string fmt(const char* f, double v);
 // Runs `cmd` with stdout and stderr into `log`; a failure is a UserError naming the log.
+// Runs `cmd` with its output in `log`; a failure is a UserError naming the
+// exit status and the log's last line (a study that fails removes what it
+// wrote, the log too).
 void run_command(const std::string& cmd, const std::string& log, const std::string& who = "validate");
+std::string failure_line(const std::string& who, int status, const std::string& log);
 std::string model_flags(const Study& s);
 std::string train_flags(const Study& s, const std::string& schedule_file);
 // `resist-train --profile` of the study's model into `profile`, launched as
@@ -34,6 +38,13 @@ struct CommSample {
 // weighted so every sample's relative error counts alike): {a, B}. A fit
 // with a non-positive term keeps the other one alone.
 std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples, bool relative);
+// The sync entry delay (sim::Platform::sync_entry_delay_s, sync_entry_rise_s)
+// through two measurements: an all-reduce takes extra1 / extra2 seconds
+// longer after busy1 < busy2 seconds of compute on every rank. {delay,
+// rise} with delay × (1 − exp(−busy / rise)) through both points; rise 0
+// (the whole delay whatever the compute) when the two are already alike,
+// at most busy2 (a straight line through them is not told apart).
+std::pair<double, double> fit_entry_delay(double busy1_s, double extra1_s, double busy2_s, double extra2_s);
 // Least-squares fit of time = steps·a + bytes/B over a measured run's all-reduce events: {a, B}.
 std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& t, int skip_rounds);
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -96,6 +97,27 @@ TEST(StudyValidateGrid, NetworkFitRecoversLatencyAndBandwidth) {
   EXPECT_THROW(fit_alpha_beta({}, true), resist::UserError);
 }
 
+// The sync entry delay through its two measurements: a known delay and
+// rise come back; two alike extras give the whole delay whatever the
+// compute; extras in proportion to the compute give the longest rise.
+TEST(StudyValidateGrid, EntryDelayFitRecoversDelayAndRise) {
+  using resist::study::validate_util::fit_entry_delay;
+  const double D = 5e-3, rise = 8e-3, b1 = 5e-3, b2 = 40e-3;
+  const auto extra = [&](double b) { return D * -std::expm1(-b / rise); };
+  const auto [d, r] = fit_entry_delay(b1, extra(b1), b2, extra(b2));
+  EXPECT_NEAR(d, D, 1e-3 * D);
+  EXPECT_NEAR(r, rise, 1e-3 * rise);
+  const auto [sd, sr] = fit_entry_delay(b1, 4e-3, b2, 4e-3);
+  EXPECT_DOUBLE_EQ(sr, 0);
+  EXPECT_DOUBLE_EQ(sd, 4e-3);
+  const auto [ld, lr] = fit_entry_delay(b1, 0.5e-3, b2, 4e-3);
+  EXPECT_DOUBLE_EQ(lr, b2);
+  EXPECT_NEAR(ld * -std::expm1(-b2 / lr), 4e-3, 1e-12);  // still through the longer point
+  const auto [zd, zr] = fit_entry_delay(b1, -1e-3, b2, -2e-3);  // no extra at all
+  EXPECT_DOUBLE_EQ(zd, 0);
+  EXPECT_DOUBLE_EQ(zr, 0);
+}
+
 #ifdef RESIST_HAVE_RUNTIME
 TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
   TempDir dir;
@@ -114,6 +136,9 @@ TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
   EXPECT_EQ(plat["cores_per_node"].get<int>(), int(std::max(1u, std::thread::hardware_concurrency())));
   EXPECT_GT(plat["intra"]["bandwidth"].get<double>(), 0);
   EXPECT_GT(plat["intra"]["latency"].get<double>(), 0);
+  // and the sync entry delay, fitted to the smallest all-reduce after compute.
+  EXPECT_GE(plat["sync_entry_delay"].get<double>(), 0);
+  EXPECT_GE(plat["sync_entry_rise"].get<double>(), 0);
   std::istringstream fit(read_text(out / "runs" / "network_fit.csv"));
   int sizes = 0;
   for (std::string row; std::getline(fit, row);) sizes += row.rfind("2,", 0) == 0;
@@ -134,6 +159,17 @@ TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
   if (prof["blas_threads"].get<int>() > 0) {
     EXPECT_EQ(prof["blas_threads"].get<int>(), 1);
   }
+  // Every timed iteration of every profiling process is in it (the
+  // simulator's variability), and the blocks, the rest and the step come to
+  // no more than the iteration timed whole.
+  ASSERT_GE(prof["iteration_samples"].size(), 1u);
+  EXPECT_EQ(prof["iteration_samples"][0]["processes"], prof["processes"]);
+  EXPECT_EQ(prof["iteration_samples"][0]["iteration_s"].size(), 25u * prof["processes"].get<std::size_t>());
+  double parts = prof["iteration_overhead_s"].get<double>();
+  for (const auto& b : prof["blocks"]) parts += b["forward_s"].get<double>() + b["backward_s"].get<double>();
+  EXPECT_GT(prof["iteration_s"].get<double>(), 0);
+  EXPECT_GT(prof["blocks_timed_s"].get<double>(), 0);
+  EXPECT_LE(parts, prof["iteration_s"].get<double>() * (1 + 1e-9));
   // One row per configuration; measured and predicted are different, positive numbers.
   std::istringstream csv(read_text(out / "results.csv"));
   std::string line;
