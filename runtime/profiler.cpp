@@ -231,6 +231,49 @@ std::vector<double> gather_iterations(KeyValue* store, const std::string& key, c
   return all;
 }
 
+// The simulator adds the step (per parameter) to the blocks and the rest of
+// an iteration. The whole iteration, timed as the worker runs it, is the
+// total: timed one by one, the blocks can add up to more than the network's
+// forward and backward in one piece (a backward started per block, the other
+// processes' phases not aligned with each block); then they keep their
+// shares and are scaled down to what the iteration leaves after the step and
+// the batch, and the rest is the batch. Returns the blocks' sum.
+double fit_to_iteration(const IterationTimes& it, Profile& p) {
+  double blocks_s = 0;
+  for (const auto& b : p.blocks) blocks_s += b.forward_s + b.backward_s;
+  p.blocks_timed_s = blocks_s;
+  p.iteration_s = it.iteration_s;
+  const double network_s = std::max(0.0, it.iteration_s - it.step_s - it.batch_s);
+  if (blocks_s > network_s && blocks_s > 0) {
+    const double scale = network_s / blocks_s;
+    for (auto& b : p.blocks) b.forward_s *= scale, b.backward_s *= scale;
+    p.iteration_overhead_s = it.batch_s;
+    return network_s;
+  }
+  p.iteration_overhead_s = std::max(0.0, it.iteration_s - blocks_s - it.step_s);
+  return blocks_s;
+}
+
+// The training set the iteration's batches come from; none (a fixed random
+// batch, said on stderr) when it cannot be read.
+std::optional<Data> profile_data(const TrainOptions& o) {
+  const auto& c = o.schedule;
+  try {
+    DataOptions d;
+    d.name = c.model.dataset;
+    d.dir = o.data_dir;
+    d.train_subset = o.train_subset;
+    d.test_subset = 1;
+    d.image_size = c.model.image_size;
+    d.check_images = false;
+    return load_data(d);
+  } catch (const std::exception& e) {
+    std::cerr << "resist-train: profile: no " << c.model.dataset << " data (" << e.what()
+              << "); the iteration is timed on a fixed random batch, without building batches" << std::endl;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int profile(const TrainOptions& o) {
@@ -280,20 +323,7 @@ int profile(const TrainOptions& o) {
   p.cores = cores;
   together("blocks");
   if (timing) time_blocks(spec, net, x0, device, p);
-  std::optional<Data> data;
-  try {
-    DataOptions d;
-    d.name = c.model.dataset;
-    d.dir = o.data_dir;
-    d.train_subset = o.train_subset;
-    d.test_subset = 1;
-    d.image_size = c.model.image_size;
-    d.check_images = false;
-    data = load_data(d);
-  } catch (const std::exception& e) {
-    std::cerr << "resist-train: profile: no " << c.model.dataset << " data (" << e.what()
-              << "); the iteration is timed on a fixed random batch, without building batches" << std::endl;
-  }
+  const std::optional<Data> data = profile_data(o);
   together("iteration");
   IterationTimes it;
   if (timing) it = time_iteration(net, data ? &*data : nullptr, x0, c.batch_size, c.seed, device);
@@ -306,26 +336,7 @@ int profile(const TrainOptions& o) {
                                                             all.iterations, env.rank, world)});
   }
   p.optimizer_step_s_per_param = it.step_s / double(spec.param_count());
-  double blocks_s = 0;
-  for (const auto& b : p.blocks) blocks_s += b.forward_s + b.backward_s;
-  p.blocks_timed_s = blocks_s;
-  p.iteration_s = it.iteration_s;
-  // The simulator adds the step (per parameter) to the blocks and this rest.
-  // The whole iteration, timed as the worker runs it, is the total: timed one
-  // by one, the blocks can add up to more than the network's forward and
-  // backward in one piece (a backward started per block, the other
-  // processes' phases not aligned with each block); then they keep their
-  // shares and are scaled down to what the iteration leaves after the step
-  // and the batch.
-  const double network_s = std::max(0.0, it.iteration_s - it.step_s - it.batch_s);
-  if (blocks_s > network_s && blocks_s > 0) {
-    const double scale = network_s / blocks_s;
-    for (auto& b : p.blocks) b.forward_s *= scale, b.backward_s *= scale;
-    blocks_s = network_s;
-    p.iteration_overhead_s = it.batch_s;
-  } else {
-    p.iteration_overhead_s = std::max(0.0, it.iteration_s - blocks_s - it.step_s);
-  }
+  const double blocks_s = fit_to_iteration(it, p);
   together("round-costs");
   if (timing) std::tie(p.rebuild_s, p.reload_s) = time_round_costs(spec, c.seed, device);
   together("packing");
