@@ -37,6 +37,18 @@ double compute_round(const Platform& p, int ranks, double seconds) {
   return run_engine(p, ranks, {plan}, o).end_s;
 }
 
+// A full local-SGD run of the paper's model: `rounds` rounds of `ell` iterations on `workers` ranks.
+RunResult local_sgd_run(const Platform& p, int workers, int ell, int rounds) {
+  RunOptions o;
+  o.schedule.protocol = Protocol::local_sgd;
+  o.schedule.model = test::paper_model().options;
+  o.schedule.workers = workers;
+  o.schedule.local_iters = ell;
+  o.schedule.rounds = rounds;
+  o.full = true;
+  return simulate_run(test::paper_model(), p, o);
+}
+
 std::string error_of(const nlohmann::json& j) {
   try {
     platform_from_json(j);
@@ -90,16 +102,7 @@ TEST(SimCores, OpHostWorkSharesTheCores) {
 TEST(SimCores, SharedCoresSlowAWholeRunDown) {
   // A local-SGD run of 4 ranks with a compute-bound round: on 2 shared cores
   // the rounds take about twice as long as on 4.
-  auto run = [](int cores) {
-    RunOptions o;
-    o.schedule.protocol = Protocol::local_sgd;
-    o.schedule.model = test::paper_model().options;
-    o.schedule.workers = 4;
-    o.schedule.local_iters = 50;
-    o.schedule.rounds = 3;
-    o.full = true;
-    return simulate_run(test::paper_model(), platform_from_json(cpu_node(cores, 4)), o);
-  };
+  auto run = [](int cores) { return local_sgd_run(platform_from_json(cpu_node(cores, 4)), 4, 50, 3); };
   const RunResult a = run(4), b = run(2);
   EXPECT_GT(b.compute_s, 1.9 * a.compute_s);
   EXPECT_LT(b.compute_s, 2.1 * a.compute_s);
@@ -231,16 +234,7 @@ TEST(SimCores, SyncEntryDelayWaitsOncePerRound) {
   j["sync_entry_delay"] = "-1ms";
   EXPECT_NE(error_of(j).find("sync_entry_delay"), std::string::npos) << error_of(j);
   // A run: local SGD, 3 rounds of one iteration, every round waits once.
-  auto run = [](const Platform& p) {
-    RunOptions o;
-    o.schedule.protocol = Protocol::local_sgd;
-    o.schedule.model = test::paper_model().options;
-    o.schedule.workers = 2;
-    o.schedule.local_iters = 1;
-    o.schedule.rounds = 3;
-    o.full = true;
-    return simulate_run(test::paper_model(), p, o).wall_clock_s;
-  };
+  auto run = [](const Platform& p) { return local_sgd_run(p, 2, 1, 3).wall_clock_s; };
   auto big = cpu_node(2, 2);
   big["sync_entry_delay"] = "50ms";
   EXPECT_NEAR(run(platform_from_json(big)) - run(platform_from_json(cpu_node(2, 2))), 3 * 0.05, 1e-6);
