@@ -93,7 +93,7 @@ EngineResult replay_alpha_beta(const Platform& platform, int ranks, const std::v
                                const EngineOptions& options) {
   if (options.overlap) throw UserError("--engine alpha-beta: cannot model --overlap (use --engine simgrid)");
   Replay r{platform, options, platform.gpus_per_node == 1 && platform.topology == "star", platform.route(0, 1),
-           std::vector<double>(ranks, 0.0), {}, {}, {}};
+           std::vector<double>(ranks, 0.0), {}, {}, {}, {}};
   r.res.plan_start_s.assign(plans.size(), 1e300);
   r.res.plan_end_s.assign(plans.size(), 0);
   r.res.plan_bytes.assign(plans.size(), 0);
