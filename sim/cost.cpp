@@ -42,7 +42,7 @@ void ComputeModel::set_variability(int workers) {
   if (workers <= 0 || !(p.iteration_s > 0) || p.iteration_samples.empty()) return;
   const int per_node = std::max(1, platform_.gpus_per_node);
   const double slots = p.cores > 0 ? std::max(1, p.cores / std::max(1, p.threads)) : 1e300;
-  variability_of_rank_.assign(std::size_t(workers), nullptr);
+  variability_of_rank_.assign(std::size_t(workers), 0);
   for (int r = 0; r < workers; ++r) {
     // Processes at once on this rank's machine: the node's ranks on a CPU node, else one.
     const int node = r / per_node;
@@ -52,14 +52,13 @@ void ComputeModel::set_variability(int workers) {
       if (set.processes <= at_once && !set.iteration_s.empty() && (!best || set.processes > best->processes))
         best = &set;
     if (!best) continue;
-    auto it = variability_.find(best->processes);
-    if (it == variability_.end()) {
+    if (!variability_.count(best->processes)) {
       const double even_share = std::max(1.0, double(best->processes) / slots);
       std::vector<double> f;
       for (double v : best->iteration_s) f.push_back(v / (p.iteration_s * even_share));
-      it = variability_.emplace(best->processes, std::move(f)).first;
+      variability_.emplace(best->processes, std::move(f));
     }
-    variability_of_rank_[std::size_t(r)] = &it->second;
+    variability_of_rank_[std::size_t(r)] = best->processes;
   }
 }
 
@@ -149,9 +148,9 @@ double ComputeModel::pack_s_per_byte(bool ist) const {
 double ComputeModel::round_s(const std::vector<int>& blocks, int rank, int round, int local_iters,
                              const ModelSpec* subnet) const {
   double t = local_iters * iteration_s(blocks, rank, subnet);
-  if (rank < int(variability_of_rank_.size()) && variability_of_rank_[std::size_t(rank)] && local_iters > 0) {
+  if (rank < int(variability_of_rank_.size()) && variability_of_rank_[std::size_t(rank)] > 0 && local_iters > 0) {
     // The mean of the round's draws (of at most 64: beyond, the mean hardly moves).
-    const auto& f = *variability_of_rank_[std::size_t(rank)];
+    const auto& f = variability_.at(variability_of_rank_[std::size_t(rank)]);
     Rng rng(0x7a11a6e5u, std::uint64_t(round) * 1048576u + std::uint64_t(rank));
     const int n = std::min(local_iters, 64);
     double sum = 0;

@@ -87,9 +87,9 @@ class ComputeModel {
   double backward_factor_;
   std::optional<Profile> profile_;
   std::vector<double> profile_fwd_s_, profile_bwd_s_;  // per spec block, at our batch size
-  // Variability factors per processes-at-once count, and which one each rank draws from (null: none).
+  // Variability factors per processes-at-once count, and which count each rank draws from (0: none).
   std::map<int, std::vector<double>> variability_;
-  std::vector<const std::vector<double>*> variability_of_rank_;
+  std::vector<int> variability_of_rank_;
   void set_variability(int workers);
 };
 
