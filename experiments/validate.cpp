@@ -85,9 +85,9 @@ std::string model_flags(const Study& s) {
 // (runtime/profiler.cpp).
 std::string profile_command(const Study& s, const std::string& launch, const std::string& train, int max_ranks,
                             const std::string& profile) {
-  return quote(launch) + " -n " + std::to_string(std::max(1, max_ranks)) + " -- " + quote(train) + model_flags(s) + " --batch-size " +
-         std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) + " --train-subset " +
-         std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) +
+  return quote(launch) + " -n " + std::to_string(std::max(1, max_ranks)) + " -- " + quote(train) + model_flags(s) +
+         " --batch-size " + std::to_string(s.batch_size) + " --threads " + std::to_string(s.threads) +
+         " --train-subset " + std::to_string(s.train_subset) + " --test-subset " + std::to_string(s.test_subset) +
          " --quiet --profile " + quote(profile);
 }
 
@@ -114,9 +114,7 @@ std::shared_ptr<const Schedule> write_schedule(const ModelSpec& spec, const Sche
   return s;
 }
 
-// Least squares of seconds = steps·a + bytes/B (with `relative`, each
-// residual divided by the sample's seconds: relative errors count alike).
-// Returns {a, B}.
+// validate_util.hpp: delay × (1 − exp(−busy / rise)) through (b1, d1) and (b2, d2).
 std::pair<double, double> fit_entry_delay(double b1, double d1, double b2, double d2) {
   if (!(d2 > 0)) return {std::max(0.0, d1), 0.0};
   const double r = d1 / d2;
@@ -132,6 +130,9 @@ std::pair<double, double> fit_entry_delay(double b1, double d1, double b2, doubl
   return {d2 / -std::expm1(-b2 / lo), lo};
 }
 
+// Least squares of seconds = steps·a + bytes/B (with `relative`, each
+// residual divided by the sample's seconds: relative errors count alike).
+// Returns {a, B}.
 std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples, bool relative) {
   double sxx = 0, sxy = 0, syy = 0, sxd = 0, syd = 0;  // x = steps, y = bytes, d = seconds
   for (const auto& s : samples) {

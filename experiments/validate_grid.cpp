@@ -195,7 +195,6 @@ double bench_seconds(const std::string& log) {
 // ops start with the cores free).
 constexpr double kFitBusyMs[2] = {5, 40};
 
-
 LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
   LinkFit f;
   f.floats = {1024, 32768, 262144, 1048576};  // 4 KiB .. 4 MiB

@@ -15,7 +15,6 @@ namespace resist::study::validate_util {
 
 std::string quote(const std::string& s);
 std::string fmt(const char* f, double v);
-// Runs `cmd` with stdout and stderr into `log`; a failure is a UserError naming the log.
 // Runs `cmd` with its output in `log`; a failure is a UserError naming the
 // exit status and the log's last line (a study that fails removes what it
 // wrote, the log too).
@@ -24,8 +23,9 @@ std::string failure_line(const std::string& who, int status, const std::string& 
 std::string model_flags(const Study& s);
 std::string train_flags(const Study& s, const std::string& schedule_file);
 // `resist-train --profile` of the study's model into `profile`, launched as
-// min(max_ranks, cores) processes profiling at once (the cores as busy as
-// in runs of up to max_ranks ranks); returns the command line.
+// max_ranks processes: as many as the cores hold time its figures at once
+// (the cores as busy as in the runs), then all of them the iteration (the
+// simulator's variability at up to max_ranks ranks); returns the command line.
 std::string profile_command(const Study& s, const std::string& launch, const std::string& train, int max_ranks,
                             const std::string& profile);
 ScheduleConfig config_for(const Study& s, Protocol p, int machines, int ell, std::uint64_t seed);

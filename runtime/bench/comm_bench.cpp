@@ -24,9 +24,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <iostream>
 #include <map>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
