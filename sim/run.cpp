@@ -131,8 +131,7 @@ Timeline build_timeline(const RunOptions& o, const Platform& platform, const std
 class Planner {
  public:
   Planner(const ModelSpec& spec, const Platform& platform, const RunOptions& o, const RoundSource& gen)
-      : gen_(gen), o_(o), spec_(spec), gpus_per_node_(platform.gpus_per_node),
-        platform_(platform),
+      : gen_(gen), o_(o), spec_(spec), platform_(platform),
         cost_(spec, platform, gen.header().config.batch_size, o.backward_factor, o.profile,
               gen.header().config.workers) {}
 
@@ -142,7 +141,7 @@ class Planner {
     plan.round = round.index;
     plan.local_iters = round.local_iters;
     plan.sync = round.sync;
-    apply_as_run(spec_, round, gpus_per_node_, o_.as_run, plan);  // no-op unless o.as_run.enabled
+    apply_as_run(spec_, round, platform_.gpus_per_node, o_.as_run, plan);  // no-op unless o.as_run.enabled
     // IST: every worker trains its subnet (IstPlan::subnet_options).
     const IstPlan* ist = gen_.ist();
     add_packing(plan, cost_.pack_s_per_byte(ist != nullptr));
@@ -196,7 +195,6 @@ class Planner {
   const RoundSource& gen_;
   const RunOptions& o_;
   const ModelSpec& spec_;
-  const int gpus_per_node_;
   const Platform& platform_;
   const ComputeModel cost_;
   std::map<std::pair<int, int>, double> aux_s_;  // (target, rank) -> one iteration of the head
