@@ -7,10 +7,10 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <thread>
 #include <tuple>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "models/error.hpp"
@@ -215,18 +215,13 @@ std::vector<double> gather_iterations(KeyValue* store, const std::string& key, c
                                       int rank, int n) {
   if (!store) return mine;
   if (rank != 0) {
-    if (rank < n) {
-      std::ostringstream text;
-      text << std::setprecision(9);
-      for (double v : mine) text << v << ' ';
-      store->set(key + "/" + std::to_string(rank), text.str());
-    }
+    if (rank < n) store->set(key + "/" + std::to_string(rank), nlohmann::json(mine).dump());
     return mine;
   }
   std::vector<double> all = mine;
   for (int r = 1; r < n; ++r) {
-    std::istringstream text(store->get(key + "/" + std::to_string(r)));
-    for (double v; text >> v;) all.push_back(v);
+    const auto theirs = nlohmann::json::parse(store->get(key + "/" + std::to_string(r))).get<std::vector<double>>();
+    all.insert(all.end(), theirs.begin(), theirs.end());
   }
   return all;
 }
