@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/error.hpp"
+#include "schedule/protocol.hpp"
 #include "sim/cost.hpp"
 #include "sim/engine.hpp"
 #include "sim/platform.hpp"
@@ -156,12 +157,6 @@ Profile timed_profile(const ModelSpec& spec, int cores, std::vector<IterationSam
   p.iteration_samples = std::move(samples);
   return p;
 }
-
-std::vector<int> all_blocks(const ModelSpec& spec) {
-  std::vector<int> all(spec.blocks.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = int(i);
-  return all;
-}
 }  // namespace
 
 // A profile's iteration samples make every iteration's time a draw: a
@@ -171,7 +166,7 @@ std::vector<int> all_blocks(const ModelSpec& spec) {
 // already gives them.
 TEST(SimCores, ProfileVariabilityDrawsEveryIteration) {
   const ModelSpec spec = test::mlp({64});
-  const auto all = all_blocks(spec);
+  const auto all = all_indices(int(spec.blocks.size()));
   const double T = 0.003 * double(spec.blocks.size());
   const Platform two = platform_from_json(cpu_node(2, 2));
   const ComputeModel cost(spec, two, 32, 2, timed_profile(spec, 2, {{2, {T, 1.5 * T}}}), 2);
