@@ -71,6 +71,11 @@ class StoreKV : public KeyValue {
     peer_call("the control-plane store", [&] { v = store->get(key); });
     return std::string(v.begin(), v.end());
   }
+  std::int64_t add(const std::string& key, std::int64_t amount) override {
+    std::int64_t n = 0;
+    peer_call("the control-plane store", [&] { n = store->add(key, amount); });
+    return n;
+  }
   c10::intrusive_ptr<c10d::Store> store;
 
  private:

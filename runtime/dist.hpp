@@ -34,6 +34,8 @@ class KeyValue {
   virtual ~KeyValue() = default;
   virtual void set(const std::string& key, const std::string& value) = 0;
   virtual std::string get(const std::string& key) = 0;  // waits for the key
+  // Adds `amount` to the key's counter (0 if unset) and returns its new value.
+  virtual std::int64_t add(const std::string& key, std::int64_t amount) = 0;
   // Every rank calls it with the same name; returns when all have (rank 0,
   // which serves the store, last: once the others have stopped asking).
   void barrier(const std::string& name, int rank, int world_size);

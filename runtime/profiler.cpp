@@ -4,6 +4,8 @@
 // per-byte cost of packing a sync op's values; the simulator's measured
 // compute model (schedule/profile.hpp).
 #include <algorithm>
+#include <array>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -81,15 +83,21 @@ struct IterationTimes {
 // step's gradients dropped (not zero-filled), forward, loss, backward, the
 // loss and accuracy read back, the SGD step. Without the dataset (e.g.
 // profiling CIFAR without its files) the batch is a fixed random tensor and
-// the profile says so.
+// the profile says so. Processes that share the cores time only while all
+// of them iterate: before the timed iterations each goes on with untimed
+// ones while `all_started` says some have not begun, and after them while
+// `all_timed` says some are still timing (a barrier's release is staggered by
+// milliseconds, and a process that runs ahead or finishes first leaves the
+// others a core to themselves: those iterations would be timed as if they
+// needed half the work).
 IterationTimes time_iteration(Net& net, const Data* data, torch::Tensor x0, int batch, std::uint64_t seed,
-                              torch::Device device) {
+                              torch::Device device, const std::function<bool()>& all_started = {},
+                              const std::function<bool()>& all_timed = {}) {
   torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
   auto y0 = torch::zeros({batch}, torch::kInt64).to(device);
   Rng rng(seed, 0x9e0f11e);
   std::vector<double> step_s, iter_s, batch_s;
-  constexpr int kIterWarmup = 3, kIterReps = 25;
-  for (int rep = 0; rep < kIterWarmup + kIterReps; ++rep) {
+  const auto one = [&] {
     device_sync(device);
     auto t = Clock::now();
     torch::Tensor x = x0, y = y0;
@@ -100,7 +108,7 @@ IterationTimes time_iteration(Net& net, const Data* data, torch::Tensor x0, int 
       y = data->train.labels.index_select(0, torch::tensor(index, torch::kInt64)).to(device);
     }
     device_sync(device);
-    const double batch = seconds_since(t);
+    const double batch_built = seconds_since(t);
     for (auto& group : sgd.param_groups())
       for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
     auto logits = net->forward(x);
@@ -113,13 +121,31 @@ IterationTimes time_iteration(Net& net, const Data* data, torch::Tensor x0, int 
     auto t1 = Clock::now();
     sgd.step();
     device_sync(device);
-    if (rep >= kIterWarmup) {
-      step_s.push_back(seconds_since(t1));
-      iter_s.push_back(seconds_since(t));
-      batch_s.push_back(batch);
-    }
+    return std::array<double, 3>{seconds_since(t1), seconds_since(t), batch_built};
+  };
+  constexpr int kIterWarmup = 3, kIterReps = 25;
+  for (int rep = 0; rep < kIterWarmup; ++rep) one();
+  while (all_started && !all_started()) one();
+  for (int rep = 0; rep < kIterReps; ++rep) {
+    const auto [step, whole, batch_built] = one();
+    step_s.push_back(step);
+    iter_s.push_back(whole);
+    batch_s.push_back(batch_built);
   }
+  while (all_timed && !all_timed()) one();
   return {median(step_s), median(iter_s), median(batch_s), iter_s};
+}
+
+// For `n` processes iterating at once, a time_iteration `all_started` or
+// `all_timed`: the first call counts this process on the store's counter
+// `key`, and each says whether all n have counted themselves. Alone: none.
+std::function<bool()> all_counted(KeyValue* store, const std::string& key, int n) {
+  if (!store || n <= 1) return {};
+  return [store, key, n, counted = false]() mutable {
+    const std::int64_t now = store->add(key, counted ? 0 : 1);
+    counted = true;
+    return now >= n;
+  };
 }
 
 // Median per-round costs outside the iterations, for the whole model, as
@@ -226,6 +252,22 @@ std::vector<double> gather_iterations(KeyValue* store, const std::string& key, c
   return all;
 }
 
+// The iteration timed by processes 0..n-1 at once (the others wait), each
+// timing only while all n iterate; every one's samples go to rank 0's
+// profile (`iteration_samples` of n processes at once). Returns this
+// process's times (none past the n-th).
+IterationTimes time_iteration_on(KeyValue* store, const std::string& phase, int rank, int n, Net& net,
+                                 const Data* data, const torch::Tensor& x0, int batch, std::uint64_t seed,
+                                 torch::Device device, Profile& p) {
+  IterationTimes it;
+  if (rank < n)
+    it = time_iteration(net, data, x0, batch, seed, device, all_counted(store, "profile/" + phase + "/started", n),
+                        all_counted(store, "profile/" + phase + "/timed", n));
+  p.iteration_samples.push_back({n, gather_iterations(store, "profile/samples/" + std::to_string(n), it.iterations,
+                                                      rank, n)});
+  return it;
+}
+
 // The simulator adds the step (per parameter) to the blocks and the rest of
 // an iteration. The whole iteration, timed as the worker runs it, is the
 // total: timed one by one, the blocks can add up to more than the network's
@@ -320,15 +362,12 @@ int profile(const TrainOptions& o) {
   if (timing) time_blocks(spec, net, x0, device, p);
   const std::optional<Data> data = profile_data(o);
   together("iteration");
-  IterationTimes it;
-  if (timing) it = time_iteration(net, data ? &*data : nullptr, x0, c.batch_size, c.seed, device);
-  p.iteration_samples.push_back({fit, gather_iterations(store.get(), "profile/samples/" + std::to_string(fit),
-                                                        it.iterations, env.rank, fit)});
+  const Data* batches = data ? &*data : nullptr;
+  const IterationTimes it =
+      time_iteration_on(store.get(), "iteration", env.rank, fit, net, batches, x0, c.batch_size, c.seed, device, p);
   if (world > fit) {
     together("iteration-all");
-    const IterationTimes all = time_iteration(net, data ? &*data : nullptr, x0, c.batch_size, c.seed, device);
-    p.iteration_samples.push_back({world, gather_iterations(store.get(), "profile/samples/" + std::to_string(world),
-                                                            all.iterations, env.rank, world)});
+    time_iteration_on(store.get(), "iteration-all", env.rank, world, net, batches, x0, c.batch_size, c.seed, device, p);
   }
   p.optimizer_step_s_per_param = it.step_s / double(spec.param_count());
   const double blocks_s = fit_to_iteration(it, p);
