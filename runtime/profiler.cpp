@@ -21,6 +21,7 @@
 #include "runtime/context.hpp"
 #include "runtime/data.hpp"
 #include "runtime/dist.hpp"
+#include "runtime/fused_sgd.hpp"
 #include "runtime/param_store.hpp"
 #include "runtime/trainer.hpp"
 #include "schedule/ist.hpp"
@@ -93,7 +94,7 @@ struct IterationTimes {
 IterationTimes time_iteration(Net& net, const Data* data, torch::Tensor x0, int batch, std::uint64_t seed,
                               torch::Device device, const std::function<bool()>& all_started = {},
                               const std::function<bool()>& all_timed = {}) {
-  torch::optim::SGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
+  FusedSGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
   auto y0 = torch::zeros({batch}, torch::kInt64).to(device);
   Rng rng(seed, 0x9e0f11e);
   std::vector<double> step_s, iter_s, batch_s;

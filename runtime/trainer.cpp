@@ -31,6 +31,7 @@
 #include "runtime/context.hpp"
 #include "runtime/blas.hpp"
 #include "runtime/data.hpp"
+#include "runtime/fused_sgd.hpp"
 #include "runtime/loader.hpp"
 #include "runtime/grad_buckets.hpp"
 #include "runtime/inference.hpp"
@@ -421,7 +422,7 @@ void Trainer::new_optimizer() {
   auto params = net_->parameters();
   if (!aux_.is_empty())
     for (auto& p : aux_->parameters()) params.push_back(p);
-  optim_ = std::make_unique<torch::optim::SGD>(
+  optim_ = std::make_unique<FusedSGD>(
       params, torch::optim::SGDOptions(opt_.lr).momentum(opt_.momentum).weight_decay(opt_.weight_decay));
 }
 

@@ -44,6 +44,7 @@
 #include "models/error.hpp"
 #include "models/torch_model.hpp"
 #include "runtime/blas.hpp"
+#include "runtime/fused_sgd.hpp"
 #include "tools/cli.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/schedule.hpp"
@@ -106,22 +107,24 @@ void set_autocast(const Options& o, bool enabled) {
 // (dampening 0, no Nesterov): g += wd * p; buf = momentum * buf + g; p -= lr * buf.
 // "foreach" updates all parameters with a handful of multi-tensor kernels,
 // as PyTorch's default SGD does on CUDA; "torch" is torch::optim::SGD, one
-// parameter at a time.
+// parameter at a time; "fused" is resist-train's (runtime/fused_sgd.hpp: one
+// pass over each parameter's memory on the CPU).
 class Sgd {
  public:
   Sgd(std::vector<torch::Tensor> params, const Options& o)
       : params_(std::move(params)), lr_(o.lr), foreach_(o.sgd == "foreach") {
+    const auto options = torch::optim::SGDOptions(lr_).momentum(kMomentum).weight_decay(kWeightDecay);
     if (foreach_)
       for (const auto& p : params_) bufs_.push_back(torch::zeros_like(p));
+    else if (o.sgd == "fused")
+      optim_ = std::make_unique<resist::runtime::FusedSGD>(params_, options);
     else
-      optim_ = std::make_unique<torch::optim::SGD>(
-          params_, torch::optim::SGDOptions(lr_).momentum(kMomentum).weight_decay(kWeightDecay));
+      optim_ = std::make_unique<torch::optim::SGD>(params_, options);
   }
+  // The gradients dropped, not zero-filled (as resist-train does, and
+  // PyTorch's zero_grad(set_to_none=True)): backward then writes them
+  // rather than adding to zeros, for every variant alike.
   void zero_grad() {
-    if (optim_) {
-      optim_->zero_grad();
-      return;
-    }
     for (auto& p : params_) p.mutable_grad().reset();
   }
   void step() {
@@ -245,8 +248,8 @@ void check(const Options& o) {
     throw UserError("--device: cuda requested but this LibTorch sees no CUDA device");
   if (o.precision != "fp32" && o.precision != "bf16")
     throw UserError("--precision: '" + o.precision + "' is not one of fp32, bf16");
-  if (o.sgd != "foreach" && o.sgd != "torch")
-    throw UserError("--sgd: '" + o.sgd + "' is not one of foreach, torch");
+  if (o.sgd != "foreach" && o.sgd != "torch" && o.sgd != "fused")
+    throw UserError("--sgd: '" + o.sgd + "' is not one of foreach, torch, fused");
   if (o.format != "table" && o.format != "json")
     throw UserError("--format: '" + o.format + "' is not one of table, json");
   if (o.batch < 1 || o.batch > (1 << 20))
@@ -350,7 +353,7 @@ bool parse_options(int argc, char** argv, Options& o, resist::ModelOptions& m, r
        "S > 0: time one ResIST worker's sub-ResNet for S workers instead of the full model")
       ("min-depth", po::value(&o.min_depth)->default_value(o.min_depth), "ResIST d_min (with --resist-workers)")
       ("seed", resist::cli::seed_value(o.seed), "seeds weights, data and the ResIST partition")
-      ("sgd", po::value(&o.sgd)->default_value(o.sgd), "foreach (multi-tensor kernels) | torch (torch::optim::SGD)")
+      ("sgd", po::value(&o.sgd)->default_value(o.sgd), "foreach (multi-tensor kernels) | torch (torch::optim::SGD) | fused (resist-train's)")
       ("lr", po::value(&o.lr)->default_value(o.lr), "learning rate")
       ("matmul-size", po::value(&o.matmul_size)->default_value(o.matmul_size),
        "n of the n x n matmul measuring the peak, >= 512 (-1: 8192 on cuda, 1024 on cpu; 0: skip MFU); "
@@ -394,6 +397,7 @@ Network network(Options& o, const resist::ModelOptions& m, const resist::cli::po
 // What the timed steps measured.
 struct Timing {
   double elapsed_s = 0, final_loss = 0;
+  double sgd_step_s = -1;  // mean of the timed steps' SGD updates; CPU only (-1: not timed)
   std::uint64_t peak_bytes = 0;
   std::string memory_kind = "peak-rss";
 };
@@ -417,13 +421,16 @@ Timing time_steps(const Options& o, const Network& n, torch::Device device) {
   const bool bf16 = o.precision == "bf16";
 
   torch::Tensor last_loss;
+  double sgd_s = 0;  // the SGD updates' seconds (on the CPU, where they finish when the call returns)
   auto step = [&] {
     sgd.zero_grad();
     if (bf16) set_autocast(o, true);
     auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
     if (bf16) set_autocast(o, false);
     loss.backward();
+    const auto s0 = Clock::now();
     sgd.step();
+    sgd_s += std::chrono::duration<double>(Clock::now() - s0).count();
     last_loss = loss.detach();
   };
 
@@ -433,10 +440,12 @@ Timing time_steps(const Options& o, const Network& n, torch::Device device) {
   for (int i = 0; i < o.warmup; ++i) step();
   synchronize(o);
   const auto t0 = Clock::now();
+  sgd_s = 0;
   for (int i = 0; i < o.iters; ++i) step();
   synchronize(o);
   Timing t;
   t.elapsed_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!on_cuda(o)) t.sgd_step_s = sgd_s / o.iters;
 #ifdef RESIST_BENCH_CUDA
   if (on_cuda(o)) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
@@ -476,6 +485,7 @@ json result_json(const Options& o, const Network& n, const Timing& t, const Peak
       {"elapsed_s", t.elapsed_s},
       {"final_loss", t.final_loss},
       {"step_s", step_s},
+      {"sgd_step_s", t.sgd_step_s >= 0 ? json(t.sgd_step_s) : json(nullptr)},
       {"images_per_s", o.batch / step_s},
       {"train_flops_per_step", train_flops},
       {"achieved_flops_per_s", train_flops / step_s},

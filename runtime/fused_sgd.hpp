@@ -1,0 +1,31 @@
+// SGD with momentum and weight decay in one pass over each parameter's
+// memory on the CPU.
+#pragma once
+
+#include <cstdint>
+
+#include <torch/optim/sgd.h>
+
+namespace resist::runtime {
+
+// torch::optim::SGD's update, the same state (momentum buffers), options
+// and checkpoint format, with its common case fused: once a parameter has a
+// momentum buffer, a contiguous fp32 CPU parameter is updated in one loop
+// (decay added to the gradient, the buffer moved, the parameter stepped)
+// instead of LibTorch's four tensor operations and a temporary, each a
+// pass over the parameter's memory. The first step of each buffer, and any
+// parameter the loop does not cover (another device or type, Nesterov), go
+// through torch::optim::SGD::step unchanged.
+class FusedSGD : public torch::optim::SGD {
+ public:
+  using torch::optim::SGD::SGD;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+  // Steps that took the fused loop for every parameter (a test's check).
+  std::int64_t fused_steps() const { return fused_steps_; }
+
+ private:
+  bool fusable() const;
+  std::int64_t fused_steps_ = 0;
+};
+
+}  // namespace resist::runtime
