@@ -6,6 +6,7 @@
 
 #include "resist_git_version.hpp"
 #include "runtime/blas.hpp"
+#include "runtime/host_memory.hpp"
 #include "runtime/context.hpp"
 #include "runtime/data.hpp"
 
@@ -35,11 +36,14 @@ std::string shell_command(const std::vector<std::string>& argv) {
 
 json software_record() {
   const auto blas = blas_info();
+  const auto memory = keep_freed_memory();
   return {{"resist_git_commit", RESIST_GIT_COMMIT},
           {"libtorch", TORCH_VERSION},
           {"compiler", std::string("g++ ") + __VERSION__},
           {"blas", {{"name", blas.name}, {"library", blas.library}, {"optimised", blas.optimised},
-                    {"threads", blas.threads}}}};
+                    {"threads", blas.threads}}},
+          {"malloc", {{"set_by_resist", memory.set}, {"why", memory.reason},
+                      {"mmap_threshold", memory.mmap_threshold}, {"trim_threshold", memory.trim_threshold}}}};
 }
 
 json run_record(const TrainOptions& o, const Schedule& header, const ModelSpec& spec, const Env& env, int threads,

@@ -34,6 +34,7 @@
 #include "runtime/fused_sgd.hpp"
 #include "runtime/loader.hpp"
 #include "runtime/grad_buckets.hpp"
+#include "runtime/host_memory.hpp"
 #include "runtime/inference.hpp"
 #include "runtime/lp_stage.hpp"
 #include "runtime/param_store.hpp"
@@ -678,6 +679,7 @@ int set_worker_threads(int requested, int local_workers) {
       requested > 0 ? requested : std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, local_workers));
   torch::set_num_threads(threads);
   set_blas_threads(threads);
+  keep_freed_memory();
   return threads;
 }
 

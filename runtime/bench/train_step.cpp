@@ -45,6 +45,7 @@
 #include "models/torch_model.hpp"
 #include "runtime/blas.hpp"
 #include "runtime/fused_sgd.hpp"
+#include "runtime/host_memory.hpp"
 #include "tools/cli.hpp"
 #include "schedule/json_util.hpp"
 #include "schedule/schedule.hpp"
@@ -217,7 +218,9 @@ std::uint64_t peak_rss_bytes() {
 }
 
 json software_versions() {
-  json s = {{"libtorch", TORCH_VERSION}};
+  const auto memory = resist::runtime::keep_freed_memory();
+  json s = {{"libtorch", TORCH_VERSION},
+            {"malloc", {{"set_by_resist", memory.set}, {"why", memory.reason}}}};
 #ifdef RESIST_BENCH_CUDA
   if (torch::cuda::is_available()) {
     int v = 0;
@@ -530,6 +533,7 @@ int run(int argc, char** argv) {
   resist::cli::po::variables_map vm;
   if (!parse_options(argc, argv, o, m, vm)) return 0;
   check(o);
+  resist::runtime::keep_freed_memory();  // as resist-train does
   const Network n = network(o, m, vm);
   if (o.matmul_size < 0) o.matmul_size = on_cuda(o) ? 8192 : 1024;
   check_memory(o, n.spec, n.held);

@@ -137,6 +137,19 @@ TEST(BenchCli, ForeachAndFusedSgdMatchTorchSgdAndLowerTheLoss) {
   }
 }
 
+// resist-bench, like resist-train, keeps freed memory in the process unless
+// told otherwise (RESIST_MALLOC=glibc, or glibc's own MALLOC_* variables),
+// and says which in its software record.
+TEST(BenchCli, KeepsFreedMemoryUnlessTheEnvironmentSaysOtherwise) {
+  const std::string flags = " --base-width 8 --batch 4 --warmup 0 --iters 1 --matmul-size 0 --format json";
+  EXPECT_EQ(run_json(bench + flags)["software"]["malloc"]["set_by_resist"], true);
+  for (const std::string env : {"RESIST_MALLOC=glibc ", "MALLOC_TRIM_THRESHOLD_=1000000 "}) {
+    const auto j = run_json(env + bench + flags);
+    EXPECT_EQ(j["software"]["malloc"]["set_by_resist"], false) << env;
+    EXPECT_FALSE(j["software"]["malloc"]["why"].get<std::string>().empty()) << env;
+  }
+}
+
 TEST(BenchCli, BadInputIsOneLineExit2AndNoFile) {
   resist::test::TempDir dir;
   const auto out = dir.path / "r.json";

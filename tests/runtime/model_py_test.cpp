@@ -58,6 +58,8 @@ TEST(ResistModelPy, ResnetOfAResistRunScoresTheReportedAccuracy) {
   EXPECT_EQ(run_record["model"]["name"], "preact-resnet34-basic-w4-fashion-mnist");
   EXPECT_FALSE(run_record["software"]["resist_git_commit"].get<std::string>().empty());
   EXPECT_FALSE(run_record["software"]["blas"]["name"].get<std::string>().empty());
+  // resist-train keeps freed memory in the process (runtime/host_memory.hpp) and says so
+  EXPECT_EQ(run_record["software"]["malloc"]["set_by_resist"], true) << run_record["software"].dump();
   // metrics.jsonl: epoch, images/s and the compute / communication split per round.
   std::istringstream lines(resist::test::read_text(dir.path / "metrics.jsonl"));
   int n = 0;
