@@ -134,21 +134,27 @@ std::pair<double, double> fit_entry_delay(double b1, double d1, double b2, doubl
 // residual divided by the sample's seconds: relative errors count alike).
 // Returns {a, B}.
 std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples, bool relative) {
-  double sxx = 0, sxy = 0, syy = 0, sxd = 0, syd = 0;  // x = steps, y = bytes, d = seconds
+  double sxx = 0, sxy = 0, syy = 0, sxd = 0, syd = 0, sdd = 0;  // x = steps, y = bytes, d = seconds
   for (const auto& s : samples) {
     const double w = relative && s.seconds > 0 ? 1.0 / (s.seconds * s.seconds) : 1.0;
     const double x = s.steps, y = s.bytes, d = s.seconds;
-    sxx += w * x * x, sxy += w * x * y, syy += w * y * y, sxd += w * x * d, syd += w * y * d;
+    sxx += w * x * x, sxy += w * x * y, syy += w * y * y, sxd += w * x * d, syd += w * y * d, sdd += w * d * d;
   }
   if (samples.empty()) throw UserError("validate: no communication samples to fit the network to");
   const double det = sxx * syy - sxy * sxy;
   double a = det != 0 ? (sxd * syy - syd * sxy) / det : -1, inv_b = det != 0 ? (sxx * syd - sxy * sxd) / det : -1;
-  // Degenerate or unphysical fits: keep one term.
-  if (a <= 0 || inv_b <= 0) {
-    if (syy > 0 && syd > 0) a = 1e-7, inv_b = syd / syy;
-    else a = sxd / std::max(sxx, 1e-30), inv_b = 1e-12;
-  }
-  return {a, 1.0 / inv_b};
+  if (a > 0 && inv_b > 0) return {a, 1.0 / inv_b};
+  // Degenerate or unphysical (a term below zero): the one-term fit, latency
+  // alone or bandwidth alone, that leaves the smaller residual. Timings
+  // that hardly grow with the bytes (ranks waiting for cores, not for the
+  // wire) keep the latency; timings that shrink with the steps keep the
+  // bandwidth.
+  const bool latency_ok = sxx > 0 && sxd > 0, bandwidth_ok = syy > 0 && syd > 0;
+  const double latency_residual = latency_ok ? sdd - sxd * sxd / sxx : 1e300;
+  const double bandwidth_residual = bandwidth_ok ? sdd - syd * syd / syy : 1e300;
+  if (bandwidth_ok && bandwidth_residual <= latency_residual) return {1e-7, syy / syd};
+  if (latency_ok) return {sxd / sxx, 1e12};
+  throw UserError("validate: the communication timings fit no positive latency or bandwidth");
 }
 
 // Fits time = steps·a + bytes_sent/B over the all-reduce events of a measured

@@ -36,7 +36,8 @@ struct CommSample {
 };
 // Least squares of seconds = steps·a + bytes/B over the samples (relative:
 // weighted so every sample's relative error counts alike): {a, B}. A fit
-// with a non-positive term keeps the other one alone.
+// with a non-positive term falls back to the one-term fit (latency alone,
+// B = 1e12 B/s; or bandwidth alone, a = 0.1 µs) with the smaller residual.
 std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples, bool relative);
 // The sync entry delay (sim::Platform::sync_entry_delay_s, sync_entry_rise_s)
 // through two measurements: an all-reduce takes extra1 / extra2 seconds

@@ -70,8 +70,8 @@ TEST(StudyValidateGrid, ShippedStudyAndBadValues) {
 
 // The network fit recovers a known per-step latency and bandwidth from
 // timings of several sizes (one rank count, as validate-grid sweeps, or
-// several), with and without relative weighting; a fit whose latency comes
-// out negative keeps the bandwidth term alone.
+// several), with and without relative weighting; a fit with a term below
+// zero keeps the one term that fits better.
 TEST(StudyValidateGrid, NetworkFitRecoversLatencyAndBandwidth) {
   using resist::study::validate_util::CommSample;
   using resist::study::validate_util::fit_alpha_beta;
@@ -89,11 +89,22 @@ TEST(StudyValidateGrid, NetworkFitRecoversLatencyAndBandwidth) {
       EXPECT_NEAR(fB, B, 1e-3 * B) << ranks.size() << " " << relative;
     }
   }
-  // Timings that shrink faster than the bytes: no physical latency.
+  // Timings that shrink faster than the bytes: no physical latency; the
+  // bandwidth alone.
   const std::vector<CommSample> odd = {{6, 1e6, 1e-4}, {6, 4e6, 1e-2}};
   const auto [oa, oB] = fit_alpha_beta(odd, true);
   EXPECT_GT(oa, 0);
+  EXPECT_LT(oa, 1e-6);
   EXPECT_GT(oB, 0);
+  // Timings that do not grow with the bytes (validate-grid's 4 ranks on 2
+  // cores, 2026-12-03 /tmp/vg13: 4 KiB to 4 MiB all took 10-13 ms, waiting
+  // for cores): a negative bandwidth term, so the latency alone, which
+  // keeps each all-reduce near its 11 ms, not the bandwidth alone (which
+  // predicted the 4 KiB one in 13 µs).
+  const std::vector<CommSample> flat = {
+      {6, 6144, 0.0131}, {6, 196608, 0.0115}, {6, 1572864, 0.0104}, {6, 6291456, 0.0108}};
+  const auto [la, lB] = fit_alpha_beta(flat, true);
+  for (const auto& s : flat) EXPECT_NEAR(s.steps * la + s.bytes / lB, s.seconds, 0.25 * s.seconds) << s.bytes;
   EXPECT_THROW(fit_alpha_beta({}, true), resist::UserError);
 }
 
