@@ -434,7 +434,8 @@ std::string calibration_md(const Calibration& cal) {
                 fmt("%.4f", p.iteration_overhead_s) + " s per iteration at batch " + std::to_string(p.batch_size) +
                 " (the iteration timed whole: " + fmt("%.4f", p.iteration_s) + " s; the blocks one by one: " +
                 fmt("%.4f", p.blocks_timed_s) + " s)" +
-                "; per round, network and optimizer rebuilt " + fmt("%.4f", p.rebuild_s) + " s, values reloaded " +
+                "; per round, network and optimizer rebuilt " + fmt("%.4f", p.rebuild_s) +
+                " s (and its first iteration " + fmt("%.4f", p.first_iteration_s) + " s longer), values reloaded " +
                 fmt("%.4f", p.reload_s) + " s (whole model); ";
   }
   for (const auto& [m, f] : cal.links)

@@ -182,6 +182,35 @@ std::pair<double, double> time_round_costs(const ModelSpec& spec, std::uint64_t 
   return {median(rebuild_s), median(reload_s)};
 }
 
+// Median extra seconds of a network's first iteration after it is built
+// anew (a new optimizer too: gradients and momentum buffers allocated, the
+// kernels' first calls on it) over its next, steady ones: forward, loss,
+// backward and SGD step on the fixed batch x0, as resist-train runs them
+// after each rebuild (schedule/round_setup.hpp).
+double time_first_iteration(const ModelSpec& spec, const torch::Tensor& x0, int batch, std::uint64_t seed,
+                            torch::Device device) {
+  const auto y0 = torch::zeros({batch}, torch::kInt64).to(device);
+  std::vector<double> extra;
+  for (int rep = 0; rep < kWarmup + kReps; ++rep) {
+    Net net = make_full_net(spec, seed + std::uint64_t(rep));
+    net->to(device);
+    net->train();
+    FusedSGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
+    std::vector<double> t;
+    for (int i = 0; i < 4; ++i) {
+      device_sync(device);
+      const auto t0 = Clock::now();
+      for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
+      torch::nn::functional::cross_entropy(net->forward(x0), y0).backward();
+      sgd.step();
+      device_sync(device);
+      t.push_back(seconds_since(t0));
+    }
+    if (rep >= kWarmup) extra.push_back(t[0] - median({t[1], t[2], t[3]}));
+  }
+  return std::max(0.0, median(extra));
+}
+
 // Median seconds per payload byte to gather a sync op's values into one
 // buffer and scatter them back, as resist-train's stores do
 // (param_store.cpp): whole blocks (cat; a copy per block back) and, for an
@@ -374,6 +403,7 @@ int profile(const TrainOptions& o) {
   const double blocks_s = fit_to_iteration(it, p);
   together("round-costs");
   if (timing) std::tie(p.rebuild_s, p.reload_s) = time_round_costs(spec, c.seed, device);
+  if (timing) p.first_iteration_s = time_first_iteration(spec, x0, c.batch_size, c.seed, device);
   together("packing");
   if (timing) std::tie(p.pack_s_per_byte, p.ist_pack_s_per_byte) = time_packing(spec, net, c.seed);
   together("done");

@@ -25,6 +25,7 @@ nlohmann::json to_json(const Profile& p) {
           {"optimizer_step_s_per_param", p.optimizer_step_s_per_param},
           {"iteration_overhead_s", p.iteration_overhead_s},
           {"rebuild_s", p.rebuild_s},
+          {"first_iteration_s", p.first_iteration_s},
           {"reload_s", p.reload_s},
           {"pack_s_per_byte", p.pack_s_per_byte},
           {"ist_pack_s_per_byte", p.ist_pack_s_per_byte},
@@ -65,6 +66,7 @@ Profile profile_from_json(const nlohmann::json& j) {
   p.iteration_overhead_s = root.at("iteration_overhead_s").number(0, 1e6);
   if (root.has("rebuild_s")) p.rebuild_s = root.at("rebuild_s").number(0, 1e6);
   if (root.has("reload_s")) p.reload_s = root.at("reload_s").number(0, 1e6);
+  if (root.has("first_iteration_s")) p.first_iteration_s = root.at("first_iteration_s").number(0, 1e6);
   if (root.has("pack_s_per_byte")) p.pack_s_per_byte = root.at("pack_s_per_byte").number(0, 1);
   if (root.has("ist_pack_s_per_byte")) p.ist_pack_s_per_byte = root.at("ist_pack_s_per_byte").number(0, 1);
   if (root.has("iteration_s")) p.iteration_s = root.at("iteration_s").number(0, 1e6);

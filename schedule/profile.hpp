@@ -6,7 +6,7 @@
 //    "blas_threads": 2, "processes": 1,
 //    "blocks": [{"name": "stem", "forward_s": ..., "backward_s": ...}, ...],
 //    "optimizer_step_s_per_param": ..., "iteration_overhead_s": ...,
-//    "rebuild_s": ..., "reload_s": ..., "pack_s_per_byte": ...,
+//    "rebuild_s": ..., "first_iteration_s": ..., "reload_s": ..., "pack_s_per_byte": ...,
 //    "ist_pack_s_per_byte": ..., "iteration_s": ..., "blocks_timed_s": ...,
 //    "cores": 2, "iteration_samples": [{"processes": 2, "iteration_s": [...]},
 //    ...]}   (blas_threads, processes (1 if absent) and everything after
@@ -50,6 +50,9 @@ struct Profile {
   // Per round, outside the iterations, for the whole model (the simulator
   // scales them by the fraction of its parameters a worker trains):
   double rebuild_s = 0;  // a network built anew (its modules, their initial weights) and a new optimizer
+  // The first iteration of a network built anew beyond a steady one (its
+  // gradients and momentum buffers allocated, its kernels' first calls).
+  double first_iteration_s = 0;
   double reload_s = 0;   // the held values copied into the network, and taken out after training
   // Per sync op, on each participant, per byte of its payload: gathering the
   // values into one buffer and scattering them back: whole blocks, and (an

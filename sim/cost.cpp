@@ -136,7 +136,9 @@ double ComputeModel::round_setup_s(const std::vector<int>& trained, const RoundS
     for (int b : setup.reload_blocks) params += m.blocks[b].param_count;
     reload = 4.0 * double(params) * profile_->ist_pack_s_per_byte;
   }
-  const double rebuild = setup.rebuild ? share(trained) * profile_->rebuild_s : 0.0;
+  // A network built anew also pays its first iteration's extra (inside the
+  // runtime's compute; charged here, with the rebuild it follows).
+  const double rebuild = setup.rebuild ? share(trained) * (profile_->rebuild_s + profile_->first_iteration_s) : 0.0;
   return (reload + rebuild) / platform_.speed_factor(rank);
 }
 

@@ -168,6 +168,7 @@ TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
   }
   const auto prof = nlohmann::json::parse(read_text(out / "runs" / "profile-mlp-784-64-10.json"));
   EXPECT_GT(prof["rebuild_s"].get<double>(), 0);
+  EXPECT_GE(prof["first_iteration_s"].get<double>(), 0);
   EXPECT_GT(prof["reload_s"].get<double>(), 0);
   // Its matrix products ran on the worker's threads: the BLAS's own pool
   // (OpenBLAS takes every core unless told) the same as the study's threads.

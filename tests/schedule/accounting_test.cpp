@@ -161,6 +161,7 @@ TEST(Profile, RoundTripAndValidation) {
   p.blocks_timed_s = 0.005;
   p.cores = 2;
   p.iteration_samples = {{2, {0.004, 0.0041}}, {4, {0.0085, 0.009, 0.0079}}};
+  p.first_iteration_s = 0.0015;
   const auto j = to_json(p);
   EXPECT_EQ(to_json(profile_from_json(j)), j);
   const Profile back = profile_from_json(j);
@@ -168,10 +169,12 @@ TEST(Profile, RoundTripAndValidation) {
   EXPECT_EQ(back.iteration_samples[1].processes, 4);
   EXPECT_EQ(back.iteration_samples[1].iteration_s, (std::vector<double>{0.0085, 0.009, 0.0079}));
   EXPECT_EQ(back.cores, 2);
+  EXPECT_EQ(back.first_iteration_s, 0.0015);
   // Profiles written before these fields still read (none of them required).
   auto old = j;
-  for (const char* k : {"iteration_s", "blocks_timed_s", "cores", "iteration_samples"}) old.erase(k);
+  for (const char* k : {"iteration_s", "blocks_timed_s", "cores", "iteration_samples", "first_iteration_s"}) old.erase(k);
   EXPECT_TRUE(profile_from_json(old).iteration_samples.empty());
+  EXPECT_EQ(profile_from_json(old).first_iteration_s, 0.0);
   auto negative = j;
   negative["iteration_samples"][0]["iteration_s"][1] = -0.1;
   EXPECT_THROW(profile_from_json(negative), UserError);

@@ -410,6 +410,14 @@ TEST(SimPlatform, ProfileRoundSetupIsInThePredictedRounds) {
   EXPECT_NEAR(cost.round_setup_s(all, {false, {0}}, 0), 0.05 * share0, 1e-12);
   EXPECT_NEAR(cost.round_setup_s({0}, {true, {0}}, 0), 0.25 * share0, 1e-12);
   EXPECT_EQ(cost.round_setup_s(all, {false, {}}, 0), 0.0);
+  // A network built anew also pays its first iteration's extra, by the
+  // same share as the rebuild; a round without a rebuild does not.
+  Profile first = flat_profile(spec, 128, 0.2, 0.05);
+  first.first_iteration_s = 0.03;
+  const ComputeModel with_first(spec, p, 128, 2, first);
+  EXPECT_NEAR(with_first.round_setup_s(all, {true, {}}, 0), 0.23, 1e-12);
+  EXPECT_NEAR(with_first.round_setup_s({0}, {true, {0}}, 0), (0.23 + 0.05) * share0, 1e-12);
+  EXPECT_NEAR(with_first.round_setup_s(all, {false, all}, 0), 0.05, 1e-12);
 }
 
 // Data-parallel: one build in round 0 (seeded weights, nothing copied), then
