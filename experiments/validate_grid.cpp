@@ -112,8 +112,8 @@ struct LinkFit {
   // fitted to that (sim::Platform::sync_entry_delay_s, sync_entry_rise_s).
   std::vector<double> busy_extra_s;
   double entry_delay_s = 0, entry_rise_s = 0;
-  std::vector<CommSample> samples;  // one per size: median seconds per all-reduce
-  std::vector<std::int64_t> floats;
+  std::vector<CommSample> samples;  // one per launch and size: median seconds per all-reduce
+  std::vector<std::int64_t> floats;  // each sample's size
 };
 
 struct Calibration {
@@ -193,29 +193,55 @@ double bench_seconds(const std::string& log) {
 // The two differences give the platform's sync entry delay and rise (sim/
 // platform.hpp): once per round and rank, not per message (a round's later
 // ops start with the cores free).
+// Every timing is kFitLaunches launches of the benchmark: where it places
+// ranks that outnumber the cores, the operating system keeps them for the
+// whole launch (at 4 ranks on 2 cores, one launch timed the 4 KiB
+// all-reduce at 5.5 ms, another at 11 ms), so repeats within one launch do
+// not average it out. The fit takes every launch's timing; the busy ones
+// their median.
 constexpr double kFitBusyMs[2] = {5, 40};
+constexpr int kFitLaunches = 3;
+
+// The median over kFitLaunches launches of resist-bench-comm at m ranks
+// with `flags`, each launch's timing also in `each` when given.
+double bench_launches(const Runtime& rt, int m, const std::string& flags, const std::string& log_stem,
+                      std::vector<double>* each = nullptr) {
+  std::vector<double> t;
+  for (int k = 1; k <= kFitLaunches; ++k) {
+    const std::string log = log_stem + (k > 1 ? "-launch" + std::to_string(k) : std::string()) + ".log";
+    run_command(quote(rt.launch) + " -n " + std::to_string(m) + " -- " + quote(rt.bench_comm) + flags, log,
+                "validate-grid");
+    t.push_back(bench_seconds(log));
+  }
+  if (each) *each = t;
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
 
 LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
   LinkFit f;
-  f.floats = {1024, 32768, 262144, 1048576};  // 4 KiB .. 4 MiB
-  for (const std::int64_t floats : f.floats) {
-    const std::string log = dir + "/network-fit-m" + std::to_string(m) + "-" + std::to_string(floats) + ".log";
-    run_command(quote(rt.launch) + " -n " + std::to_string(m) + " -- " + quote(rt.bench_comm) + " --floats " +
-                    std::to_string(floats) + " --iters " + (floats >= 262144 ? "5" : "20") +
-                    " --repeats 5 --variants step",
-                log, "validate-grid");
+  const std::string stem = dir + "/network-fit-m" + std::to_string(m) + "-";
+  double smallest = 0;
+  for (const std::int64_t floats : {1024, 32768, 262144, 1048576}) {  // 4 KiB .. 4 MiB
+    std::vector<double> each;
+    const double med = bench_launches(rt, m,
+                                      " --floats " + std::to_string(floats) + " --iters " +
+                                          (floats >= 262144 ? "5" : "20") + " --repeats 3 --variants step",
+                                      stem + std::to_string(floats), &each);
+    if (floats == 1024) smallest = med;
     const double steps = 2.0 * (m - 1);
-    f.samples.push_back({steps, steps / m * 4.0 * double(floats), bench_seconds(log)});
+    for (const double s : each) {
+      f.samples.push_back({steps, steps / m * 4.0 * double(floats), s});
+      f.floats.push_back(floats);
+    }
   }
   std::tie(f.step_latency_s, f.bandwidth_Bps) = fit_alpha_beta(f.samples, true);
-  for (const double busy : kFitBusyMs) {
-    const std::string log = dir + "/network-fit-m" + std::to_string(m) + "-" + std::to_string(f.floats[0]) +
-                            "-busy" + fmt("%g", busy) + ".log";
-    run_command(quote(rt.launch) + " -n " + std::to_string(m) + " -- " + quote(rt.bench_comm) + " --floats " +
-                    std::to_string(f.floats[0]) + " --iters 10 --repeats 5 --variants step --busy-ms " + fmt("%g", busy),
-                log, "validate-grid");
-    f.busy_extra_s.push_back(bench_seconds(log) - f.samples[0].seconds);
-  }
+  for (const double busy : kFitBusyMs)
+    f.busy_extra_s.push_back(bench_launches(rt, m,
+                                            " --floats 1024 --iters 10 --repeats 3 --variants step --busy-ms " +
+                                                fmt("%g", busy),
+                                            stem + "1024-busy" + fmt("%g", busy)) -
+                             smallest);
   std::tie(f.entry_delay_s, f.entry_rise_s) =
       fit_entry_delay(kFitBusyMs[0] / 1000, f.busy_extra_s[0], kFitBusyMs[1] / 1000, f.busy_extra_s[1]);
   return f;
@@ -447,9 +473,10 @@ std::string calibration_md(const Calibration& cal) {
              fmt("%.3g", f.entry_rise_s * 1e3) + " ms)";
   return "Calibration (once, `runs/`): profiles (one process per core profiling at once) " + profiles +
          "network fit per rank count on `resist-bench-comm` all-reduces of 4 KiB to 4 MiB (the runtime's ring "
-         "step by step, the ranks sharing the cores; no training run; `runs/network_fit.csv`), and the smallest "
-         "twice more, each all-reduce after some CPU time on every rank (how much longer it then takes gives the "
-         "sync entry delay, once per round and rank): " + links +
+         "step by step, the ranks sharing the cores; each size in " + std::to_string(kFitLaunches) +
+         " launches, where the operating system places the ranks anew; no training run; `runs/network_fit.csv`), "
+         "and the smallest twice more, each all-reduce after some CPU time on every rank (how much longer it then "
+         "takes, median of the launches, gives the sync entry delay, once per round and rank): " + links +
          ". Platform `localhost` with " + std::to_string(cal.cores) +
          " cores shared by the ranks (`runs/localhost-calibrated-m*.json`).\n\n";
 }
