@@ -486,14 +486,14 @@ const char* kNotModelled =
     "pass, the SGD step and the rest of an iteration as the worker runs it with its batches built on the training "
     "thread (a batch of the dataset built, gradients dropped, loss and accuracy read back); per round the set-up "
     "the schedule decides (`schedule/round_setup.hpp`): the network and optimizer built anew when a worker's "
-    "network changes (its first round, ResIST's blocks, every IST round) and the values the previous round's sync "
-    "replaced loaded into it, each scaled by its share of the parameters; per op the packing of its payload into "
-    "one buffer and back (IST: by element index); the network fit gives every message a latency and a bandwidth. "
-    "What is not modelled, each with its measured size in the tables: evaluation and round bookkeeping (in "
-    "*between rounds*, beside the predicted set-up); the cost of a worker's first iterations in a network built "
-    "anew, beyond the profile's steady state (inside *measured compute*); Gloo's own CPU use while ranks share "
-    "cores, and the operating system's time slices when four ranks share two cores (inside *measured comm*, which "
-    "also holds the time a rank waits for its peers).\n\n";
+    "network changes (its first round, ResIST's blocks, every IST round), with what the new network's first "
+    "iteration takes beyond a steady one (predicted with the set-up, *between rounds*; in the runs inside "
+    "*measured compute*), and the values the previous round's sync replaced loaded into it, each scaled by its "
+    "share of the parameters; per op the packing of its payload into one buffer and back (IST: by element "
+    "index); the network fit gives every message a latency and a bandwidth. What is not modelled, each with its "
+    "measured size in the tables: evaluation and round bookkeeping (in *between rounds*, beside the predicted "
+    "set-up); Gloo's own CPU use while ranks share cores, and the operating system's time slices when four ranks "
+    "share two cores (inside *measured comm*, which also holds the time a rank waits for its peers).\n\n";
 
 }  // namespace
 
