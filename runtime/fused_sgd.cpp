@@ -17,53 +17,52 @@ bool plain_cpu_float(const torch::Tensor& t) {
 
 }  // namespace
 
-// Every parameter with a gradient can take the loop: it and its gradient
-// and momentum buffer are contiguous fp32 CPU tensors of one size, with
-// momentum and without Nesterov.
-bool FusedSGD::fusable() const {
-  for (const auto& group : param_groups_) {
+// Every parameter with a gradient, with its momentum buffer, when all of
+// them can take the loop: it, its gradient and its buffer contiguous fp32
+// CPU tensors of one size, with momentum and without Nesterov. Empty
+// otherwise (LibTorch's step then does it all).
+std::vector<FusedSGD::Slot> FusedSGD::fusable() {
+  std::vector<Slot> slots;
+  for (auto& group : param_groups_) {
     const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
-    if (o.momentum() == 0 || o.nesterov()) return false;
-    for (const auto& p : group.params()) {
+    if (o.momentum() == 0 || o.nesterov()) return {};
+    for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       const auto it = state_.find(state_key(p));
-      if (it == state_.end()) return false;
-      const auto& buf = static_cast<const torch::optim::SGDParamState&>(*it->second).momentum_buffer();
+      if (it == state_.end()) return {};
+      auto& buf = static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer();
       if (!plain_cpu_float(p) || !plain_cpu_float(p.grad()) || !plain_cpu_float(buf) ||
           buf.numel() != p.numel() || p.grad().numel() != p.numel())
-        return false;
+        return {};
+      slots.push_back({&o, &p, &buf});
     }
   }
-  return true;
+  return slots;
 }
 
 torch::Tensor FusedSGD::step(LossClosure closure) {
-  if (!fusable()) return torch::optim::SGD::step(std::move(closure));
+  const std::vector<Slot> slots = fusable();
+  if (slots.empty()) return torch::optim::SGD::step(std::move(closure));
   torch::Tensor loss;
   if (closure) {
     at::AutoGradMode grad_on(true);
     loss = closure();
   }
   torch::NoGradGuard no_grad;
-  for (auto& group : param_groups_) {
-    const auto& o = static_cast<const torch::optim::SGDOptions&>(group.options());
-    const float decay = float(o.weight_decay()), momentum = float(o.momentum());
-    const float keep = float(1 - o.dampening()), lr = float(o.lr());
-    for (auto& p : group.params()) {
-      if (!p.grad().defined()) continue;
-      auto& buf = static_cast<torch::optim::SGDParamState&>(*state_.at(state_key(p))).momentum_buffer();
-      float* __restrict w = p.data_ptr<float>();
-      float* __restrict b = buf.data_ptr<float>();
-      const float* __restrict g = p.grad().data_ptr<float>();
-      // Grains of 32 Ki elements: the intra-op threads share a large tensor.
-      at::parallel_for(0, p.numel(), 32768, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t i = begin; i < end; ++i) {
-          const float d = g[i] + decay * w[i];
-          b[i] = momentum * b[i] + keep * d;
-          w[i] -= lr * b[i];
-        }
-      });
-    }
+  for (const auto& [o, p, buf] : slots) {
+    const float decay = float(o->weight_decay()), momentum = float(o->momentum());
+    const float keep = float(1 - o->dampening()), lr = float(o->lr());
+    float* __restrict w = p->data_ptr<float>();
+    float* __restrict b = buf->data_ptr<float>();
+    const float* __restrict g = p->grad().data_ptr<float>();
+    // Grains of 32 Ki elements: the intra-op threads share a large tensor.
+    at::parallel_for(0, p->numel(), 32768, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        const float d = g[i] + decay * w[i];
+        b[i] = momentum * b[i] + keep * d;
+        w[i] -= lr * b[i];
+      }
+    });
   }
   ++fused_steps_;
   return loss;

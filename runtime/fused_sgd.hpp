@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include <torch/optim/sgd.h>
 
@@ -24,7 +25,12 @@ class FusedSGD : public torch::optim::SGD {
   std::int64_t fused_steps() const { return fused_steps_; }
 
  private:
-  bool fusable() const;
+  struct Slot {
+    const torch::optim::SGDOptions* options;
+    torch::Tensor* param;
+    torch::Tensor* momentum;
+  };
+  std::vector<Slot> fusable();
   std::int64_t fused_steps_ = 0;
 };
 
