@@ -17,6 +17,11 @@ bool plain_cpu_float(const torch::Tensor& t) {
 
 }  // namespace
 
+void drop_gradients(torch::optim::Optimizer& optim) {
+  for (auto& group : optim.param_groups())
+    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
+}
+
 // Every parameter with a gradient, with its momentum buffer, when all of
 // them can take the loop: it, its gradient and its buffer contiguous fp32
 // CPU tensors of one size, with momentum and without Nesterov. Empty

@@ -72,6 +72,21 @@ void time_blocks(const ModelSpec& spec, Net& net, torch::Tensor x, torch::Device
   }
 }
 
+// The optimizer resist-train's worker runs (its defaults' momentum and weight decay).
+torch::optim::SGDOptions profile_sgd() { return torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4); }
+
+// A training step's forward and backward as the worker runs them
+// (trainer.cpp): the last step's gradients dropped, forward, loss,
+// backward. Returns {logits, loss}; the SGD step is the caller's.
+std::pair<torch::Tensor, torch::Tensor> forward_backward(Net& net, torch::optim::Optimizer& sgd,
+                                                         const torch::Tensor& x, const torch::Tensor& y) {
+  drop_gradients(sgd);
+  auto logits = net->forward(x);
+  auto loss = torch::nn::functional::cross_entropy(logits, y);
+  loss.backward();
+  return {logits, loss};
+}
+
 struct IterationTimes {
   double step_s = 0, iteration_s = 0, batch_s = 0;  // medians
   std::vector<double> iterations;                     // every timed iteration, in order
@@ -94,7 +109,7 @@ struct IterationTimes {
 IterationTimes time_iteration(Net& net, const Data* data, torch::Tensor x0, int batch, std::uint64_t seed,
                               torch::Device device, const std::function<bool()>& all_started = {},
                               const std::function<bool()>& all_timed = {}) {
-  FusedSGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
+  FusedSGD sgd(net->parameters(), profile_sgd());
   auto y0 = torch::zeros({batch}, torch::kInt64).to(device);
   Rng rng(seed, 0x9e0f11e);
   std::vector<double> step_s, iter_s, batch_s;
@@ -110,11 +125,7 @@ IterationTimes time_iteration(Net& net, const Data* data, torch::Tensor x0, int 
     }
     device_sync(device);
     const double batch_built = seconds_since(t);
-    for (auto& group : sgd.param_groups())
-      for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
-    auto logits = net->forward(x);
-    auto loss = torch::nn::functional::cross_entropy(logits, y);
-    loss.backward();
+    const auto [logits, loss] = forward_backward(net, sgd, x, y);
     const double loss_v = loss.item<double>();
     const auto correct = logits.argmax(1).eq(y).sum().item<std::int64_t>();
     (void)loss_v, (void)correct;
@@ -167,7 +178,7 @@ std::pair<double, double> time_round_costs(const ModelSpec& spec, std::uint64_t 
     auto t = Clock::now();
     Net fresh = make_full_net(spec, seed + std::uint64_t(rep));
     fresh->to(device);
-    torch::optim::SGD sgd(fresh->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
+    torch::optim::SGD sgd(fresh->parameters(), profile_sgd());
     device_sync(device);
     const double built = seconds_since(t);
     t = Clock::now();
@@ -195,13 +206,12 @@ double time_first_iteration(const ModelSpec& spec, const torch::Tensor& x0, int 
     Net net = make_full_net(spec, seed + std::uint64_t(rep));
     net->to(device);
     net->train();
-    FusedSGD sgd(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
+    FusedSGD sgd(net->parameters(), profile_sgd());
     std::vector<double> t;
     for (int i = 0; i < 4; ++i) {
       device_sync(device);
       const auto t0 = Clock::now();
-      for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
-      torch::nn::functional::cross_entropy(net->forward(x0), y0).backward();
+      forward_backward(net, sgd, x0, y0);
       sgd.step();
       device_sync(device);
       t.push_back(seconds_since(t0));

@@ -63,15 +63,6 @@ namespace {
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-// The last step's gradients dropped before backward, as PyTorch's
-// zero_grad(set_to_none=True) (LibTorch 1.13's zero_grad() fills them with
-// zeros): backward then hands each parameter its fresh gradient instead of
-// adding it to zeros, two passes over the model's size less per iteration.
-void drop_gradients(torch::optim::Optimizer& optim) {
-  for (auto& group : optim.param_groups())
-    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
-}
-
 // After backward: a parameter backward did not reach gets zeros, as
 // zero_grad() left it, so that the step still applies its weight decay and
 // momentum.
