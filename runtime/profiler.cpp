@@ -394,7 +394,7 @@ int profile(const TrainOptions& o) {
   // per machine (schedule/profile.hpp). The others wait meanwhile.
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   const int world = std::max(1, env.world_size);
-  const int fit = device.is_cuda() ? world : std::min(world, std::max(1, cores / std::max(1, threads)));
+  const int fit = device.is_cuda() ? world : std::min(world, core_slots(cores, threads));
   const bool timing = env.rank < fit;
   p.processes = fit;
   p.cores = cores;

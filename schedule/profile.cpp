@@ -1,5 +1,7 @@
 #include "schedule/profile.hpp"
 
+#include <algorithm>
+
 #include "schedule/json_util.hpp"
 
 namespace resist {
@@ -37,6 +39,12 @@ nlohmann::json to_json(const Profile& p) {
   out["iteration_samples"] = samples;
   if (p.model.image_size > 0) out["model"]["image_size"] = p.model.image_size;
   return out;
+}
+
+int core_slots(int cores, int threads) { return std::max(1, cores / std::max(1, threads)); }
+
+double even_share_slowdown(int processes, int cores, int threads) {
+  return std::max(1.0, double(processes) / core_slots(cores, threads));
 }
 
 Profile profile_from_json(const nlohmann::json& j) {

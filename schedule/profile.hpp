@@ -70,6 +70,15 @@ struct Profile {
   std::vector<IterationSamples> iteration_samples;
 };
 
+// Processes of `threads` threads each sharing `cores` hardware threads:
+// how many run at once without sharing a core (cores / threads, at least
+// 1), and the even share's slowdown of each of `processes` of them
+// (max(1, processes / that)). The profile times its figures on as many as
+// run at once; the simulator and resist-bench-comm take the even share as
+// given and count only what was measured beyond it.
+int core_slots(int cores, int threads);
+double even_share_slowdown(int processes, int cores, int threads);
+
 nlohmann::json to_json(const Profile& p);
 Profile profile_from_json(const nlohmann::json& j);  // throws UserError naming the path
 void write_profile_file(const Profile& p, const std::string& path);  // atomic

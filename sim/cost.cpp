@@ -41,7 +41,6 @@ void ComputeModel::set_variability(int workers) {
   const Profile& p = *profile_;
   if (workers <= 0 || !(p.iteration_s > 0) || p.iteration_samples.empty()) return;
   const int per_node = std::max(1, platform_.gpus_per_node);
-  const double slots = p.cores > 0 ? std::max(1, p.cores / std::max(1, p.threads)) : 1e300;
   variability_of_rank_.assign(std::size_t(workers), 0);
   for (int r = 0; r < workers; ++r) {
     // Processes at once on this rank's machine: the node's ranks on a CPU node, else one.
@@ -53,7 +52,8 @@ void ComputeModel::set_variability(int workers) {
         best = &set;
     if (!best) continue;
     if (!variability_.count(best->processes)) {
-      const double even_share = std::max(1.0, double(best->processes) / slots);
+      // No cores recorded: no sharing to take out.
+      const double even_share = p.cores > 0 ? even_share_slowdown(best->processes, p.cores, p.threads) : 1.0;
       std::vector<double> f;
       for (double v : best->iteration_s) f.push_back(v / (p.iteration_s * even_share));
       variability_.emplace(best->processes, std::move(f));

@@ -35,6 +35,7 @@
 
 #include "models/error.hpp"
 #include "runtime/dist.hpp"
+#include "schedule/profile.hpp"
 #include "tools/cli.hpp"
 
 namespace {
@@ -124,7 +125,8 @@ int run(const Options& o) {
   kv->barrier("bench/end", env.rank, env.world_size);
   if (env.rank != 0) return 0;
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  const double busy_wall_s = o.busy_ms / 1000 * std::max(1.0, double(env.local_world_size) / cores);
+  // The spin runs on one thread per rank.
+  const double busy_wall_s = o.busy_ms / 1000 * resist::even_share_slowdown(env.local_world_size, cores, 1);
   nlohmann::json out = {{"world_size", env.world_size}, {"floats", o.floats}, {"iters", o.iters},
                         {"threads", torch::get_num_threads()}, {"busy_s", o.busy_ms / 1000}, {"cores", cores}};
   for (auto& [v, r] : runs) {

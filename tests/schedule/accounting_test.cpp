@@ -187,3 +187,14 @@ TEST(Profile, RoundTripAndValidation) {
     EXPECT_NE(std::string(e.what()).find("blocks[1].forward_s"), std::string::npos) << e.what();
   }
 }
+
+// The even-share rule the profiler, the simulator and resist-bench-comm share.
+TEST(Profile, CoreSlotsAndEvenShare) {
+  EXPECT_EQ(core_slots(2, 1), 2);
+  EXPECT_EQ(core_slots(2, 4), 1);  // one process with more threads than cores: still one at once
+  EXPECT_EQ(core_slots(16, 2), 8);
+  EXPECT_EQ(even_share_slowdown(4, 2, 1), 2.0);
+  EXPECT_EQ(even_share_slowdown(1, 2, 1), 1.0);
+  EXPECT_EQ(even_share_slowdown(3, 16, 2), 1.0);
+  EXPECT_EQ(even_share_slowdown(4, 4, 2), 2.0);
+}
