@@ -176,7 +176,10 @@ std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& 
 // compute: the slowest worker's non-communication time in the round (local
 // iterations + optimizer steps); comm: the slowest worker's time inside
 // communication ops; total: from the round's first start to the next round's
-// first start (the last round: to its last end) — gaps between events count.
+// first start (the last round: to its last end) — gaps between events count,
+// and where a worker starts the next round while another still finishes this
+// one (ranks leave a ring all-reduce at different times), the overlap counts
+// once, in the next round: the totals add up to the run's wall-clock time.
 std::vector<RoundCut> cut_rounds(const Timeline& t, int rounds) {
   std::vector<RoundCut> cut(rounds);
   std::vector<std::map<int, std::pair<double, double>>> per_worker(rounds);  // worker -> compute, comm
@@ -196,7 +199,7 @@ std::vector<RoundCut> cut_rounds(const Timeline& t, int rounds) {
       cut[r].comm_s = std::max(cut[r].comm_s, v.second);
     }
   for (int r = 0; r + 1 < rounds; ++r)
-    if (cut[r + 1].start_s < 1e300) cut[r].end_s = std::max(cut[r].end_s, cut[r + 1].start_s);
+    if (cut[r + 1].start_s < 1e300) cut[r].end_s = cut[r + 1].start_s;
   return cut;
 }
 

@@ -130,6 +130,38 @@ TEST(StudyValidateGrid, EntryDelayFitRecoversDelayAndRise) {
   EXPECT_DOUBLE_EQ(zr, 0);
 }
 
+// A round's time runs from its first start to the next round's first start.
+// Where one worker begins the next round while another still finishes this
+// one (the ranks leave a ring at different times), the overlap counts once:
+// the rounds' times add up to the run's wall-clock. A gap between rounds
+// counts in the round before it; the last round ends with its last event.
+TEST(StudyValidateGrid, RoundsCutAtTheNextRoundsFirstStart) {
+  using resist::study::validate_util::cut_rounds;
+  resist::Timeline t;
+  t.workers = 2;
+  t.rounds = 3;
+  // round 0: compute 0-1, worker 1 leaves the sync last, at 1.5
+  t.events.push_back({0, 0, "compute", -1, 0.0, 1.0});
+  t.events.push_back({0, 0, "allreduce", 0, 1.0, 1.2});
+  t.events.push_back({1, 0, "compute", -1, 0.0, 0.9});
+  t.events.push_back({1, 0, "allreduce", 0, 0.9, 1.5});
+  // round 1: worker 0 starts at 1.2, before worker 1 has left round 0
+  t.events.push_back({0, 1, "compute", -1, 1.2, 2.0});
+  t.events.push_back({1, 1, "compute", -1, 1.5, 2.1});
+  // round 2 after a gap of 0.4
+  t.events.push_back({0, 2, "compute", -1, 2.5, 3.0});
+  t.events.push_back({1, 2, "compute", -1, 2.5, 3.25});
+  const auto cut = cut_rounds(t, 3);
+  ASSERT_EQ(cut.size(), 3u);
+  EXPECT_DOUBLE_EQ(cut[0].end_s - cut[0].start_s, 1.2);  // not 1.5: 0.3 of it is round 1's
+  EXPECT_DOUBLE_EQ(cut[1].end_s - cut[1].start_s, 1.3);  // its events and the gap after them
+  EXPECT_DOUBLE_EQ(cut[2].end_s - cut[2].start_s, 0.75);
+  EXPECT_DOUBLE_EQ(cut[0].end_s - cut[0].start_s + cut[1].end_s - cut[1].start_s + cut[2].end_s - cut[2].start_s,
+                   3.25);
+  EXPECT_DOUBLE_EQ(cut[0].compute_s, 1.0);  // the slowest worker's
+  EXPECT_DOUBLE_EQ(cut[0].comm_s, 0.6);
+}
+
 #ifdef RESIST_HAVE_RUNTIME
 TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
   TempDir dir;
