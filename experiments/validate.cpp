@@ -157,6 +157,18 @@ std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples,
   throw UserError("validate: the communication timings fit no positive latency or bandwidth");
 }
 
+// validate_util.hpp: the median over the ring samples of their time beyond
+// the link's, per step; 0 when that is not positive.
+double fit_step_wait(const std::vector<CommSample>& ring, double a, double B) {
+  if (ring.empty()) return 0;
+  std::vector<double> per_step;
+  for (const auto& s : ring) per_step.push_back((s.seconds - s.steps * a - s.bytes / B) / s.steps);
+  std::sort(per_step.begin(), per_step.end());
+  const std::size_t n = per_step.size();
+  const double med = n % 2 ? per_step[n / 2] : (per_step[n / 2 - 1] + per_step[n / 2]) / 2;
+  return std::max(0.0, med);
+}
+
 // Fits time = steps·a + bytes_sent/B over the all-reduce events of a measured
 // timeline (steps = 2(n-1) ring steps). Returns {a, B}.
 std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& t, int skip_rounds) {

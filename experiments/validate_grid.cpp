@@ -107,13 +107,18 @@ namespace {
 // The loopback "network" at one rank count, fitted to a sweep of all-reduce sizes.
 struct LinkFit {
   double step_latency_s = 0, bandwidth_Bps = 0;
+  // Ranks outnumbering the cores: the link fitted to exchanges between two
+  // ranks (all pairs at once), and what the ring takes beyond it per step
+  // (sim::Platform::collective_step_wait_s); else the link fitted to the ring, no wait.
+  double step_wait_s = 0;
   // The smallest all-reduce again, each after kFitBusyMs[k] of CPU time on
   // every rank: how much longer it takes then, and the delay and rise
   // fitted to that (sim::Platform::sync_entry_delay_s, sync_entry_rise_s).
   std::vector<double> busy_extra_s;
   double entry_delay_s = 0, entry_rise_s = 0;
-  std::vector<CommSample> samples;  // one per launch and size: median seconds per all-reduce
+  std::vector<CommSample> samples;  // one per launch, size and kind: median seconds per all-reduce
   std::vector<std::int64_t> floats;  // each sample's size
+  std::vector<int> op_ranks;         // each sample's all-reduce: over all ranks (the ring) or 2 (--pairs)
 };
 
 struct Calibration {
@@ -150,13 +155,15 @@ Timeline measure(const Study& t, const Runtime& rt, int workers, const std::stri
 // sub-network and optimizer rebuilds, evaluation, bookkeeping).
 double busy_s(const RoundCut& c) { return c.compute_s + c.comm_s; }
 
-sim::Platform localhost_fitted(double step_s, double bw_Bps, double entry_delay_s, double entry_rise_s) {
+sim::Platform localhost_fitted(double step_s, double bw_Bps, double entry_delay_s, double entry_rise_s,
+                               double step_wait_s) {
   json j = sim::localhost_platform_json();
   j["name"] = "localhost-calibrated";
   j["description"] = j["description"].get<std::string>() +
                      "; links fitted to a sweep of all-reduce sizes, the sync entry delay to one after computing";
   j["sync_entry_delay"] = fmt("%.9gs", entry_delay_s);
   j["sync_entry_rise"] = fmt("%.9gs", entry_rise_s);
+  j["collective_step_wait"] = fmt("%.9gs", step_wait_s);
   // a ring step crosses two links (each rank's own): each gets half the step latency
   j["intra"] = {{"bandwidth", fmt("%.9gBps", bw_Bps)}, {"latency", fmt("%.9gs", step_s / 2)}};
   j["nic"] = j["intra"];
@@ -218,24 +225,34 @@ double bench_launches(const Runtime& rt, int m, const std::string& flags, const 
   return t[t.size() / 2];
 }
 
-LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
+LinkFit fit_links(const Runtime& rt, int m, int cores, const std::string& dir) {
   LinkFit f;
   const std::string stem = dir + "/network-fit-m" + std::to_string(m) + "-";
   double smallest = 0;
-  for (const std::int64_t floats : {1024, 32768, 262144, 1048576}) {  // 4 KiB .. 4 MiB
-    std::vector<double> each;
-    const double med = bench_launches(rt, m,
-                                      " --floats " + std::to_string(floats) + " --iters " +
-                                          (floats >= 262144 ? "5" : "20") + " --repeats 3 --variants step",
-                                      stem + std::to_string(floats), &each);
-    if (floats == 1024) smallest = med;
-    const double steps = 2.0 * (m - 1);
-    for (const double s : each) {
-      f.samples.push_back({steps, steps / m * 4.0 * double(floats), s});
-      f.floats.push_back(floats);
+  // More ranks than cores: the pairs first (the link), then the ring.
+  const bool crowded = m > cores && m % 2 == 0;
+  std::vector<CommSample> link, ring;
+  for (const bool pairs : crowded ? std::vector<bool>{true, false} : std::vector<bool>{false})
+    for (const std::int64_t floats : {1024, 32768, 262144, 1048576}) {  // 4 KiB .. 4 MiB
+      std::vector<double> each;
+      const double med = bench_launches(rt, m,
+                                        " --floats " + std::to_string(floats) + " --iters " +
+                                            (floats >= 262144 ? "5" : "20") + " --repeats 3 --variants step" +
+                                            (pairs ? " --pairs" : ""),
+                                        stem + (pairs ? "pairs-" : "") + std::to_string(floats), &each);
+      if (floats == 1024 && !pairs) smallest = med;
+      const int n = pairs ? 2 : m;
+      const double steps = 2.0 * (n - 1);
+      for (const double s : each) {
+        const CommSample x{steps, steps / n * 4.0 * double(floats), s};
+        (pairs || !crowded ? link : ring).push_back(x);
+        f.samples.push_back(x);
+        f.floats.push_back(floats);
+        f.op_ranks.push_back(n);
+      }
     }
-  }
-  std::tie(f.step_latency_s, f.bandwidth_Bps) = fit_alpha_beta(f.samples, true);
+  std::tie(f.step_latency_s, f.bandwidth_Bps) = fit_alpha_beta(link, true);
+  f.step_wait_s = fit_step_wait(ring, f.step_latency_s, f.bandwidth_Bps);
   for (const double busy : kFitBusyMs)
     f.busy_extra_s.push_back(bench_launches(rt, m,
                                             " --floats 1024 --iters 10 --repeats 3 --variants step --busy-ms " +
@@ -250,18 +267,21 @@ LinkFit fit_links(const Runtime& rt, int m, const std::string& dir) {
 Calibration calibrate(const Study& s, const Runtime& rt, const std::string& dir) {
   Calibration cal;
   std::ostringstream csv;
-  csv << "ranks,floats,steps,bytes_sent_per_rank,measured_s,fitted_s\n";
+  csv << "ranks,op_ranks,floats,steps,bytes_sent_per_rank,measured_s,fitted_s\n";
+  cal.cores = sim::platform_from_json(sim::localhost_platform_json()).cores_per_node;
   for (int m : s.machines) {
     if (cal.links.count(m)) continue;
-    const LinkFit f = fit_links(rt, m, dir);
+    const LinkFit f = fit_links(rt, m, cal.cores, dir);
     for (std::size_t i = 0; i < f.samples.size(); ++i) {
       const auto& x = f.samples[i];
-      csv << m << "," << f.floats[i] << "," << x.steps << "," << fmt("%.0f", x.bytes) << "," << fmt("%.9g", x.seconds)
-          << "," << fmt("%.9g", x.steps * f.step_latency_s + x.bytes / f.bandwidth_Bps) << "\n";
+      const double wait = f.op_ranks[i] == m ? f.step_wait_s : 0.0;
+      csv << m << "," << f.op_ranks[i] << "," << f.floats[i] << "," << x.steps << "," << fmt("%.0f", x.bytes) << ","
+          << fmt("%.9g", x.seconds) << ","
+          << fmt("%.9g", x.steps * (f.step_latency_s + wait) + x.bytes / f.bandwidth_Bps) << "\n";
     }
     cal.links[m] = f;
-    cal.platforms[m] = localhost_fitted(f.step_latency_s, f.bandwidth_Bps, f.entry_delay_s, f.entry_rise_s);
-    cal.cores = cal.platforms[m].cores_per_node;
+    cal.platforms[m] =
+        localhost_fitted(f.step_latency_s, f.bandwidth_Bps, f.entry_delay_s, f.entry_rise_s, f.step_wait_s);
     json_util::write_atomic(dir + "/localhost-calibrated-m" + std::to_string(m) + ".json",
                             sim::to_json(cal.platforms[m]).dump(2) + "\n");
   }
@@ -466,14 +486,20 @@ std::string calibration_md(const Calibration& cal) {
   }
   for (const auto& [m, f] : cal.links)
     links += std::string(links.empty() ? "" : ", ") + std::to_string(m) + " ranks: " +
-             fmt("%.3g", f.step_latency_s * 1e6) + " µs per ring step, " + fmt("%.3g", f.bandwidth_Bps / 1e9) +
-             " GB/s, " + fmt("%.3g", f.busy_extra_s[0] * 1e3) + " and " + fmt("%.3g", f.busy_extra_s[1] * 1e3) +
+             fmt("%.3g", f.step_latency_s * 1e6) + " µs per step, " + fmt("%.3g", f.bandwidth_Bps / 1e9) +
+             " GB/s" +
+             (f.op_ranks.front() == 2 && m > 2
+                  ? " (fitted to exchanges between two ranks, all pairs at once), and a ring over all of them waits " +
+                        fmt("%.3g", f.step_wait_s * 1e3) + " ms more per step (collective step wait)"
+                  : std::string()) +
+             ", " + fmt("%.3g", f.busy_extra_s[0] * 1e3) + " and " + fmt("%.3g", f.busy_extra_s[1] * 1e3) +
              " ms more after " + fmt("%g", kFitBusyMs[0]) + " and " + fmt("%g", kFitBusyMs[1]) +
              " ms of compute (sync entry delay " + fmt("%.3g", f.entry_delay_s * 1e3) + " ms, rise " +
              fmt("%.3g", f.entry_rise_s * 1e3) + " ms)";
   return "Calibration (once, `runs/`): profiles (one process per core profiling at once) " + profiles +
          "network fit per rank count on `resist-bench-comm` all-reduces of 4 KiB to 4 MiB (the runtime's ring "
-         "step by step, the ranks sharing the cores; each size in " + std::to_string(kFitLaunches) +
+         "step by step, the ranks sharing the cores; where they outnumber the cores, also within pairs of ranks, "
+         "all pairs at once, `--pairs`; each size in " + std::to_string(kFitLaunches) +
          " launches, where the operating system places the ranks anew; no training run; `runs/network_fit.csv`), "
          "and the smallest twice more, each all-reduce after some CPU time on every rank (how much longer it then "
          "takes, median of the launches, gives the sync entry delay, once per round and rank): " + links +
@@ -527,7 +553,10 @@ Outcome run_validate_grid(const Study& s, const std::string& out, const Paths& p
   const std::string sum = summary(results, speedup_errors, meta);
   meta["cores"] = cal.cores;
   for (const auto& [m, f] : cal.links)
-    meta["network_fit"].push_back({{"ranks", m}, {"step_latency_s", f.step_latency_s}, {"bandwidth_Bps", f.bandwidth_Bps}});
+    meta["network_fit"].push_back({{"ranks", m},
+                                   {"step_latency_s", f.step_latency_s},
+                                   {"bandwidth_Bps", f.bandwidth_Bps},
+                                   {"collective_step_wait_s", f.step_wait_s}});
   for (const auto& [name, p] : cal.profiles) meta["profiles"][name] = {{"rebuild_s", p.rebuild_s}, {"reload_s", p.reload_s}};
   json_util::write_atomic(out + "/results.csv", results_csv.str());
   json_util::write_atomic(out + "/rounds.csv", rounds_csv.str());

@@ -177,9 +177,10 @@ int position(const std::vector<int>& ranks, int w) {
   return int(std::find(ranks.begin(), ranks.end(), w) - ranks.begin());
 }
 
-// World rank w's part of `plan` (schedule/collectives.hpp): per step, post its
-// sends and receives, then wait for all of them. Returns the bytes w sent.
-std::uint64_t execute(const CollectivePlan& plan, int w, int tag) {
+// World rank w's part of `plan` (schedule/collectives.hpp): per step, wait
+// `step_wait_s` (Platform::collective_step_wait_s), post its sends and
+// receives, then wait for all of them. Returns the bytes w sent.
+std::uint64_t execute(const CollectivePlan& plan, int w, int tag, double step_wait_s) {
   const auto& ranks = plan.ranks();
   const int pos = position(ranks, w);
   std::vector<Transfer> transfers;
@@ -190,6 +191,7 @@ std::uint64_t execute(const CollectivePlan& plan, int w, int tag) {
     transfers.clear();
     plan.transfers(k, pos, transfers);
     if (transfers.empty()) continue;
+    if (step_wait_s > 0) sg4::this_actor::sleep_for(step_wait_s);
     comms.clear();
     for (const Transfer& t : transfers)
       if (t.src == pos) {
@@ -206,6 +208,7 @@ std::uint64_t execute(const CollectivePlan& plan, int w, int tag) {
 // ------------------------------------------------------------- workers
 
 struct Shared {
+  const Platform* platform = nullptr;
   const std::vector<RoundPlan>* plans;
   std::vector<sg4::Host*> cpus;  // per rank, CPU nodes only: the node's shared processor
   std::vector<std::vector<CollectivePlan>> collectives;  // per plan, per sync op
@@ -252,8 +255,9 @@ void compute_overlapped(Shared* sh, int w, int p, const CommOp& op) {
     const std::uint64_t count = ring_chunk(elements, buckets, b).count;
     auto bucket = std::make_shared<CollectivePlan>(Collective::allreduce, sh->options.collectives.allreduce, op.ranks,
                                                    count, sh->options.collectives);
-    helpers.push_back(sg4::Actor::create("bucket", sg4::this_actor::get_host(), [bucket, w, b, sent] {
-      *sent += execute(*bucket, w, 1 + b);
+    const double wait = sh->platform->step_wait_s(op.ranks);
+    helpers.push_back(sg4::Actor::create("bucket", sg4::this_actor::get_host(), [bucket, w, b, sent, wait] {
+      *sent += execute(*bucket, w, 1 + b, wait);
     }));
   }
   res.events.push_back({w, p, -1, -1, t0, sg4::Engine::get_clock(), 0});
@@ -307,7 +311,7 @@ void worker(Shared* sh, int w) {
       // Host work (packing, launches, group set-up): it shares the node's
       // cores with the ranks computing there, as compute does.
       if (!plan.op_delay_s.empty() && plan.op_delay_s[i] > 0) compute_for(sh, w, plan.op_delay_s[i]);
-      const std::uint64_t sent = execute(sh->collectives[p][i], w, 0);
+      const std::uint64_t sent = execute(sh->collectives[p][i], w, 0, sh->platform->step_wait_s(op.ranks));
       res.events.push_back({w, p, i, int(op.kind), s, sg4::Engine::get_clock(), sent});
     }
     res.plan_end_s[p] = std::max(res.plan_end_s[p], sg4::Engine::get_clock());
@@ -336,6 +340,7 @@ EngineResult simulate_here(const Platform& platform, int ranks, const std::vecto
   if (const char* extra = std::getenv("RESIST_SIMGRID_CFG")) sg4::Engine::set_config(extra);
   Shared sh;
   const auto hosts = build_platform(platform, ranks, sh.cpus);
+  sh.platform = &platform;
   sh.plans = &plans;
   sh.options = options;
   sh.collectives = collective_plans(plans, options);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -130,7 +131,7 @@ Platform platform_from_json(const json& j) {
   json_util::expect_format(root, "resist-platform", 1);
   only_keys(root, {"format", "version", "name", "description", "nodes", "gpus_per_node", "ranks_per_node",
                    "cores_per_node", "gpu", "intra", "nic", "topology", "speed_factors", "straggler", "network",
-                   "sync_entry_delay", "sync_entry_rise"});
+                   "sync_entry_delay", "sync_entry_rise", "collective_step_wait"});
   Platform p;
   p.name = required(root, "name", "a word naming the platform").str();
   if (root.has("description")) p.description = root.at("description").str();
@@ -189,6 +190,8 @@ Platform platform_from_json(const json& j) {
   }
   if (root.has("sync_entry_delay")) p.sync_entry_delay_s = non_negative(root.at("sync_entry_delay"), Unit::time);
   if (root.has("sync_entry_rise")) p.sync_entry_rise_s = non_negative(root.at("sync_entry_rise"), Unit::time);
+  if (root.has("collective_step_wait"))
+    p.collective_step_wait_s = non_negative(root.at("collective_step_wait"), Unit::time);
   if (root.has("network")) {
     const Reader n = root.at("network");
     only_keys(n, {"model", "latency_factor", "bandwidth_factor", "crosstraffic", "tcp_gamma"});
@@ -237,7 +240,16 @@ json to_json(const Platform& p) {
     out["sync_entry_delay"] = p.sync_entry_delay_s;
     out["sync_entry_rise"] = p.sync_entry_rise_s;
   }
+  if (p.collective_step_wait_s > 0) out["collective_step_wait"] = p.collective_step_wait_s;
   return out;
+}
+
+double Platform::step_wait_s(const std::vector<int>& ranks) const {
+  if (!(collective_step_wait_s > 0) || cores_per_node <= 0 || int(ranks.size()) <= cores_per_node) return 0;
+  std::map<int, int> on_node;
+  for (int r : ranks)
+    if (++on_node[r / gpus_per_node] > cores_per_node) return collective_step_wait_s;
+  return 0;
 }
 
 double Platform::sync_entry_wait_s(double compute_s) const {
@@ -265,7 +277,8 @@ const char* platform_keys_help() {
          "straggler (none; seed 1), network {model CM02, latency_factor 1, bandwidth_factor 1,\n"
          "crosstraffic false, tcp_gamma 1e12}, sync_entry_delay (0s) and sync_entry_rise (0s): on cores\n"
          "the ranks share, a rank that computed c seconds waits delay × (1 − exp(−c / rise)) before its\n"
-         "round's first sync op (rise 0: the whole delay).";
+         "round's first sync op (rise 0: the whole delay); collective_step_wait (0s): on cores the ranks\n"
+         "share, every step of a collective among more of a node's ranks than its cores waits this long.";
 }
 
 const char* default_platform_json() {

@@ -69,6 +69,13 @@ struct Platform {
   // both. 0: none.
   double sync_entry_delay_s = 0, sync_entry_rise_s = 0;
   double sync_entry_wait_s(double compute_s) const;
+  // CPU nodes whose cores the ranks share: every step of a collective among
+  // more of one node's ranks than the node has cores waits this long besides
+  // its messages' latency (each step passes through a chain of ranks that
+  // take turns on the cores; two ranks exchanging, on as many cores as
+  // they are, do not wait). validate-grid measures it. 0: none.
+  double collective_step_wait_s = 0;
+  double step_wait_s(const std::vector<int>& ranks) const;
   NetworkSettings network;
 
   int gpus() const { return nodes * gpus_per_node; }

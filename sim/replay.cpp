@@ -33,6 +33,7 @@ struct Replay {
   void op(int p, int i, const CommOp& c, const CollectivePlan& plan, double delay_s) {
     const auto& ranks = plan.ranks();
     const int n = plan.size();
+    const double step_wait = platform.step_wait_s(ranks);  // Platform::collective_step_wait_s
     std::vector<double> begin(n);
     std::vector<std::uint64_t> sent(n, 0);
     for (int pos = 0; pos < n; ++pos) {
@@ -50,7 +51,7 @@ struct Replay {
         const Transfer& t = transfers[m];
         const int a = ranks[t.src], b = ranks[t.dst];
         const LinkSpec route = uniform ? flat_route : platform.route(a, b);
-        end[m] = std::max(ready[a], ready[b]) + route.latency_s + 4.0 * double(t.count) / route.bandwidth_Bps;
+        end[m] = std::max(ready[a], ready[b]) + step_wait + route.latency_s + 4.0 * double(t.count) / route.bandwidth_Bps;
         sent[t.src] += 4 * t.count;
       }
       for (std::size_t m = 0; m < transfers.size(); ++m) {

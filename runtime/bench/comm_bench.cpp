@@ -20,6 +20,11 @@
 // s_per_iteration is the time per (compute + all-reduce) and s_per_allreduce
 // that minus the compute's wall time at an even share of the cores: B ×
 // max(1, ranks on this machine / cores).
+//
+// --pairs: every rank all-reduces with one partner instead (0 with 1, 2 with
+// 3, ...; an even number of ranks), all pairs at once: each step is one
+// exchange between two ranks, with no chain of ranks waiting on each other
+// (validate-grid: the link's own latency and bandwidth with every rank running).
 #include <time.h>
 
 #include <algorithm>
@@ -48,6 +53,7 @@ struct Options {
   int iters = 10, repeats = 5;
   std::string variants = "step,pipelined,gloo";
   double busy_ms = 0;
+  bool pairs = false;
 };
 
 double thread_cpu_s() {
@@ -96,7 +102,13 @@ int run(const Options& o) {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
   if (with_gloo) pg = gloo_group(env, timeout);
   std::vector<int> ranks;
-  for (int r = 0; r < env.world_size; ++r) ranks.push_back(r);
+  if (o.pairs && env.world_size % 2 != 0)
+    throw resist::UserError("--pairs: needs an even number of ranks (got WORLD_SIZE " + std::to_string(env.world_size) +
+                            ")");
+  if (o.pairs && with_gloo) throw resist::UserError("--pairs: not with --variants gloo (Gloo's all-reduce spans every rank)");
+  if (o.pairs) ranks = {env.rank & ~1, env.rank | 1};
+  else
+    for (int r = 0; r < env.world_size; ++r) ranks.push_back(r);
   torch::Tensor buf = torch::rand({o.floats});
   const auto once = [&](const std::string& v) {
     if (v == "gloo") {
@@ -127,7 +139,7 @@ int run(const Options& o) {
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   // The spin runs on one thread per rank.
   const double busy_wall_s = o.busy_ms / 1000 * resist::even_share_slowdown(env.local_world_size, cores, 1);
-  nlohmann::json out = {{"world_size", env.world_size}, {"floats", o.floats}, {"iters", o.iters},
+  nlohmann::json out = {{"world_size", env.world_size}, {"ranks_per_allreduce", ranks.size()}, {"floats", o.floats}, {"iters", o.iters},
                         {"threads", torch::get_num_threads()}, {"busy_s", o.busy_ms / 1000}, {"cores", cores}};
   for (auto& [v, r] : runs) {
     auto sorted = r;
@@ -153,7 +165,8 @@ int main(int argc, char** argv) {
         ("repeats", po::value(&o.repeats)->default_value(o.repeats), "rounds over the variants")
         ("variants", po::value(&o.variants)->default_value(o.variants), "step, pipelined, gloo (comma-separated)")
         ("busy-ms", po::value(&o.busy_ms)->default_value(o.busy_ms),
-         "CPU time every rank computes before each all-reduce, as training does between syncs (0: none)");
+         "CPU time every rank computes before each all-reduce, as training does between syncs (0: none)")
+        ("pairs", po::bool_switch(&o.pairs), "all-reduce within pairs of ranks (0-1, 2-3, ...), all pairs at once");
     po::variables_map vm;
     if (!resist::cli::parse(argc, argv, d, vm, "usage: resist-launch -n N -- resist-bench-comm [options]")) return 0;
     if (o.floats < 1 || o.floats > (std::int64_t(1) << 32))

@@ -253,3 +253,27 @@ TEST(GpuReport, TableComparesResistWithEagerAndMemoryWithTheFullModel) {
   EXPECT_NE(r.out.find("| fp32 | 41396900 | 8.00 | 20000000 (19, k=6) | 4.00 | 0.50 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("`cmd-resist-s4-fp32-nchw`"), std::string::npos);
 }
+
+// resist-bench-comm --pairs: every rank all-reduces with one partner, all
+// pairs at once (validate-grid's link fit where ranks outnumber the cores);
+// an odd number of ranks, or Gloo's own all-reduce, is one line and exit 2.
+TEST(BenchComm, PairsAllReduceWithinPairsAndRefuseOddRanks) {
+  const std::string launch = resist::test::bin("runtime/resist-launch");
+  const std::string comm = resist::test::bin("runtime/bench/resist-bench-comm");
+  const auto r = run(launch + " -n 4 -- " + comm + " --floats 1024 --iters 2 --repeats 1 --variants step --pairs");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto at = r.out.find('{');
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const auto j = json::parse(r.out.substr(at));
+  EXPECT_EQ(j["world_size"], 4);
+  EXPECT_EQ(j["ranks_per_allreduce"], 2);
+  EXPECT_GT(j["variants"]["step"]["s_per_allreduce"].get<double>(), 0);
+  const auto whole = run(launch + " -n 2 -- " + comm + " --floats 1024 --iters 2 --repeats 1 --variants step");
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  EXPECT_NE(whole.out.find("\"ranks_per_allreduce\":2"), std::string::npos) << whole.out;
+  const auto odd = run(launch + " -n 3 -- " + comm + " --iters 1 --repeats 1 --pairs");
+  EXPECT_NE(odd.code, 0);
+  EXPECT_NE(odd.err.find("--pairs: needs an even number of ranks (got WORLD_SIZE 3)"), std::string::npos) << odd.err;
+  const auto gloo = run(launch + " -n 2 -- " + comm + " --iters 1 --repeats 1 --variants gloo --pairs");
+  EXPECT_NE(gloo.err.find("--pairs: not with --variants gloo"), std::string::npos) << gloo.err;
+}

@@ -130,6 +130,24 @@ TEST(StudyValidateGrid, EntryDelayFitRecoversDelayAndRise) {
   EXPECT_DOUBLE_EQ(zr, 0);
 }
 
+// The step wait of a ring whose ranks outnumber the cores: the link fitted
+// to the pairs' exchanges, the ring's timings beyond that link per step
+// (median), none when the ring is no slower than the link.
+TEST(StudyValidateGrid, StepWaitIsTheRingsTimeBeyondTheLink) {
+  using resist::study::validate_util::CommSample;
+  using resist::study::validate_util::fit_step_wait;
+  const double a = 100e-6, B = 1e9, wait = 1.5e-3;
+  std::vector<CommSample> ring;
+  for (const double bytes : {6144.0, 196608.0, 1572864.0, 6291456.0})
+    ring.push_back({6, bytes, 6 * (a + wait) + bytes / B});
+  ring.push_back({6, 6144, 1.0});  // one launch far off: the median ignores it
+  EXPECT_NEAR(fit_step_wait(ring, a, B), wait, 1e-12);
+  std::vector<CommSample> fast;
+  for (const auto& s : ring) fast.push_back({s.steps, s.bytes, 0.5 * (s.steps * a + s.bytes / B)});
+  EXPECT_DOUBLE_EQ(fit_step_wait(fast, a, B), 0);
+  EXPECT_DOUBLE_EQ(fit_step_wait({}, a, B), 0);
+}
+
 // A round's time runs from its first start to the next round's first start.
 // Where one worker begins the next round while another still finishes this
 // one (the ranks leave a ring at different times), the overlap counts once:
@@ -190,10 +208,11 @@ TEST(StudyValidateGrid, TinyGridMeasuresPredictsAndSummarises) {
   }
   EXPECT_NE(report.find("ms of compute (sync entry delay "), std::string::npos) << report;
   std::istringstream fit(read_text(out / "runs" / "network_fit.csv"));
-  // Each of the 4 sizes in 3 launches (the ranks placed anew by each).
+  // Each of the 4 sizes in 3 launches (the ranks placed anew by each), the
+  // ring over both ranks (no more ranks than cores: no pairs of their own).
   std::map<std::string, int> launches;
   for (std::string row; std::getline(fit, row);)
-    if (row.rfind("2,", 0) == 0) ++launches[row.substr(2, row.find(',', 2) - 2)];
+    if (row.rfind("2,2,", 0) == 0) ++launches[row.substr(4, row.find(',', 4) - 4)];
   EXPECT_EQ(launches, (std::map<std::string, int>{{"1024", 3}, {"32768", 3}, {"262144", 3}, {"1048576", 3}}));
   // The per-round rebuild is in the prediction: ResIST and IST rounds rebuild
   // their (sub-)networks, from the profile's figures.

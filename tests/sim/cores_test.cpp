@@ -234,3 +234,42 @@ TEST(SimCores, SyncEntryDelayWaitsOncePerRound) {
   big["sync_entry_delay"] = "50ms";
   EXPECT_NEAR(run(platform_from_json(big)) - run(platform_from_json(cpu_node(2, 2))), 3 * 0.05, 1e-6);
 }
+
+// The collective step wait: every step of a collective among more of a
+// node's ranks than it has cores waits it (a 4-rank ring on 2 cores: 6
+// steps), in both engines; two ranks exchanging on those cores do not, nor
+// do ranks on cores of their own; the key reads back and refuses bad values.
+TEST(SimCores, CollectiveStepWaitOnlyWhereRanksOutnumberTheCores) {
+  auto round_end = [](EngineKind kind, const nlohmann::json& j, std::vector<int> ranks) {
+    RoundPlan plan;
+    plan.compute_s.assign(4, 0.01);
+    plan.backward_fraction.assign(4, 0.5);
+    plan.sync.push_back(CommOp(OpKind::allreduce, Payload::shared, ranks, {0}, 4096));
+    EngineOptions o;
+    o.kind = kind;
+    return run_engine(platform_from_json(j), 4, {plan}, o).end_s;
+  };
+  auto waiting = cpu_node(2, 4);
+  waiting["collective_step_wait"] = "2ms";
+  const Platform p = platform_from_json(waiting);
+  EXPECT_DOUBLE_EQ(p.collective_step_wait_s, 0.002);
+  EXPECT_DOUBLE_EQ(p.step_wait_s({0, 1, 2, 3}), 0.002);
+  EXPECT_DOUBLE_EQ(p.step_wait_s({0, 1, 2}), 0.002);
+  EXPECT_DOUBLE_EQ(p.step_wait_s({1, 3}), 0.0);
+  EXPECT_DOUBLE_EQ(platform_from_json(to_json(p)).collective_step_wait_s, 0.002);
+  for (EngineKind kind : {EngineKind::simgrid, EngineKind::alpha_beta}) {
+    const double ring = round_end(kind, waiting, {0, 1, 2, 3}) - round_end(kind, cpu_node(2, 4), {0, 1, 2, 3});
+    EXPECT_NEAR(ring, 6 * 0.002, 1e-6) << to_string(kind);
+    EXPECT_NEAR(round_end(kind, waiting, {0, 1}), round_end(kind, cpu_node(2, 4), {0, 1}), 1e-9) << to_string(kind);
+  }
+  // Four nodes of one rank each on 2 cores: nobody shares.
+  auto spread = cpu_node(2, 1);
+  spread["nodes"] = 4;
+  spread["collective_step_wait"] = "2ms";
+  EXPECT_DOUBLE_EQ(platform_from_json(spread).step_wait_s({0, 1, 2, 3}), 0.0);
+  auto gpus = waiting;
+  gpus.erase("cores_per_node");
+  EXPECT_DOUBLE_EQ(platform_from_json(gpus).step_wait_s({0, 1, 2, 3}), 0.0);
+  waiting["collective_step_wait"] = "-1ms";
+  EXPECT_NE(error_of(waiting).find("collective_step_wait"), std::string::npos) << error_of(waiting);
+}
