@@ -108,8 +108,9 @@ namespace {
 struct LinkFit {
   double step_latency_s = 0, bandwidth_Bps = 0;
   // Ranks outnumbering the cores: the link fitted to exchanges between two
-  // ranks (all pairs at once), and what the ring takes beyond it per step
-  // (sim::Platform::collective_step_wait_s); else the link fitted to the ring, no wait.
+  // ranks (all pairs at once), and what the smallest ring all-reduce takes
+  // beyond it per step (sim::Platform::collective_step_wait_s); else the
+  // link fitted to the ring, no wait.
   double step_wait_s = 0;
   // The smallest all-reduce again, each after kFitBusyMs[k] of CPU time on
   // every rank: how much longer it takes then, and the delay and rise
@@ -245,7 +246,8 @@ LinkFit fit_links(const Runtime& rt, int m, int cores, const std::string& dir) {
       const double steps = 2.0 * (n - 1);
       for (const double s : each) {
         const CommSample x{steps, steps / n * 4.0 * double(floats), s};
-        (pairs || !crowded ? link : ring).push_back(x);
+        if (pairs || !crowded) link.push_back(x);
+        else if (floats == 1024) ring.push_back(x);  // the wait is per step: where the bytes hardly count
         f.samples.push_back(x);
         f.floats.push_back(floats);
         f.op_ranks.push_back(n);
@@ -490,7 +492,8 @@ std::string calibration_md(const Calibration& cal) {
              " GB/s" +
              (f.op_ranks.front() == 2 && m > 2
                   ? " (fitted to exchanges between two ranks, all pairs at once), and a ring over all of them waits " +
-                        fmt("%.3g", f.step_wait_s * 1e3) + " ms more per step (collective step wait)"
+                        fmt("%.3g", f.step_wait_s * 1e3) +
+                        " ms more per step (collective step wait, from the 4 KiB ring all-reduce)"
                   : std::string()) +
              ", " + fmt("%.3g", f.busy_extra_s[0] * 1e3) + " and " + fmt("%.3g", f.busy_extra_s[1] * 1e3) +
              " ms more after " + fmt("%g", kFitBusyMs[0]) + " and " + fmt("%g", kFitBusyMs[1]) +

@@ -48,9 +48,10 @@ std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples,
 std::pair<double, double> fit_entry_delay(double busy1_s, double extra1_s, double busy2_s, double extra2_s);
 // The wait per step of a collective whose ranks outnumber the cores they
 // share (sim::Platform::collective_step_wait_s), from ring all-reduces timed
-// on those cores and the link {a, B} fitted to exchanges between two ranks:
-// the median over the ring samples of (seconds − steps·a − bytes/B) / steps,
-// 0 when that is not positive.
+// on those cores (validate-grid: the smallest, 4 KiB, where the bytes hardly
+// count) and the link {a, B} fitted to exchanges between two ranks: the
+// median over the ring samples of (seconds − steps·a − bytes/B) / steps, 0
+// when that is not positive.
 double fit_step_wait(const std::vector<CommSample>& ring, double a, double B);
 // Least-squares fit of time = steps·a + bytes/B over a measured run's all-reduce events: {a, B}.
 std::pair<double, double> fit_network(const Schedule& schedule, const Timeline& t, int skip_rounds);
