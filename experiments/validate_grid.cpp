@@ -230,7 +230,7 @@ LinkFit fit_links(const Runtime& rt, int m, int cores, const std::string& dir) {
   LinkFit f;
   const std::string stem = dir + "/network-fit-m" + std::to_string(m) + "-";
   double smallest = 0;
-  // More ranks than cores: the pairs first (the link), then the ring.
+  // More ranks than cores (an even number): the pairs first (the link), then the ring.
   const bool crowded = m > cores && m % 2 == 0;
   std::vector<CommSample> link, ring;
   for (const bool pairs : crowded ? std::vector<bool>{true, false} : std::vector<bool>{false})

@@ -51,7 +51,8 @@ struct Replay {
         const Transfer& t = transfers[m];
         const int a = ranks[t.src], b = ranks[t.dst];
         const LinkSpec route = uniform ? flat_route : platform.route(a, b);
-        end[m] = std::max(ready[a], ready[b]) + step_wait + route.latency_s + 4.0 * double(t.count) / route.bandwidth_Bps;
+        end[m] = std::max(ready[a], ready[b]) + step_wait + route.latency_s +
+                 4.0 * double(t.count) / route.bandwidth_Bps;
         sent[t.src] += 4 * t.count;
       }
       for (std::size_t m = 0; m < transfers.size(); ++m) {

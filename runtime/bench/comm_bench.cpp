@@ -105,7 +105,8 @@ int run(const Options& o) {
   if (o.pairs && env.world_size % 2 != 0)
     throw resist::UserError("--pairs: needs an even number of ranks (got WORLD_SIZE " + std::to_string(env.world_size) +
                             ")");
-  if (o.pairs && with_gloo) throw resist::UserError("--pairs: not with --variants gloo (Gloo's all-reduce spans every rank)");
+  if (o.pairs && with_gloo)
+    throw resist::UserError("--pairs: not with --variants gloo (Gloo's all-reduce spans every rank)");
   if (o.pairs) ranks = {env.rank & ~1, env.rank | 1};
   else
     for (int r = 0; r < env.world_size; ++r) ranks.push_back(r);
@@ -139,7 +140,8 @@ int run(const Options& o) {
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   // The spin runs on one thread per rank.
   const double busy_wall_s = o.busy_ms / 1000 * resist::even_share_slowdown(env.local_world_size, cores, 1);
-  nlohmann::json out = {{"world_size", env.world_size}, {"ranks_per_allreduce", ranks.size()}, {"floats", o.floats}, {"iters", o.iters},
+  nlohmann::json out = {{"world_size", env.world_size}, {"ranks_per_allreduce", ranks.size()},
+                        {"floats", o.floats},           {"iters", o.iters},
                         {"threads", torch::get_num_threads()}, {"busy_s", o.busy_ms / 1000}, {"cores", cores}};
   for (auto& [v, r] : runs) {
     auto sorted = r;
