@@ -519,10 +519,13 @@ const char* kNotModelled =
     "iteration takes beyond a steady one (predicted with the set-up, *between rounds*; in the runs inside "
     "*measured compute*), and the values the previous round's sync replaced loaded into it, each scaled by its "
     "share of the parameters; per op the packing of its payload into one buffer and back (IST: by element "
-    "index); the network fit gives every message a latency and a bandwidth. What is not modelled, each with its "
-    "measured size in the tables: evaluation and round bookkeeping (in *between rounds*, beside the predicted "
-    "set-up); Gloo's own CPU use while ranks share cores, and the operating system's time slices when four ranks "
-    "share two cores (inside *measured comm*, which also holds the time a rank waits for its peers).\n\n";
+    "index); the network fit gives every message a latency and a bandwidth, and where the ranks outnumber the "
+    "cores every step of a collective over more of them than the cores a wait (the collective step wait: a ring "
+    "step passes through ranks taking turns on the cores). What is not modelled, each with its measured size in "
+    "the tables: evaluation and round bookkeeping (in *between rounds*, beside the predicted set-up); Gloo's own "
+    "CPU use while ranks share cores, and where the operating system places the ranks after a sync (inside "
+    "*measured comm*, which also holds the time a rank waits for its peers); an iteration of the runs against one "
+    "of the profile (*measured compute*: a few percent longer in most studies, docs/performance.md).\n\n";
 
 }  // namespace
 
