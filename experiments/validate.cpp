@@ -160,13 +160,9 @@ std::pair<double, double> fit_alpha_beta(const std::vector<CommSample>& samples,
 // validate_util.hpp: the median over the ring samples of their time beyond
 // the link's, per step; 0 when that is not positive.
 double fit_step_wait(const std::vector<CommSample>& ring, double a, double B) {
-  if (ring.empty()) return 0;
   std::vector<double> per_step;
   for (const auto& s : ring) per_step.push_back((s.seconds - s.steps * a - s.bytes / B) / s.steps);
-  std::sort(per_step.begin(), per_step.end());
-  const std::size_t n = per_step.size();
-  const double med = n % 2 ? per_step[n / 2] : (per_step[n / 2 - 1] + per_step[n / 2]) / 2;
-  return std::max(0.0, med);
+  return std::max(0.0, median(std::move(per_step)));
 }
 
 // Fits time = steps·a + bytes_sent/B over the all-reduce events of a measured
@@ -213,6 +209,12 @@ std::vector<RoundCut> cut_rounds(const Timeline& t, int rounds) {
   for (int r = 0; r + 1 < rounds; ++r)
     if (cut[r + 1].start_s < 1e300) cut[r].end_s = cut[r + 1].start_s;
   return cut;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 double rel_err(double predicted, double measured) {

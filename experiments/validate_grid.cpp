@@ -117,9 +117,15 @@ struct LinkFit {
   // fitted to that (sim::Platform::sync_entry_delay_s, sync_entry_rise_s).
   std::vector<double> busy_extra_s;
   double entry_delay_s = 0, entry_rise_s = 0;
-  std::vector<CommSample> samples;  // one per launch, size and kind: median seconds per all-reduce
-  std::vector<std::int64_t> floats;  // each sample's size
-  std::vector<int> op_ranks;         // each sample's all-reduce: over all ranks (the ring) or 2 (--pairs)
+  bool link_from_pairs = false;  // the ranks outnumbered the cores: link fitted to --pairs
+  // One per launch, size and kind: median seconds per all-reduce, its size,
+  // and over how many ranks (all of them, the ring; or 2, --pairs).
+  struct Launch {
+    CommSample sample;
+    std::int64_t floats = 0;
+    int op_ranks = 0;
+  };
+  std::vector<Launch> launches;
 };
 
 struct Calibration {
@@ -222,8 +228,7 @@ double bench_launches(const Runtime& rt, int m, const std::string& flags, const 
     t.push_back(bench_seconds(log));
   }
   if (each) *each = t;
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return median(std::move(t));
 }
 
 LinkFit fit_links(const Runtime& rt, int m, int cores, const std::string& dir) {
@@ -232,6 +237,7 @@ LinkFit fit_links(const Runtime& rt, int m, int cores, const std::string& dir) {
   double smallest = 0;
   // More ranks than cores (an even number): the pairs first (the link), then the ring.
   const bool crowded = m > cores && m % 2 == 0;
+  f.link_from_pairs = crowded;
   std::vector<CommSample> link, ring;
   for (const bool pairs : crowded ? std::vector<bool>{true, false} : std::vector<bool>{false})
     for (const std::int64_t floats : {1024, 32768, 262144, 1048576}) {  // 4 KiB .. 4 MiB
@@ -248,9 +254,7 @@ LinkFit fit_links(const Runtime& rt, int m, int cores, const std::string& dir) {
         const CommSample x{steps, steps / n * 4.0 * double(floats), s};
         if (pairs || !crowded) link.push_back(x);
         else if (floats == 1024) ring.push_back(x);  // the wait is per step: where the bytes hardly count
-        f.samples.push_back(x);
-        f.floats.push_back(floats);
-        f.op_ranks.push_back(n);
+        f.launches.push_back({x, floats, n});
       }
     }
   std::tie(f.step_latency_s, f.bandwidth_Bps) = fit_alpha_beta(link, true);
@@ -274,10 +278,9 @@ Calibration calibrate(const Study& s, const Runtime& rt, const std::string& dir)
   for (int m : s.machines) {
     if (cal.links.count(m)) continue;
     const LinkFit f = fit_links(rt, m, cal.cores, dir);
-    for (std::size_t i = 0; i < f.samples.size(); ++i) {
-      const auto& x = f.samples[i];
-      const double wait = f.op_ranks[i] == m ? f.step_wait_s : 0.0;
-      csv << m << "," << f.op_ranks[i] << "," << f.floats[i] << "," << x.steps << "," << fmt("%.0f", x.bytes) << ","
+    for (const auto& [x, floats, op_ranks] : f.launches) {
+      const double wait = op_ranks == m ? f.step_wait_s : 0.0;
+      csv << m << "," << op_ranks << "," << floats << "," << x.steps << "," << fmt("%.0f", x.bytes) << ","
           << fmt("%.9g", x.seconds) << ","
           << fmt("%.9g", x.steps * (f.step_latency_s + wait) + x.bytes / f.bandwidth_Bps) << "\n";
     }
@@ -320,12 +323,6 @@ RoundMeans means(const Timeline& t, int rounds, int warmup) {
   if (n == 0) throw UserError("validate-grid: a timeline has no rounds after warm-up");
   m.total_s /= n, m.compute_s /= n, m.comm_s /= n, m.gap_s /= std::max(1, n - 1);
   return m;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // Nearest-rank percentile (q in 0..1).
@@ -490,7 +487,7 @@ std::string calibration_md(const Calibration& cal) {
     links += std::string(links.empty() ? "" : ", ") + std::to_string(m) + " ranks: " +
              fmt("%.3g", f.step_latency_s * 1e6) + " µs per step, " + fmt("%.3g", f.bandwidth_Bps / 1e9) +
              " GB/s" +
-             (f.op_ranks.front() == 2 && m > 2
+             (f.link_from_pairs
                   ? " (fitted to exchanges between two ranks, all pairs at once), and a ring over all of them waits " +
                         fmt("%.3g", f.step_wait_s * 1e3) +
                         " ms more per step (collective step wait, from the 4 KiB ring all-reduce)"

@@ -61,5 +61,6 @@ struct RoundCut {
 };
 std::vector<RoundCut> cut_rounds(const Timeline& t, int rounds);
 double rel_err(double predicted, double measured);
+double median(std::vector<double> v);  // 0 when empty
 
 }  // namespace resist::study::validate_util
