@@ -93,20 +93,20 @@ int run(const Options& o) {
   for (const auto& v : variants)
     if (v != "step" && v != "pipelined" && v != "gloo")
       throw resist::UserError("--variants: unknown variant '" + v + "' (accepted: step, pipelined, gloo)");
-  const std::chrono::milliseconds timeout(120000);
-  auto kv = connect_store(env, timeout);
-  auto comm = make_gloo_communicator(env, kv, timeout);
-  auto& p2p = dynamic_cast<P2PCommunicator&>(*comm);
-  // Gloo's own group only when asked for: its store takes another port.
   const bool with_gloo = std::find(variants.begin(), variants.end(), "gloo") != variants.end();
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
-  if (with_gloo) pg = gloo_group(env, timeout);
-  std::vector<int> ranks;
   if (o.pairs && env.world_size % 2 != 0)
     throw resist::UserError("--pairs: needs an even number of ranks (got WORLD_SIZE " + std::to_string(env.world_size) +
                             ")");
   if (o.pairs && with_gloo)
     throw resist::UserError("--pairs: not with --variants gloo (Gloo's all-reduce spans every rank)");
+  const std::chrono::milliseconds timeout(120000);
+  auto kv = connect_store(env, timeout);
+  auto comm = make_gloo_communicator(env, kv, timeout);
+  auto& p2p = dynamic_cast<P2PCommunicator&>(*comm);
+  // Gloo's own group only when asked for: its store takes another port.
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  if (with_gloo) pg = gloo_group(env, timeout);
+  std::vector<int> ranks;
   if (o.pairs) ranks = {env.rank & ~1, env.rank | 1};
   else
     for (int r = 0; r < env.world_size; ++r) ranks.push_back(r);
