@@ -245,6 +245,7 @@ void compute_overlapped(Shared* sh, int w, int p, const CommOp& op) {
   const std::uint64_t elements = op.bytes / 4;
   const int buckets = chain_chunks(elements, sh->options.bucket_bytes);
   const double bwd = compute * plan.backward_fraction[w];
+  const double wait = sh->platform->step_wait_s(op.ranks);  // every bucket's ring alike
   compute_for(sh, w, compute - bwd);
   std::vector<sg4::ActorPtr> helpers;
   auto sent = std::make_shared<std::uint64_t>(0);
@@ -255,7 +256,6 @@ void compute_overlapped(Shared* sh, int w, int p, const CommOp& op) {
     const std::uint64_t count = ring_chunk(elements, buckets, b).count;
     auto bucket = std::make_shared<CollectivePlan>(Collective::allreduce, sh->options.collectives.allreduce, op.ranks,
                                                    count, sh->options.collectives);
-    const double wait = sh->platform->step_wait_s(op.ranks);
     helpers.push_back(sg4::Actor::create("bucket", sg4::this_actor::get_host(), [bucket, w, b, sent, wait] {
       *sent += execute(*bucket, w, 1 + b, wait);
     }));
